@@ -1,0 +1,71 @@
+import COpenBLAS
+import Foundation
+
+/// The numerical kernels of the forward pass, each next to the formula it computes.
+/// Matrices are row-major; `rows` × `cols` unless said otherwise.
+public enum Kernels {
+    /// C[m,n] = A[m,k] · B[k,n] (+ bias[n] broadcast over rows). B may be transposed: B[n,k].
+    public static func matmul(_ a: UnsafePointer<Float>, _ b: UnsafePointer<Float>, bias: UnsafePointer<Float>?,
+                              into c: UnsafeMutablePointer<Float>, m: Int, k: Int, n: Int, transposeB: Bool = false) {
+        var beta: Float = 0
+        if let bias {
+            for row in 0..<m { (c + row * n).update(from: bias, count: n) }
+            beta = 1
+        }
+        guard m > 0, n > 0 else { return }
+        if k == 0 { if bias == nil { c.update(repeating: 0, count: m * n) }; return }
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, transposeB ? CblasTrans : CblasNoTrans,
+                    Int32(m), Int32(n), Int32(k), 1, a, Int32(k), b, Int32(transposeB ? k : n), beta, c, Int32(n))
+    }
+
+    /// y = (x - mean(x)) / sqrt(var(x) + eps) * w + b per row, with the biased variance (as torch.nn.LayerNorm).
+    /// Writes the per-row scale sqrt(var + eps) into `scale` when given (TransformerLens' `hook_scale`).
+    public static func layerNorm(_ x: UnsafePointer<Float>, weight: UnsafePointer<Float>?, bias: UnsafePointer<Float>?,
+                                 eps: Float, into y: UnsafeMutablePointer<Float>, scale: UnsafeMutablePointer<Float>?,
+                                 rows: Int, cols: Int) {
+        for r in 0..<rows {
+            let xr = x + r * cols, yr = y + r * cols
+            var mean: Float = 0
+            for i in 0..<cols { mean += xr[i] }
+            mean /= Float(cols)
+            var variance: Float = 0
+            for i in 0..<cols { let d = xr[i] - mean; variance += d * d }
+            variance /= Float(cols)
+            let s = (variance + eps).squareRoot()
+            scale?[r] = s
+            let inv = 1 / s
+            for i in 0..<cols { yr[i] = (xr[i] - mean) * inv }
+            if let weight { for i in 0..<cols { yr[i] *= weight[i] } }
+            if let bias { for i in 0..<cols { yr[i] += bias[i] } }
+        }
+    }
+
+    /// gelu_new(x) = 0.5 x (1 + tanh(sqrt(2/pi) (x + 0.044715 x^3))), in place.
+    public static func geluNew(_ x: UnsafeMutablePointer<Float>, count: Int) {
+        let c = Float((2.0 / Double.pi).squareRoot())
+        for i in 0..<count {
+            let v = x[i]
+            x[i] = 0.5 * v * (1 + tanhf(c * (v + 0.044715 * v * v * v)))
+        }
+    }
+
+    /// softmax over each row of x[rows, cols], in place, subtracting the row max for stability.
+    /// Only the first `valid(r)` entries of row r take part; the rest become 0 (the causal mask).
+    public static func softmaxRows(_ x: UnsafeMutablePointer<Float>, rows: Int, cols: Int, valid: (Int) -> Int) {
+        for r in 0..<rows {
+            let row = x + r * cols, n = valid(r)
+            var maxValue = -Float.infinity
+            for i in 0..<n { maxValue = Swift.max(maxValue, row[i]) }
+            var sum: Float = 0
+            for i in 0..<n { let e = expf(row[i] - maxValue); row[i] = e; sum += e }
+            let inv = 1 / sum
+            for i in 0..<n { row[i] *= inv }
+            for i in n..<cols { row[i] = 0 }
+        }
+    }
+
+    /// y += x, elementwise.
+    public static func add(_ x: UnsafePointer<Float>, into y: UnsafeMutablePointer<Float>, count: Int) {
+        for i in 0..<count { y[i] += x[i] }
+    }
+}

@@ -1,0 +1,104 @@
+import Foundation
+
+/// Float32 storage that is either owned (allocated here) or borrowed from a memory-mapped file.
+/// Borrowed storage is never written to: `Tensor` copies it on the first mutation.
+public final class FloatStorage: @unchecked Sendable {
+    public let pointer: UnsafeMutablePointer<Float>
+    public let count: Int
+    /// Keeps a memory map (or any other owner of `pointer`) alive; nil when we own the memory.
+    private let owner: AnyObject?
+
+    public init(count: Int) {
+        pointer = .allocate(capacity: Swift.max(count, 1))
+        pointer.initialize(repeating: 0, count: count)
+        self.count = count
+        owner = nil
+    }
+
+    /// Borrow `count` floats at `pointer`, kept valid by `owner`.
+    public init(borrowing pointer: UnsafePointer<Float>, count: Int, owner: AnyObject) {
+        self.pointer = UnsafeMutablePointer(mutating: pointer)
+        self.count = count
+        self.owner = owner
+    }
+
+    var isBorrowed: Bool { owner != nil }
+
+    deinit { if owner == nil { pointer.deallocate() } }
+}
+
+/// A dense row-major float32 tensor with value semantics (copy on write).
+public struct Tensor: @unchecked Sendable {
+    public private(set) var shape: [Int]
+    private var storage: FloatStorage
+
+    public var count: Int { storage.count }
+    public var rank: Int { shape.count }
+
+    public init(zeros shape: [Int]) {
+        self.shape = shape
+        storage = FloatStorage(count: shape.reduce(1, *))
+    }
+
+    public init(shape: [Int], data: [Float]) {
+        precondition(shape.reduce(1, *) == data.count, "shape \(shape) does not hold \(data.count) values")
+        self.shape = shape
+        storage = FloatStorage(count: data.count)
+        data.withUnsafeBufferPointer { storage.pointer.update(from: $0.baseAddress!, count: data.count) }
+    }
+
+    public init(shape: [Int], storage: FloatStorage) {
+        precondition(shape.reduce(1, *) == storage.count)
+        self.shape = shape
+        self.storage = storage
+    }
+
+    public init(shape: [Int], fill: (UnsafeMutableBufferPointer<Float>) -> Void) {
+        self.init(zeros: shape)
+        fill(UnsafeMutableBufferPointer(start: storage.pointer, count: storage.count))
+    }
+
+    public var scalars: [Float] { Array(buffer) }
+
+    public var buffer: UnsafeBufferPointer<Float> {
+        UnsafeBufferPointer(start: storage.pointer, count: storage.count)
+    }
+
+    /// Read-only pointer; valid while this tensor (or a copy of it) is alive.
+    public var pointer: UnsafePointer<Float> { UnsafePointer(storage.pointer) }
+
+    public mutating func withMutableBuffer<R>(_ body: (UnsafeMutableBufferPointer<Float>) throws -> R) rethrows -> R {
+        if storage.isBorrowed || !isKnownUniquelyReferenced(&storage) {
+            let copy = FloatStorage(count: storage.count)
+            copy.pointer.update(from: storage.pointer, count: storage.count)
+            storage = copy
+        }
+        return try body(UnsafeMutableBufferPointer(start: storage.pointer, count: storage.count))
+    }
+
+    public func reshaped(_ newShape: [Int]) -> Tensor {
+        precondition(newShape.reduce(1, *) == count, "cannot reshape \(shape) to \(newShape)")
+        return Tensor(shape: newShape, storage: storage)
+    }
+
+    public subscript(flat index: Int) -> Float { storage.pointer[index] }
+
+    /// Rows `range` of a tensor viewed as [shape[0], rest...] (a copy).
+    public func rows(_ range: Range<Int>) -> Tensor {
+        let width = shape.dropFirst().reduce(1, *)
+        var out = Tensor(zeros: [range.count] + shape.dropFirst())
+        out.withMutableBuffer { dst in
+            dst.baseAddress!.update(from: storage.pointer + range.lowerBound * width, count: range.count * width)
+        }
+        return out
+    }
+
+    /// Whether two tensors hold the same shape and bit-identical values.
+    public func isIdentical(to other: Tensor) -> Bool {
+        shape == other.shape && memcmp(storage.pointer, other.storage.pointer, count * 4) == 0
+    }
+}
+
+extension Tensor: CustomStringConvertible {
+    public var description: String { "Tensor\(shape)" }
+}

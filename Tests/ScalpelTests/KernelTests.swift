@@ -1,0 +1,45 @@
+import XCTest
+@testable import Scalpel
+
+final class KernelTests: XCTestCase {
+    func testMatmulWithBiasAndTranspose() {
+        // [2,3] x [3,2] + [2]
+        let a: [Float] = [1, 2, 3, 4, 5, 6]
+        let b: [Float] = [1, 0, 0, 1, 1, 1]
+        let bias: [Float] = [10, 20]
+        var c = [Float](repeating: 0, count: 4)
+        Kernels.matmul(a, b, bias: bias, into: &c, m: 2, k: 3, n: 2)
+        XCTAssertEqual(c, [14, 25, 20, 31])
+        let bt: [Float] = [1, 0, 1, 0, 1, 1]  // b transposed: [2,3]
+        Kernels.matmul(a, bt, bias: nil, into: &c, m: 2, k: 3, n: 2, transposeB: true)
+        XCTAssertEqual(c, [4, 5, 10, 11])
+    }
+
+    func testLayerNormUsesBiasedVariance() {
+        let x: [Float] = [1, 2, 3, 4]
+        var y = [Float](repeating: 0, count: 4)
+        var scale: Float = 0
+        Kernels.layerNorm(x, weight: nil, bias: nil, eps: 0, into: &y, scale: &scale, rows: 1, cols: 4)
+        XCTAssertEqual(scale, Float(1.25).squareRoot(), accuracy: 1e-6)  // variance 1.25, not 5/3
+        XCTAssertEqual(y[0], -1.5 / Float(1.25).squareRoot(), accuracy: 1e-6)
+    }
+
+    func testGeluNewMatchesTanhFormula() {
+        var x: [Float] = [-3, -1, 0, 0.5, 2]
+        Kernels.geluNew(&x, count: 5)
+        // 0.5 * v * (1 + tanh(0.7978845608 * (v + 0.044715 v^3))), evaluated in Double
+        let expected: [Double] = [-3, -1, 0, 0.5, 2].map { v in
+            0.5 * v * (1 + tanh(0.7978845608028654 * (v + 0.044715 * v * v * v)))
+        }
+        for (got, want) in zip(x, expected) { XCTAssertEqual(Double(got), want, accuracy: 1e-6) }
+    }
+
+    func testSoftmaxMasksPastValidLength() {
+        var x: [Float] = [1, 2, 100, 0, 0, 0]
+        Kernels.softmaxRows(&x, rows: 2, cols: 3, valid: { $0 == 0 ? 2 : 3 })
+        XCTAssertEqual(x[2], 0)
+        XCTAssertEqual(x[0] + x[1], 1, accuracy: 1e-6)
+        XCTAssertEqual(x[1] / x[0], expf(1), accuracy: 1e-4)
+        XCTAssertEqual(x[3], 1.0 / 3.0, accuracy: 1e-6)
+    }
+}
