@@ -28,8 +28,10 @@ final class KernelTests: XCTestCase {
         var x: [Float] = [-3, -1, 0, 0.5, 2]
         Kernels.geluNew(&x, count: 5)
         // 0.5 * v * (1 + tanh(0.7978845608 * (v + 0.044715 v^3))), evaluated in Double
-        let expected: [Double] = [-3, -1, 0, 0.5, 2].map { v in
-            0.5 * v * (1 + tanh(0.7978845608028654 * (v + 0.044715 * v * v * v)))
+        let inputs: [Double] = [-3, -1, 0, 0.5, 2]
+        let expected = inputs.map { (v: Double) -> Double in
+            let inner: Double = 0.7978845608028654 * (v + 0.044715 * v * v * v)
+            return 0.5 * v * (1 + tanh(inner))
         }
         for (got, want) in zip(x, expected) { XCTAssertEqual(Double(got), want, accuracy: 1e-6) }
     }
