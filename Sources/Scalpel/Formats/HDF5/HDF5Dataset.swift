@@ -105,8 +105,7 @@ public final class HDF5Dataset: HDF5Object {
             try file.check(H5Dread(id, scalpel_h5t_native_int64(), memSpace, fileSpace, scalpel_h5p_default(), &wide),
                            "reading", path)
             if let outside = wide.first(where: { Int32(exactly: $0) == nil }) {
-                throw HDF5Error.wrongKind(file: file.path, object: path, expected: "int32 values",
-                                          found: "the value \(outside), outside the int32 range")
+                throw file.invalid(path, "holds the value \(outside), outside the int32 range")
             }
             return (wide.map { Int32($0) }, shape)
         }
