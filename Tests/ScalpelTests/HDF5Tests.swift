@@ -325,6 +325,7 @@ final class HDF5Tests: XCTestCase {
         XCTAssertThrowsError(try root.createAppendable("c", .float32, rowShape: [0]))
         XCTAssertThrowsError(try root.createAppendable("d", .float32, gzip: 10))
         XCTAssertThrowsError(try root.createAppendable("e", .float32, chunkRows: 0))
+        XCTAssertThrowsError(try root.createAppendable("f", .string, rowShape: [2]))
         XCTAssertEqual(try root.childNames(), [])
     }
 

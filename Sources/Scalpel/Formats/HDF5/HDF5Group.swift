@@ -144,6 +144,9 @@ public final class HDF5Group: HDF5Object {
         let rows = chunkRows ?? (type == .string ? 64 : 1)
         let object = childPath(name)
         guard rows >= 1 else { throw file.invalid(object, "chunkRows must be at least 1, not \(rows)") }
+        if type == .string && !rowShape.isEmpty {
+            throw file.invalid(object, "appendable string datasets are one-dimensional; give no rowShape")
+        }
         guard rowShape.allSatisfy({ $0 >= 1 }) else {
             throw file.invalid(object, "every dimension of a row must be at least 1, not \(rowShape)")
         }
