@@ -184,14 +184,10 @@ public final class SafetensorsFile: @unchecked Sendable {
         }
         let headerLength = Int(length)
         dataStart = 8 + headerLength
-        let header = SafetensorsHeader.parse(Array(bytes[8 ..< dataStart]), path: path,
-                                             dataStart: dataStart, dataSize: bytes.count - dataStart)
-        switch header {
-        case let .failure(error): throw error
-        case let .success((entries, metadata)):
-            self.entries = entries
-            self.metadata = metadata
-        }
+        let header = try SafetensorsHeader.validate(Array(bytes[8 ..< dataStart]), path: path,
+                                                    dataStart: dataStart, dataSize: bytes.count - dataStart)
+        entries = header.entries
+        metadata = header.metadata
     }
 
     /// Loads a floating-point tensor as float32. An F32 tensor whose bytes are 4-byte aligned in the
@@ -282,17 +278,8 @@ enum SafetensorsConversion {
 enum SafetensorsHeader {
     typealias Parsed = (entries: [String: SafetensorsEntry], metadata: [String: String])
 
-    static func parse(_ bytes: [UInt8], path: String, dataStart: Int, dataSize: Int) -> Result<Parsed, SafetensorsError> {
-        do {
-            return .success(try validate(bytes, path: path, dataStart: dataStart, dataSize: dataSize))
-        } catch let error as SafetensorsError {
-            return .failure(error)
-        } catch {
-            return .failure(.headerNotJSON(path: path, offset: 0, reason: "\(error)"))
-        }
-    }
-
-    private static func validate(_ bytes: [UInt8], path: String, dataStart: Int, dataSize: Int) throws -> Parsed {
+    /// Parses and checks the header bytes; throws only `SafetensorsError`.
+    static func validate(_ bytes: [UInt8], path: String, dataStart: Int, dataSize: Int) throws -> Parsed {
         if let bad = firstInvalidUTF8(bytes) { throw SafetensorsError.headerNotUTF8(path: path, offset: bad) }
         let root: HeaderJSON
         do {
@@ -526,7 +513,7 @@ struct HeaderJSONParser {
         guard at < bytes.count else { return "end of header" }
         let b = bytes[at]
         if b >= 0x21 && b < 0x7F { return "character '\(Character(Unicode.Scalar(b)))'" }
-        return "byte 0x" + String(b, radix: 16, uppercase: true)
+        return "byte 0x" + (b < 16 ? "0" : "") + String(b, radix: 16, uppercase: true)
     }
 
     private func fail(_ reason: String) -> Failure { .syntax(offset: i, reason: reason) }
