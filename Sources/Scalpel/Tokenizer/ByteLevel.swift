@@ -1,0 +1,52 @@
+/// GPT-2's reversible byte ↔ character map (`bytes_to_unicode` in OpenAI's encoder.py).
+///
+/// BPE vocabularies are lists of strings, but the tokenizer works on raw UTF-8 bytes, so every
+/// byte is given a printable stand-in character: bytes that are already visible Latin-1
+/// characters ("!"..."~", "¡"..."¬", "®"..."ÿ") stand for themselves, and the remaining 68
+/// (controls, space, soft hyphen…) are mapped in order to U+0100, U+0101, … That is why a
+/// space appears as "Ġ" (U+0120) and a newline as "Ċ" (U+010A) in vocab.json.
+enum ByteLevel {
+    /// `scalarOf[b]` is the stand-in character of byte `b`.
+    static let scalarOf: [Unicode.Scalar] = {
+        var table = [Unicode.Scalar](repeating: " ", count: 256)
+        var next: UInt32 = 256
+        for byte in 0..<256 {
+            let visible = (0x21...0x7E).contains(byte) || (0xA1...0xAC).contains(byte)
+                || (0xAE...0xFF).contains(byte)
+            if visible {
+                table[byte] = Unicode.Scalar(UInt8(byte))
+            } else {
+                table[byte] = Unicode.Scalar(next)!
+                next += 1
+            }
+        }
+        return table
+    }()
+
+    /// The inverse of `scalarOf`.
+    static let byteOf: [Unicode.Scalar: UInt8] = {
+        var map: [Unicode.Scalar: UInt8] = [:]
+        for (byte, scalar) in scalarOf.enumerated() { map[scalar] = UInt8(byte) }
+        return map
+    }()
+
+    /// The vocabulary spelling of some raw bytes, e.g. [0x20, 0x35] → "Ġ5".
+    static func piece<Bytes: Sequence>(of bytes: Bytes) -> String where Bytes.Element == UInt8 {
+        var view = String.UnicodeScalarView()
+        for byte in bytes { view.append(scalarOf[Int(byte)]) }
+        return String(view)
+    }
+
+    /// The raw bytes a vocabulary piece stands for. Like the Hugging Face ByteLevel decoder, a
+    /// piece containing any character outside the map (an added token such as "<|endoftext|>"
+    /// could) is taken as its own UTF-8 text instead.
+    static func bytes(of piece: String) -> [UInt8] {
+        var bytes: [UInt8] = []
+        bytes.reserveCapacity(piece.unicodeScalars.count)
+        for scalar in piece.unicodeScalars {
+            guard let byte = byteOf[scalar] else { return Array(piece.utf8) }
+            bytes.append(byte)
+        }
+        return bytes
+    }
+}

@@ -1,0 +1,173 @@
+import Foundation
+
+/// GPT-2's byte-level BPE tokenizer, giving the same ids as Hugging Face `GPT2TokenizerFast`.
+///
+/// Encoding: "<|endoftext|>" is cut out first and becomes its special id; the rest is split by
+/// `PreTokenizer`, each piece's UTF-8 bytes start as one symbol per byte, and BPE repeatedly
+/// merges the adjacent pair with the lowest rank in merges.txt.
+///
+/// Thread safety: everything is immutable except the BPE cache, which a lock guards, so one
+/// instance may be shared between threads.
+public final class GPT2Tokenizer: @unchecked Sendable {
+    public static let endOfTextPiece = "<|endoftext|>"
+
+    /// One more than the largest id in the vocabulary (50257 for GPT-2).
+    public let vocabSize: Int
+    /// The id of "<|endoftext|>" when the vocabulary has it.
+    public let endOfTextID: Int?
+
+    private let vocab: [String: Int]
+    private let pieces: [String]          // by id; "" for ids the vocabulary skips
+    private let tokenBytes: [[UInt8]]     // by id: the raw bytes each token stands for
+    private let byteIDs: [Int32]          // by byte: the id of its one-byte token, or -1
+    private let merges: [UInt64: Merge]   // by pair of ids
+    private let endOfTextScalars = Array(GPT2Tokenizer.endOfTextPiece.unicodeScalars)
+
+    private struct Merge { let rank: Int32; let id: Int32 }
+
+    private let cacheLock = NSLock()
+    private var cache: [[UInt8]: [Int]] = [:]
+    private static let cacheLimit = 100_000  // entries; the cache is emptied when it grows past this
+
+    /// Merges whose pieces, or whose merged piece, are missing from `vocab` are ignored. When a
+    /// pair is listed twice the later rank counts, as in Hugging Face.
+    public init(vocab: [String: Int], merges: [(String, String)]) {
+        self.vocab = vocab
+        vocabSize = (vocab.values.max() ?? -1) + 1
+        var pieces = [String](repeating: "", count: vocabSize)
+        for (piece, id) in vocab where id >= 0 { pieces[id] = piece }
+        self.pieces = pieces
+        tokenBytes = pieces.map(ByteLevel.bytes(of:))
+        byteIDs = ByteLevel.scalarOf.map { vocab[String($0)].map(Int32.init) ?? -1 }
+        var table: [UInt64: Merge] = [:]
+        table.reserveCapacity(merges.count)
+        for (rank, (left, right)) in merges.enumerated() {
+            guard let a = vocab[left], let b = vocab[right], let merged = vocab[left + right] else { continue }
+            table[Self.key(Int32(a), Int32(b))] = Merge(rank: Int32(rank), id: Int32(merged))
+        }
+        self.merges = table
+        endOfTextID = vocab[Self.endOfTextPiece]
+    }
+
+    /// Reads a Hugging Face vocab.json and merges.txt (whose first line may be "#version…").
+    public convenience init(vocabURL: URL, mergesURL: URL) throws {
+        let vocab = try Self.readVocab(vocabURL)
+        let merges = try Self.readMerges(mergesURL, vocab: vocab)
+        self.init(vocab: vocab, merges: merges)
+    }
+
+    /// The tokenizer in a folder holding vocab.json and merges.txt.
+    public static func load(from directory: URL) throws -> GPT2Tokenizer {
+        try GPT2Tokenizer(vocabURL: directory.appendingPathComponent("vocab.json"),
+                          mergesURL: directory.appendingPathComponent("merges.txt"))
+    }
+
+    // MARK: Encoding
+
+    public func encode(_ text: String) -> [Int] {
+        let scalars = Array(text.unicodeScalars)
+        var ids: [Int] = []
+        ids.reserveCapacity(scalars.count / 3 + 1)
+        var segmentStart = 0
+        if let special = endOfTextID {
+            let marker = endOfTextScalars
+            var i = 0
+            while i + marker.count <= scalars.count {
+                if scalars[i] == marker[0] && scalars[i..<(i + marker.count)].elementsEqual(marker) {
+                    encodeOrdinary(scalars, segmentStart..<i, into: &ids)
+                    ids.append(special)
+                    i += marker.count
+                    segmentStart = i
+                } else {
+                    i += 1
+                }
+            }
+        }
+        encodeOrdinary(scalars, segmentStart..<scalars.count, into: &ids)
+        return ids
+    }
+
+    private func encodeOrdinary(_ scalars: [Unicode.Scalar], _ range: Range<Int>, into ids: inout [Int]) {
+        var bytes: [UInt8] = []
+        for piece in PreTokenizer.split(scalars, range) {
+            bytes.removeAll(keepingCapacity: true)
+            for scalar in scalars[piece] { UTF8.encode(scalar) { bytes.append($0) } }
+            ids.append(contentsOf: bpeCached(bytes))
+        }
+    }
+
+    private func bpeCached(_ bytes: [UInt8]) -> [Int] {
+        cacheLock.lock()
+        let hit = cache[bytes]
+        cacheLock.unlock()
+        if let hit { return hit }
+        let ids = bpe(bytes)
+        cacheLock.lock()
+        if cache.count >= Self.cacheLimit { cache.removeAll(keepingCapacity: true) }
+        cache[bytes] = ids
+        cacheLock.unlock()
+        return ids
+    }
+
+    /// Merges the leftmost lowest-ranked pair everywhere it occurs, left to right, until no
+    /// adjacent pair has a merge (the algorithm of OpenAI's encoder.py). Bytes without a
+    /// one-byte token are dropped, as Hugging Face does when there is no unknown token.
+    private func bpe(_ bytes: [UInt8]) -> [Int] {
+        var symbols = bytes.compactMap { byteIDs[Int($0)] >= 0 ? byteIDs[Int($0)] : nil }
+        var next: [Int32] = []
+        while symbols.count > 1 {
+            var best: Merge?
+            var bestIndex = 0
+            for k in 0..<(symbols.count - 1) {
+                if let m = merges[Self.key(symbols[k], symbols[k + 1])], m.rank < (best?.rank ?? .max) {
+                    best = m
+                    bestIndex = k
+                }
+            }
+            guard let merge = best else { break }
+            let (a, b) = (symbols[bestIndex], symbols[bestIndex + 1])
+            next.removeAll(keepingCapacity: true)
+            next.append(contentsOf: symbols[..<bestIndex])
+            var k = bestIndex
+            while k < symbols.count {
+                if k + 1 < symbols.count && symbols[k] == a && symbols[k + 1] == b {
+                    next.append(merge.id)
+                    k += 2
+                } else {
+                    next.append(symbols[k])
+                    k += 1
+                }
+            }
+            swap(&symbols, &next)
+        }
+        return symbols.map(Int.init)
+    }
+
+    private static func key(_ a: Int32, _ b: Int32) -> UInt64 {
+        UInt64(UInt32(bitPattern: a)) << 32 | UInt64(UInt32(bitPattern: b))
+    }
+
+    // MARK: Decoding and lookup
+
+    /// The text of the tokens' bytes. Ids outside the vocabulary are skipped and invalid UTF-8
+    /// becomes U+FFFD per maximal invalid subsequence, both as Hugging Face does.
+    public func decode(_ ids: [Int]) -> String {
+        var bytes: [UInt8] = []
+        for id in ids where tokenBytes.indices.contains(id) { bytes.append(contentsOf: tokenBytes[id]) }
+        return String(decoding: bytes, as: UTF8.self)
+    }
+
+    /// The vocabulary spelling of a token, e.g. "Ġ5"; "" for an id outside the vocabulary.
+    public func piece(_ id: Int) -> String {
+        pieces.indices.contains(id) ? pieces[id] : ""
+    }
+
+    /// The text of one token, e.g. " 5". A token holding part of a multi-byte character shows as "�".
+    public func text(of id: Int) -> String {
+        decode([id])
+    }
+
+    public func id(ofPiece piece: String) -> Int? {
+        vocab[piece]
+    }
+}
