@@ -17,9 +17,12 @@ let package = Package(
                        providers: [.apt(["libopenblas-dev", "pkg-config"])]),
         .systemLibrary(name: "CHDF5", pkgConfig: "hdf5",
                        providers: [.apt(["libhdf5-dev", "pkg-config"])]),
+        // SHA-256 of source checkpoints, recorded in model archives (libssl-dev).
+        .systemLibrary(name: "CCrypto", pkgConfig: "libcrypto",
+                       providers: [.apt(["libssl-dev", "pkg-config"])]),
         .target(
             name: "Scalpel",
-            dependencies: ["COpenBLAS", "CHDF5", .product(name: "Yams", package: "Yams")],
+            dependencies: ["COpenBLAS", "CHDF5", "CCrypto", .product(name: "Yams", package: "Yams")],
             resources: [.copy("Resources")],
             swiftSettings: [.unsafeFlags(["-Ounchecked"], .when(configuration: .release))]
         ),

@@ -23,14 +23,30 @@ public enum AtomicOutput {
         let temporary = folder.appendingPathComponent(".\(destination.lastPathComponent).partial-\(getpid())-\(UInt32.random(in: 0...UInt32.max))")
         do {
             let result = try write(temporary)
-            guard rename(temporary.path, path) == 0 else {
-                throw FileError.unwritable(path: path, reason: String(cString: strerror(errno)))
-            }
+            try replace(path, with: temporary.path)
             return result
         } catch {
             try? fm.removeItem(at: temporary)
             throw error
         }
+    }
+
+    /// Renames `temporary` to `path`. A folder cannot be renamed over a non-empty folder, so an old
+    /// one is first moved aside and removed only once the new one is in place.
+    private static func replace(_ path: String, with temporary: String) throws {
+        var isFolder: ObjCBool = false
+        let fm = FileManager.default
+        if fm.fileExists(atPath: path, isDirectory: &isFolder) && isFolder.boolValue {
+            let aside = temporary + ".old"
+            guard rename(path, aside) == 0 else { throw FileError.unwritable(path: path, reason: String(cString: strerror(errno))) }
+            guard rename(temporary, path) == 0 else {
+                _ = rename(aside, path)
+                throw FileError.unwritable(path: path, reason: String(cString: strerror(errno)))
+            }
+            try? fm.removeItem(atPath: aside)
+            return
+        }
+        guard rename(temporary, path) == 0 else { throw FileError.unwritable(path: path, reason: String(cString: strerror(errno))) }
     }
 
     /// Writes `data` atomically (see `write(to:overwrite:_:)`), reporting a full disk as an unwritable path.

@@ -18,26 +18,46 @@ public enum Kernels {
                     Int32(m), Int32(n), Int32(k), 1, a, Int32(k), b, Int32(transposeB ? k : n), beta, c, Int32(n))
     }
 
-    /// y = (x - mean(x)) / sqrt(var(x) + eps) * w + b per row, with the biased variance (as torch.nn.LayerNorm).
-    /// Writes the per-row scale sqrt(var + eps) into `scale` when given (TransformerLens' `hook_scale`).
-    public static func layerNorm(_ x: UnsafePointer<Float>, weight: UnsafePointer<Float>?, bias: UnsafePointer<Float>?,
-                                 eps: Float, into y: UnsafeMutablePointer<Float>, scale: UnsafeMutablePointer<Float>?,
-                                 rows: Int, cols: Int) {
+    /// scale = sqrt(var(x) + eps) per row, with the biased variance (as torch.nn.LayerNorm);
+    /// TransformerLens' `hook_scale`.
+    public static func layerNormScale(_ x: UnsafePointer<Float>, eps: Float, into scale: UnsafeMutablePointer<Float>,
+                                      rows: Int, cols: Int) {
         for r in 0..<rows {
-            let xr = x + r * cols, yr = y + r * cols
-            var mean: Float = 0
-            for i in 0..<cols { mean += xr[i] }
-            mean /= Float(cols)
+            let xr = x + r * cols
+            let mean = Self.mean(xr, cols)
             var variance: Float = 0
             for i in 0..<cols { let d = xr[i] - mean; variance += d * d }
-            variance /= Float(cols)
-            let s = (variance + eps).squareRoot()
-            scale?[r] = s
-            let inv = 1 / s
+            scale[r] = (variance / Float(cols) + eps).squareRoot()
+        }
+    }
+
+    /// y = (x - mean(x)) / scale * w + b per row (w and b optional).
+    public static func layerNormApply(_ x: UnsafePointer<Float>, scale: UnsafePointer<Float>,
+                                      weight: UnsafePointer<Float>?, bias: UnsafePointer<Float>?,
+                                      into y: UnsafeMutablePointer<Float>, rows: Int, cols: Int) {
+        for r in 0..<rows {
+            let xr = x + r * cols, yr = y + r * cols
+            let mean = Self.mean(xr, cols), inv = 1 / scale[r]
             for i in 0..<cols { yr[i] = (xr[i] - mean) * inv }
             if let weight { for i in 0..<cols { yr[i] *= weight[i] } }
             if let bias { for i in 0..<cols { yr[i] += bias[i] } }
         }
+    }
+
+    /// LayerNorm in one call: layerNormScale then layerNormApply.
+    public static func layerNorm(_ x: UnsafePointer<Float>, weight: UnsafePointer<Float>?, bias: UnsafePointer<Float>?,
+                                 eps: Float, into y: UnsafeMutablePointer<Float>, scale: UnsafeMutablePointer<Float>?,
+                                 rows: Int, cols: Int) {
+        let scales = scale ?? .allocate(capacity: max(rows, 1))
+        defer { if scale == nil { scales.deallocate() } }
+        layerNormScale(x, eps: eps, into: scales, rows: rows, cols: cols)
+        layerNormApply(x, scale: scales, weight: weight, bias: bias, into: y, rows: rows, cols: cols)
+    }
+
+    static func mean(_ x: UnsafePointer<Float>, _ n: Int) -> Float {
+        var sum: Float = 0
+        for i in 0..<n { sum += x[i] }
+        return sum / Float(n)
     }
 
     /// gelu_new(x) = 0.5 x (1 + tanh(sqrt(2/pi) (x + 0.044715 x^3))), in place.

@@ -68,12 +68,19 @@ public struct Tensor: @unchecked Sendable {
     public var pointer: UnsafePointer<Float> { UnsafePointer(storage.pointer) }
 
     public mutating func withMutableBuffer<R>(_ body: (UnsafeMutableBufferPointer<Float>) throws -> R) rethrows -> R {
-        if storage.isBorrowed || !isKnownUniquelyReferenced(&storage) {
-            let copy = FloatStorage(count: storage.count)
-            copy.pointer.update(from: storage.pointer, count: storage.count)
-            storage = copy
+        try body(UnsafeMutableBufferPointer(start: mutablePointer, count: storage.count))
+    }
+
+    /// A writable pointer, after copying borrowed or shared storage. Valid while this tensor is alive and unchanged.
+    public var mutablePointer: UnsafeMutablePointer<Float> {
+        mutating get {
+            if storage.isBorrowed || !isKnownUniquelyReferenced(&storage) {
+                let copy = FloatStorage(count: storage.count)
+                copy.pointer.update(from: storage.pointer, count: storage.count)
+                storage = copy
+            }
+            return storage.pointer
         }
-        return try body(UnsafeMutableBufferPointer(start: storage.pointer, count: storage.count))
     }
 
     public func reshaped(_ newShape: [Int]) -> Tensor {
@@ -101,4 +108,34 @@ public struct Tensor: @unchecked Sendable {
 
 extension Tensor: CustomStringConvertible {
     public var description: String { "Tensor\(shape)" }
+}
+
+extension Tensor {
+    /// Overwrites rows starting at `start` (viewing self as [shape[0], rest…]) with `block`'s values.
+    public mutating func replaceRows(at start: Int, with block: Tensor) {
+        let width = shape.dropFirst().reduce(1, *)
+        precondition(block.count % max(width, 1) == 0 && start * width + block.count <= count,
+                     "a hook intervention changed the shape of its activation (got \(block.shape))")
+        withMutableBuffer { dst in (dst.baseAddress! + start * width).update(from: block.pointer, count: block.count) }
+    }
+}
+
+extension Tensor {
+    /// Columns `range` of a matrix [rows, cols] (a copy).
+    public func columns(_ range: Range<Int>) -> Tensor {
+        let rows = shape[0], cols = count / max(rows, 1)
+        var out = Tensor(zeros: [rows, range.count])
+        let dst = out.mutablePointer
+        for r in 0..<rows { (dst + r * range.count).update(from: pointer + r * cols + range.lowerBound, count: range.count) }
+        return out
+    }
+
+    /// The listed rows of a tensor viewed as [shape[0], rest…] (a copy), stacked in order.
+    public func gatherRows(_ indices: [Int]) -> Tensor {
+        let width = shape.dropFirst().reduce(1, *)
+        var out = Tensor(zeros: [indices.count] + shape.dropFirst())
+        let dst = out.mutablePointer
+        for (i, row) in indices.enumerated() { (dst + i * width).update(from: pointer + row * width, count: width) }
+        return out
+    }
 }

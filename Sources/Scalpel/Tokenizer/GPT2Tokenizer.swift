@@ -31,7 +31,20 @@ public final class GPT2Tokenizer: @unchecked Sendable {
 
     /// Merges whose pieces, or whose merged piece, are missing from `vocab` are ignored. When a
     /// pair is listed twice the later rank counts, as in Hugging Face.
-    public init(vocab: [String: Int], merges: [(String, String)]) {
+    public convenience init(vocab: [String: Int], merges: [(String, String)]) {
+        let vocabData = (try? JSONSerialization.data(withJSONObject: vocab, options: [.sortedKeys])) ?? Data()
+        let mergesText = "#version: 0.2\n" + merges.map { "\($0.0) \($0.1)\n" }.joined()
+        self.init(vocab: vocab, merges: merges, vocabData: vocabData, mergesData: Data(mergesText.utf8))
+    }
+
+    /// The vocab.json and merges.txt this tokenizer was read from, kept so that archives and
+    /// exported folders carry the tokenizer byte for byte.
+    public let vocabData: Data
+    public let mergesData: Data
+
+    private init(vocab: [String: Int], merges: [(String, String)], vocabData: Data, mergesData: Data) {
+        self.vocabData = vocabData
+        self.mergesData = mergesData
         self.vocab = vocab
         vocabSize = (vocab.values.max() ?? -1) + 1
         var pieces = [String](repeating: "", count: vocabSize)
@@ -51,9 +64,19 @@ public final class GPT2Tokenizer: @unchecked Sendable {
 
     /// Reads a Hugging Face vocab.json and merges.txt (whose first line may be "#version…").
     public convenience init(vocabURL: URL, mergesURL: URL) throws {
-        let vocab = try Self.readVocab(vocabURL)
-        let merges = try Self.readMerges(mergesURL, vocab: vocab)
-        self.init(vocab: vocab, merges: merges)
+        try self.init(vocabData: try Self.readFile(vocabURL), mergesData: try Self.readFile(mergesURL),
+                      vocabPath: vocabURL.path, mergesPath: mergesURL.path)
+    }
+
+    /// The tokenizer from the contents of vocab.json and merges.txt; errors name `origin`.
+    public convenience init(vocabData: Data, mergesData: Data, origin: String) throws {
+        try self.init(vocabData: vocabData, mergesData: mergesData, vocabPath: "\(origin) vocab", mergesPath: "\(origin) merges")
+    }
+
+    private convenience init(vocabData: Data, mergesData: Data, vocabPath: String, mergesPath: String) throws {
+        let vocab = try Self.readVocab(vocabData, path: vocabPath)
+        let merges = try Self.readMerges(mergesData, path: mergesPath, vocab: vocab)
+        self.init(vocab: vocab, merges: merges, vocabData: vocabData, mergesData: mergesData)
     }
 
     /// The tokenizer in a folder holding vocab.json and merges.txt.

@@ -2,8 +2,8 @@ import Foundation
 
 /// Reading vocab.json and merges.txt, with errors that say which file and which line is wrong.
 extension GPT2Tokenizer {
-    static func readVocab(_ url: URL) throws -> [String: Int] {
-        let data = try readFile(url)
+    static func readVocab(_ data: Data, path: String) throws -> [String: Int] {
+        let url = URL(fileURLWithPath: path)
         let vocab: [String: Int]
         do {
             vocab = try JSONDecoder().decode([String: Int].self, from: data)
@@ -24,8 +24,8 @@ extension GPT2Tokenizer {
 
     /// One merge per line, "left right"; a first line starting "#version" is a header. Line
     /// ends may be "\n" or "\r\n"; blank lines are skipped.
-    static func readMerges(_ url: URL, vocab: [String: Int]) throws -> [(String, String)] {
-        let data = try readFile(url)
+    static func readMerges(_ data: Data, path: String, vocab: [String: Int]) throws -> [(String, String)] {
+        let url = URL(fileURLWithPath: path)
         guard let text = String(data: data, encoding: .utf8) else { throw TokenizerError.notUTF8(path: url.path) }
         var merges: [(String, String)] = []
         merges.reserveCapacity(50_000)
@@ -63,7 +63,7 @@ extension GPT2Tokenizer {
         return .vocabNotAnObject(path: path)
     }
 
-    private static func readFile(_ url: URL) throws -> Data {
+    static func readFile(_ url: URL) throws -> Data {
         guard FileManager.default.fileExists(atPath: url.path) else {
             throw TokenizerError.missingFile(path: url.path)
         }

@@ -1,0 +1,40 @@
+import Foundation
+
+/// Ordered item families with a value for each item, so families align by value
+/// (3 ↔ three ↔ third ↔ March ↔ Wednesday ↔ c). Used by `scalpel paths`.
+public struct SequenceFamily: Codable, Equatable, Sendable {
+    public var name: String
+    /// Items as they appear after a space in text ("3", "three", "March").
+    public var items: [String]
+    /// The value of each item (1-based position in its sequence unless given).
+    public var values: [Int]
+
+    public init(name: String, items: [String], values: [Int]? = nil) {
+        self.name = name; self.items = items
+        self.values = values ?? Array(1...items.count)
+    }
+
+    public func value(of item: String) -> Int? { items.firstIndex(of: item).map { values[$0] } }
+    public func item(withValue value: Int) -> String? { values.firstIndex(of: value).map { items[$0] } }
+}
+
+public enum SequenceFamilies {
+    public static let digits = SequenceFamily(name: "digits", items: (1...20).map(String.init))
+    public static let numberWords = SequenceFamily(name: "number-words", items: [
+        "one", "two", "three", "four", "five", "six", "seven", "eight", "nine", "ten", "eleven", "twelve",
+        "thirteen", "fourteen", "fifteen", "sixteen", "seventeen", "eighteen", "nineteen", "twenty"])
+    public static let ordinals = SequenceFamily(name: "ordinals", items: [
+        "first", "second", "third", "fourth", "fifth", "sixth", "seventh", "eighth", "ninth", "tenth", "eleventh",
+        "twelfth", "thirteenth", "fourteenth", "fifteenth", "sixteenth", "seventeenth", "eighteenth", "nineteenth", "twentieth"])
+    public static let months = SequenceFamily(name: "months", items: [
+        "January", "February", "March", "April", "May", "June", "July", "August", "September", "October",
+        "November", "December"])
+    /// Monday is 1 so that Wednesday aligns with 3, as in ISO 8601.
+    public static let days = SequenceFamily(name: "days", items: [
+        "Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday"])
+    public static let letters = SequenceFamily(name: "letters", items: (0..<26).map { String(UnicodeScalar(UInt8(97 + $0))) })
+
+    public static let all: [SequenceFamily] = [digits, numberWords, ordinals, months, days, letters]
+
+    public static func named(_ name: String) -> SequenceFamily? { all.first { $0.name == name } }
+}

@@ -1,0 +1,48 @@
+import Foundation
+
+/// Where `--model` points: nothing (the bundled model), a checkpoint folder, or a `.h5` model archive.
+public enum ModelLocation {
+    /// The small sequence model Scalpel trains and ships (`tools/train_sequence_model.py`).
+    public static var bundledModelURL: URL {
+        Bundle.module.resourceURL!.appendingPathComponent("Resources/bundled-model")
+    }
+
+    public static func load(_ path: String?) throws -> Model {
+        guard let path else { return try Checkpoint.load(from: bundledModelURL) }
+        let url = URL(fileURLWithPath: path)
+        if url.pathExtension == "h5" {
+            guard FileManager.default.fileExists(atPath: url.path) else {
+                throw FileError.missing(path: url.path, hint: "Build an archive with `scalpel build PLAN -o \(path)`.")
+            }
+            return try ModelArchive.load(from: url)
+        }
+        return try Checkpoint.load(from: url)
+    }
+
+    /// A model named in a plan: `bundled`, a path (relative to the plan's folder or the current
+    /// folder), or a name looked up in the folder `$SCALPEL_MODELS` (e.g. `$SCALPEL_MODELS/gpt2`).
+    public static func load(named name: String?, relativeTo folder: URL?, field: String) throws -> Model {
+        guard let name, name != "bundled" else { return try load(nil) }
+        let fm = FileManager.default
+        var candidates = [URL(fileURLWithPath: name)]
+        if let folder, !name.hasPrefix("/") { candidates.insert(folder.appendingPathComponent(name), at: 0) }
+        if let root = ProcessInfo.processInfo.environment["SCALPEL_MODELS"], !name.contains("/") {
+            candidates.append(URL(fileURLWithPath: root).appendingPathComponent(name))
+        }
+        guard let found = candidates.first(where: { fm.fileExists(atPath: $0.path) }) else {
+            throw ModelLocationError.notFound(name: name, field: field, tried: candidates.map(\.path))
+        }
+        return try load(found.path)
+    }
+}
+
+public enum ModelLocationError: UserFacingError, Equatable {
+    case notFound(name: String, field: String, tried: [String])
+
+    public var message: String {
+        switch self {
+        case let .notFound(name, field, tried):
+            return "\(field): no model \"\(name)\" (looked in \(tried.joined(separator: ", "))). Pass --model DIR, or put the checkpoint folder in $SCALPEL_MODELS/\(name)."
+        }
+    }
+}

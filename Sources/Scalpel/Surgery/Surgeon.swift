@@ -1,0 +1,165 @@
+import Foundation
+
+/// Turns a plan into a model: checks it against the models, then edits the block list.
+/// Edits return a new `Model` whose tensors share storage with the source models (no weight copies).
+public enum Surgeon {
+    /// The models a plan needs, loaded: the base (overridable by `--model`) and the `models:` it stitches from.
+    public static func loadModels(for plan: Plan, baseOverride: String?) throws -> (base: Model, others: [String: Model]) {
+        let base = try ModelLocation.load(named: baseOverride ?? plan.base, relativeTo: baseOverride == nil ? plan.folder : nil,
+                                          field: "\(plan.origin), base")
+        var others: [String: Model] = [:]
+        for (name, path) in plan.models {
+            others[name] = try ModelLocation.load(named: path, relativeTo: plan.folder, field: "\(plan.origin), models.\(name)")
+        }
+        return (base, others)
+    }
+
+    /// Checks every block, head and neuron of `plan` against the models, before any work.
+    public static func validate(_ plan: Plan, base: Model, others: [String: Model]) throws {
+        for (index, spec) in plan.blocks.enumerated() {
+            let location = "\(plan.origin), blocks[\(index)]"
+            let source = try model(for: spec, base: base, others: others, location: location)
+            guard source.dModel == base.dModel else {
+                throw PlanError.widthMismatch(location: location, model: spec.model ?? base.name, width: source.dModel, baseWidth: base.dModel)
+            }
+            for layer in [spec.layers.lowerBound, spec.layers.upperBound] where layer >= source.blocks.count {
+                throw PlanError.layerOutOfRange(location: location, entry: spec.description, layer: layer, layers: source.blocks.count)
+            }
+        }
+        for edit in plan.edits {
+            switch edit.target {
+            case let .ablateHeads(units), let .keepHeads(units):
+                for unit in units {
+                    guard unit.layer < base.blocks.count else {
+                        throw PlanError.layerOutOfRange(location: edit.location, entry: unit.description, layer: unit.layer, layers: base.blocks.count)
+                    }
+                    guard unit.index < base.config.nHead else {
+                        throw PlanError.headOutOfRange(location: edit.location, entry: unit.description, heads: base.config.nHead)
+                    }
+                }
+            case let .ablateNeurons(units):
+                for unit in units {
+                    guard unit.layer < base.blocks.count else {
+                        throw PlanError.layerOutOfRange(location: edit.location, entry: unit.description, layer: unit.layer, layers: base.blocks.count)
+                    }
+                    guard unit.index < base.config.nInner else {
+                        throw PlanError.neuronOutOfRange(location: edit.location, entry: unit.description, neurons: base.config.nInner)
+                    }
+                }
+            }
+            if let name = edit.dataset, (try? DatasetFiles.resolve(name)) == nil {
+                throw PlanError.unknownDataset(location: edit.location, name: name)
+            }
+        }
+    }
+
+    /// Validates and builds. Mean ablations run the graph built so far on their dataset.
+    public static func build(_ plan: Plan, base: Model, others: [String: Model] = [:]) throws -> Model {
+        try validate(plan, base: base, others: others)
+        var model = base
+        model.blocks = try plan.blocks.enumerated().flatMap { index, spec in
+            let source = try self.model(for: spec, base: base, others: others, location: "\(plan.origin), blocks[\(index)]")
+            return spec.layers.map { select(spec.part, of: source.blocks[$0]) }
+        }
+        model.config.nLayer = model.blocks.count
+        for edit in plan.edits { model = try apply(edit, to: model, baseName: base.name) }
+        return model
+    }
+
+    static func model(for spec: BlockSpec, base: Model, others: [String: Model], location: String) throws -> Model {
+        guard let name = spec.model else { return base }
+        guard let other = others[name] else { throw PlanError.unknownModel(location: location, name: name, known: others.keys.sorted()) }
+        return other
+    }
+
+    /// Keeps one half of a block, or the MLP without its LayerNorm.
+    static func select(_ part: BlockSpec.Part, of block: Block) -> Block {
+        var block = block
+        switch part {
+        case .whole: break
+        case .attention: block.mlp = nil
+        case .mlp: block.attention = nil
+        case .mlpWithoutLayerNorm: block.attention = nil; block.mlp?.ln = nil
+        }
+        return block
+    }
+
+    static func apply(_ edit: Edit, to model: Model, baseName: String) throws -> Model {
+        var model = model
+        // Blocks of the new graph that came from each base layer (a layer may appear more than once).
+        func blocks(fromLayer layer: Int, needing half: String) throws -> [Int] {
+            let found = model.blocks.indices.filter { model.blocks[$0].source == BlockSource(model: baseName, layer: layer) }
+            let usable = found.filter { half == "attn" ? model.blocks[$0].attention != nil : model.blocks[$0].mlp != nil }
+            guard !usable.isEmpty else {
+                throw PlanError.badValue(location: edit.location, value: "layer \(layer)",
+                                         expected: "a layer whose \(half == "attn" ? "attention" : "MLP") is in the block list")
+            }
+            return usable
+        }
+        let dataset = try edit.dataset.map { try DatasetFiles.resolve($0) }
+        switch edit.target {
+        case let .ablateHeads(units), let .keepHeads(units):
+            var targets: [(block: Int, head: Int)] = []
+            if case .keepHeads = edit.target {
+                let kept = Set(units)
+                for (i, block) in model.blocks.enumerated() where block.attention != nil {
+                    let keptHere = block.source.model == baseName ? kept.filter { $0.layer == block.source.layer }.map(\.index) : []
+                    targets += (0..<model.config.nHead).filter { !keptHere.contains($0) }.map { (i, $0) }
+                }
+            } else {
+                for unit in units { targets += try blocks(fromLayer: unit.layer, needing: "attn").map { ($0, unit.index) } }
+            }
+            let means = try dataset.map { try Means.heads(targets, of: model, dataset: $0) }
+            for (n, target) in targets.enumerated() {
+                model.blocks[target.block].attention!.headAblations[target.head] = means.map { .mean($0[n]) } ?? .zero
+            }
+        case let .ablateNeurons(units):
+            var targets: [(block: Int, neuron: Int)] = []
+            for unit in units { targets += try blocks(fromLayer: unit.layer, needing: "mlp").map { ($0, unit.index) } }
+            let means = try dataset.map { try Means.neurons(targets, of: model, dataset: $0) }
+            for (n, target) in targets.enumerated() {
+                model.blocks[target.block].mlp!.neuronAblations[target.neuron] = means?[n] ?? 0
+            }
+        }
+        return model
+    }
+}
+
+/// Mean activations over every position of a dataset's clean prompts (BOS included), computed
+/// once at build time so the ablation is a fixed vector, exportable as a bias.
+enum Means {
+    static func heads(_ targets: [(block: Int, head: Int)], of model: Model, dataset: PromptDataset) throws -> [Tensor] {
+        let dHead = model.config.dHead
+        let hooks = Set(targets.map { HookName.block($0.block, "attn.hook_z") })
+        let cache = try run(model, dataset: dataset, hooks: hooks)
+        return targets.map { target in
+            let tensors = cache[HookName.block(target.block, "attn.hook_z")]!
+            var sum = [Double](repeating: 0, count: dHead), rows = 0
+            for z in tensors {  // [pos, head, d_head]
+                let positions = z.shape[0], heads = z.shape[1]
+                for p in 0..<positions { for j in 0..<dHead { sum[j] += Double(z[flat: (p * heads + target.head) * dHead + j]) } }
+                rows += positions
+            }
+            return Tensor(shape: [dHead], data: sum.map { Float($0 / Double(rows)) })
+        }
+    }
+
+    static func neurons(_ targets: [(block: Int, neuron: Int)], of model: Model, dataset: PromptDataset) throws -> [Float] {
+        let cache = try run(model, dataset: dataset, hooks: Set(targets.map { HookName.block($0.block, "mlp.hook_post") }))
+        return targets.map { target in
+            let tensors = cache[HookName.block(target.block, "mlp.hook_post")]!
+            var sum = 0.0, rows = 0
+            for post in tensors {
+                let width = post.shape[1]
+                for p in 0..<post.shape[0] { sum += Double(post[flat: p * width + target.neuron]) }
+                rows += post.shape[0]
+            }
+            return Float(sum / Double(rows))
+        }
+    }
+
+    static func run(_ model: Model, dataset: PromptDataset, hooks: Set<String>) throws -> ActivationCache {
+        let prompts = try dataset.items.map { try model.encode(prompt: $0.prompt) }
+        return try model.run(prompts, capture: HookFilter(hooks.sorted())).cache
+    }
+}

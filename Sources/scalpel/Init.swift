@@ -1,0 +1,23 @@
+import ArgumentParser
+import Foundation
+import Scalpel
+
+struct Init: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Write a GPT-2 checkpoint with random weights in the hub layout (for benchmarks and tests).")
+
+    @Option(help: "A GPT-2 shape: \(GPT2Config.presets.keys.sorted().joined(separator: ", ")).") var config = "gpt2"
+    @Option(help: "Random seed.") var seed: UInt64 = 0
+    @Option(name: .shortAndLong, help: "Output folder.") var output: String
+    @Option(help: "Copy vocab.json and merges.txt from this folder.") var tokenizer: String?
+    @Flag(help: "Overwrite an existing checkpoint.") var force = false
+
+    func run() throws {
+        guard let shape = GPT2Config.presets[config] else {
+            throw ValidationError("unknown --config \"\(config)\"; choose one of \(GPT2Config.presets.keys.sorted().joined(separator: ", ")).")
+        }
+        try RandomCheckpoint.write(config: shape, seed: seed, to: URL(fileURLWithPath: output), overwrite: force,
+                                   tokenizerFolder: tokenizer.map { URL(fileURLWithPath: $0) })
+        print("wrote a random \(config) checkpoint (seed \(seed)) to \(output)")
+    }
+}

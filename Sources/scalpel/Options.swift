@@ -1,0 +1,62 @@
+import ArgumentParser
+import Foundation
+import Scalpel
+
+/// `--model`, `--plan`, `--blocks` and `--no-bos`, shared by every command that runs a model.
+struct ModelOptions: ParsableArguments {
+    @Option(name: .long, help: "A checkpoint folder (config.json + model.safetensors) or a .h5 archive. Default: the bundled model (or a plan's base).")
+    var model: String?
+
+    @Option(name: .long, help: "A surgery plan (YAML, see surgery-plans/): run the model it builds.")
+    var plan: String?
+
+    @Option(name: .long, help: "A block list, e.g. \"0-7,9.mlp\": run only these blocks of --model.")
+    var blocks: String?
+
+    @Flag(name: .long, help: "Do not prepend <|endoftext|> to prompts.")
+    var noBos = false
+
+    func validate() throws {
+        guard plan == nil || blocks == nil else { throw ValidationError("give --plan or --blocks, not both.") }
+    }
+
+    func load() throws -> Model { try loadWithPlan().model }
+
+    /// The model, after the plan's surgery when a plan or block list is given (validated before any work).
+    func loadWithPlan() throws -> (model: Model, plan: Plan?) {
+        if let plan {
+            let parsed = try Plan.load(URL(fileURLWithPath: plan))
+            let (base, others) = try Surgeon.loadModels(for: parsed, baseOverride: model)
+            return (try Surgeon.build(parsed, base: base, others: others), parsed)
+        }
+        if let blocks {
+            let parsed = try Plan.inline(blocks: blocks)
+            return (try Surgeon.build(parsed, base: try ModelLocation.load(model)), parsed)
+        }
+        return (try ModelLocation.load(model), nil)
+    }
+}
+
+enum OutputFormat: String, ExpressibleByArgument, CaseIterable {
+    case table, json, csv
+}
+
+enum Output {
+    static func json<T: Encodable>(_ value: T) throws {
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.withoutEscapingSlashes]
+        print(String(decoding: try encoder.encode(value), as: UTF8.self))
+    }
+
+    /// Quotes a CSV field when needed (RFC 4180).
+    static func csvField(_ text: String) -> String {
+        text.contains(where: { ",\"\n\r".contains($0) }) ? "\"" + text.replacingOccurrences(of: "\"", with: "\"\"") + "\"" : text
+    }
+
+    /// A token shown between bars so leading spaces are visible: | 5|.
+    static func shown(_ token: String) -> String {
+        "|" + token.replacingOccurrences(of: "\n", with: "\\n") + "|"
+    }
+
+    static func percent(_ p: Double) -> String { String(format: "%6.2f%%", p * 100) }
+}

@@ -1,0 +1,71 @@
+import ArgumentParser
+import Foundation
+import Scalpel
+
+struct Run: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Predict the next token of a prompt: top-k tokens, and the rank, logit and probability of an answer.")
+
+    @OptionGroup var modelOptions: ModelOptions
+    @Option(help: "The prompt text.") var prompt: String?
+    @Option(help: "A built-in prompt family (see `scalpel datasets`) or a .yaml/.json/.jsonl/.txt file: prints the per-prompt table.")
+    var dataset: String?
+    @Option(help: "The expected next token, e.g. \" 5\" (mind the leading space).") var answer: String?
+    @Flag(help: "Score only the first token of a multi-token --answer instead of refusing it.") var firstToken = false
+    @Option(name: .customLong("top-k"), help: "How many top tokens to show.") var topK = 10
+    @Option(help: "table or json.") var format: OutputFormat = .table
+
+    func validate() throws {
+        guard topK > 0 else { throw ValidationError("--top-k must be at least 1 (got \(topK)).") }
+        guard prompt == nil || dataset == nil else { throw ValidationError("give either --prompt TEXT or --dataset NAME, not both.") }
+        guard prompt != nil || dataset != nil || modelOptions.plan != nil else {
+            throw ValidationError("give --prompt TEXT, --dataset NAME, or a --plan with checks.")
+        }
+    }
+
+    func run() throws {
+        let (model, plan) = try modelOptions.loadWithPlan()
+        let family: PromptDataset?
+        if let dataset {
+            family = try DatasetFiles.resolve(dataset)
+        } else if prompt == nil, let plan {
+            guard !plan.checks.isEmpty else { throw ValidationError("plan \(plan.origin) has no checks: give --prompt or --dataset.") }
+            family = PromptDataset(name: "\(plan.name) checks", description: plan.description, items: plan.checks)
+        } else {
+            family = nil
+        }
+        if let family {
+            let evaluation = try DatasetEvaluation(model: model, dataset: family, prependBOS: !modelOptions.noBos,
+                                                   topK: min(topK, model.vocabSize), firstTokenOnly: firstToken)
+            try DatasetTable.print(evaluation, format: format)
+            return
+        }
+        let tokens = try model.encode(prompt: prompt!, prependBOS: !modelOptions.noBos)
+        let answerID = try answer.map { try model.answerID($0, firstTokenOnly: firstToken) }
+        let result = try model.run([tokens])
+        let prediction = result.logits[0].buffer.withMemoryRebound(to: Float.self) {
+            Prediction(tokens: tokens, logits: $0, topK: min(topK, model.vocabSize), answer: answerID, model: model)
+        }
+        switch format {
+        case .json: try Output.json(prediction)
+        case .csv:
+            print("rank,id,token,logit,prob")
+            for (rank, score) in prediction.top.enumerated() {
+                print("\(rank),\(score.id),\(Output.csvField(score.token)),\(score.logit),\(score.prob)")
+            }
+        case .table: printTable(prediction, model: model)
+        }
+    }
+
+    func printTable(_ prediction: Prediction, model: Model) {
+        print("Tokenized prompt: " + prediction.tokens.map { Output.shown(model.tokenText($0)) }.joined(separator: " "))
+        if let answer = prediction.answer {
+            print("Answer \(Output.shown(answer.token)): rank \(answer.rank)   logit \(String(format: "%.3f", answer.logit))   prob \(Output.percent(answer.prob))")
+        }
+        print("")
+        print("rank   logit     prob     token")
+        for (rank, score) in prediction.top.enumerated() {
+            print(String(format: "%4d  %7.3f  %@   %@", rank, score.logit, Output.percent(score.prob), Output.shown(score.token)))
+        }
+    }
+}

@@ -1,0 +1,71 @@
+import Foundation
+import XCTest
+@testable import Scalpel
+
+/// Locations of committed fixtures and of the shared GPT-2 tokenizer files.
+enum TestFiles {
+    static var fixtures: URL { Bundle.module.url(forResource: "Fixtures", withExtension: nil)! }
+    static func model(_ name: String) -> URL { fixtures.appendingPathComponent("models/\(name)") }
+    static func reference(_ name: String) -> URL { fixtures.appendingPathComponent("reference/\(name)") }
+
+    /// The package root, found from this file's path.
+    static var packageRoot: URL {
+        URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+    }
+
+    /// `../shared/gpt2` next to the package: present in CI, absent in a user's own clone.
+    static func sharedGPT2() throws -> URL {
+        let url = packageRoot.deletingLastPathComponent().appendingPathComponent("shared/gpt2")
+        guard FileManager.default.fileExists(atPath: url.appendingPathComponent("vocab.json").path) else {
+            throw XCTSkip("\(url.path) not found: the real GPT-2 vocabulary is needed for this test; it is present in CI")
+        }
+        return url
+    }
+
+    static func temporaryFolder() -> URL {
+        let url = FileManager.default.temporaryDirectory.appendingPathComponent("scalpel-tests-\(UUID().uuidString)")
+        try! FileManager.default.createDirectory(at: url, withIntermediateDirectories: true)
+        return url
+    }
+}
+
+/// A fixture model's reference outputs from PyTorch (tools/make_fixtures.py).
+struct Reference {
+    let prompts: [[Int]]
+    let lensPrompts: [Int]
+    let tensors: SafetensorsFile
+
+    init(_ name: String) throws {
+        let json = try JSONSerialization.jsonObject(with: Data(contentsOf: TestFiles.reference("\(name).json"))) as! [String: Any]
+        prompts = json["prompts"] as! [[Int]]
+        lensPrompts = json["lens_prompts"] as? [Int] ?? []
+        tensors = try SafetensorsFile(url: TestFiles.reference("\(name).safetensors"))
+    }
+
+    func tensor(_ hook: String, _ prompt: Int) throws -> Tensor? {
+        tensors.entries["\(hook)/\(prompt)"] == nil ? nil : try tensors.tensor("\(hook)/\(prompt)")
+    }
+}
+
+/// |actual − expected| ≤ tolerance × max(1, range of expected), elementwise; −inf must match −inf.
+func assertClose(_ actual: Tensor, _ expected: Tensor, tolerance: Float = 1e-4, _ what: String,
+                 file: StaticString = #filePath, line: UInt = #line) {
+    XCTAssertEqual(actual.shape, expected.shape, "\(what): shape", file: file, line: line)
+    guard actual.shape == expected.shape else { return }
+    let finite = expected.buffer.filter { $0.isFinite }
+    let range = (finite.max() ?? 0) - (finite.min() ?? 0)
+    let bound = tolerance * max(1, range)
+    var worst: Float = 0, worstIndex = 0
+    for i in 0..<expected.count {
+        let e = expected[flat: i], a = actual[flat: i]
+        if !e.isFinite {
+            if a != e { XCTFail("\(what)[\(i)]: expected \(e), got \(a)", file: file, line: line); return }
+            continue
+        }
+        let delta = abs(a - e)
+        if !(delta <= worst) { worst = delta; worstIndex = i }
+    }
+    XCTAssertLessThanOrEqual(worst, bound, "\(what): max |Δ| \(worst) at \(worstIndex) exceeds \(bound)", file: file, line: line)
+}
+
+func argmax(_ row: ArraySlice<Float>) -> Int { row.indices.max { row[$0] < row[$1] }! - row.startIndex }
