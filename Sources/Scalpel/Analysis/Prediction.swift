@@ -47,6 +47,14 @@ public enum Softmax {
         return exps
     }
 
+    /// log Σ exp(logits), accumulated in Double.
+    public static func logSumExp(_ logits: UnsafeBufferPointer<Float>) -> Double {
+        let maximum = logits.max() ?? 0
+        var sum: Float = 0
+        for value in logits { sum += expf(value - maximum) }
+        return Double(maximum) + log(Double(sum))
+    }
+
     /// Indices of the k largest logits, largest first (ties broken by the lower id, as torch.topk on CPU).
     public static func topIndices(_ logits: UnsafeBufferPointer<Float>, k: Int) -> [Int] {
         var best: [Int] = []

@@ -1,0 +1,189 @@
+import Foundation
+
+/// The logit lens (DESIGN.md): each residual-stream row — `blocks.{i}.hook_resid_pre` for every
+/// block, then the final residual, plus `hook_resid_mid` rows on request — is normalised by the final
+/// LayerNorm and unembedded, at the requested positions only, in one matrix product per batch.
+public struct LogitLens {
+    public enum Normalization: String, Codable, Sendable, CaseIterable {
+        /// ln_final computed on each row itself (tuned-lens, TransformerLens ≥ 2026).
+        case recomputed
+        /// Centre the row, divide by the final layer's cached scale at that position (older papers).
+        case cached
+    }
+
+    public var includeMid = false
+    public var normalization = Normalization.recomputed
+    public var positions = PositionSelection.last
+    public var topK = 5
+    public var prependBOS = true
+    /// Prompts per forward pass; bounds memory for large prompt sets.
+    public var batchSize = 16
+
+    public init() {}
+
+    /// Row hook names for a model: resid_pre of each block (and resid_mid), then the final residual.
+    public func rows(for model: Model) -> [String] {
+        var rows: [String] = []
+        for i in model.blocks.indices {
+            rows.append(HookName.residPre(i))
+            if includeMid { rows.append(HookName.residMid(i)) }
+        }
+        rows.append(model.blocks.isEmpty ? HookName.embed : HookName.residPost(model.blocks.count - 1))
+        return rows
+    }
+
+    /// Runs the lens on token-id prompts. `targets` / `foils` (per prompt, optional) add the target's
+    /// probability, rank and logit, and the logit difference target − foil, to every cell.
+    public func run(_ model: Model, prompts: [LensInput], progress: ((Int) -> Void)? = nil) throws -> LensResult {
+        let rowNames = rows(for: model)
+        var capture = rowNames
+        if normalization == .cached { capture.append(HookName.finalScale) }
+        if model.blocks.isEmpty { capture = [HookName.embed, HookName.posEmbed] + (normalization == .cached ? [HookName.finalScale] : []) }
+        var results: [LensPrompt] = []
+        for start in stride(from: 0, to: prompts.count, by: batchSize) {
+            let batch = Array(prompts[start..<min(start + batchSize, prompts.count)])
+            let run = try model.run(batch.map(\.tokens), capture: HookFilter(capture))
+            results += try lens(model, batch: batch, cache: run.cache, rows: rowNames)
+            progress?(start + batch.count)
+        }
+        return LensResult(model: model.name, rows: rowNames, normalization: normalization, prompts: results)
+    }
+
+    func lens(_ model: Model, batch: [LensInput], cache: ActivationCache, rows: [String]) throws -> [LensPrompt] {
+        let d = model.dModel
+        // Gather every (prompt, row, position) vector into one matrix [N, d].
+        var selected: [[Int]] = []
+        for (p, input) in batch.enumerated() {
+            guard let positions = positions.resolve(length: input.tokens.count) else {
+                throw RunError.positionOutOfRange(index: p, length: input.tokens.count)
+            }
+            selected.append(positions)
+        }
+        let total = zip(batch, selected).reduce(0) { $0 + rows.count * $1.1.count }
+        var stacked = Tensor(zeros: [total, d])
+        var scales: [Float] = []
+        let out = stacked.mutablePointer
+        var n = 0
+        for p in batch.indices {
+            for row in rows {
+                let source = try residual(row, prompt: p, cache: cache, model: model)
+                for position in selected[p] {
+                    (out + n * d).update(from: source.pointer + position * d, count: d)
+                    if normalization == .cached { scales.append(cache[HookName.finalScale, p]![flat: position]) }
+                    n += 1
+                }
+            }
+        }
+        let normalized = normalization == .recomputed ? model.finalLayerNorm(stacked) : cachedLayerNorm(stacked, scales: scales, model: model)
+        let logits = model.unembedRows(normalized)
+        // Score each row of logits.
+        var results: [LensPrompt] = []
+        n = 0
+        for (p, input) in batch.enumerated() {
+            var cells: [[LensCell]] = []
+            for _ in rows {
+                var rowCells: [LensCell] = []
+                for _ in selected[p] {
+                    let row = UnsafeBufferPointer(start: logits.pointer + n * model.vocabSize, count: model.vocabSize)
+                    rowCells.append(LensCell(logits: row, topK: topK, target: input.target, foil: input.foil, model: model))
+                    n += 1
+                }
+                cells.append(rowCells)
+            }
+            results.append(LensPrompt(prompt: input.text, tokens: input.tokens, positions: selected[p],
+                                      target: input.target, foil: input.foil, cells: cells))
+        }
+        return results
+    }
+
+    /// A row's residual for one prompt; a model without blocks has only the embedding sum.
+    func residual(_ row: String, prompt p: Int, cache: ActivationCache, model: Model) throws -> Tensor {
+        if row == HookName.embed {
+            var sum = cache[HookName.embed, p]!
+            Kernels.add(cache[HookName.posEmbed, p]!.pointer, into: sum.mutablePointer, count: sum.count)
+            return sum
+        }
+        return cache[row, p]!
+    }
+
+    /// (x − mean(x)) / cached scale · w + b.
+    func cachedLayerNorm(_ x: Tensor, scales: [Float], model: Model) -> Tensor {
+        let d = model.dModel, rows = x.count / d
+        var y = Tensor(zeros: [rows, d])
+        scales.withUnsafeBufferPointer { scale in
+            Kernels.layerNormApply(x.pointer, scale: scale.baseAddress!, weight: model.lnFinal.weight.pointer,
+                                   bias: model.lnFinal.bias.pointer, into: y.mutablePointer, rows: rows, cols: d)
+        }
+        return y
+    }
+}
+
+/// One prompt for the lens, with an optional target and foil token.
+public struct LensInput: Sendable {
+    public var text: String
+    public var tokens: [Int]
+    public var target: Int?
+    public var foil: Int?
+
+    public init(text: String, tokens: [Int], target: Int? = nil, foil: Int? = nil) {
+        self.text = text; self.tokens = tokens; self.target = target; self.foil = foil
+    }
+}
+
+/// What one row says at one position.
+public struct LensCell: Codable, Sendable {
+    public var top: [TokenScore]
+    public var target: AnswerScore?
+    public var logitDiff: Float?
+
+    init(logits: UnsafeBufferPointer<Float>, topK: Int, target: Int?, foil: Int?, model: Model) {
+        let logSumExp = Softmax.logSumExp(logits)
+        top = Softmax.topIndices(logits, k: topK).map {
+            TokenScore(id: $0, token: model.tokenText($0), logit: logits[$0], prob: exp(Double(logits[$0]) - logSumExp))
+        }
+        self.target = target.map {
+            AnswerScore(id: $0, token: model.tokenText($0), rank: Softmax.rank(of: $0, in: logits), logit: logits[$0],
+                        prob: exp(Double(logits[$0]) - logSumExp))
+        }
+        if let target, let foil { logitDiff = logits[target] - logits[foil] }
+    }
+}
+
+public struct LensPrompt: Codable, Sendable {
+    public var prompt: String
+    public var tokens: [Int]
+    public var positions: [Int]
+    public var target: Int?
+    public var foil: Int?
+    /// [row][selected position]
+    public var cells: [[LensCell]]
+}
+
+public struct LensResult: Codable, Sendable {
+    public var model: String
+    public var rows: [String]
+    public var normalization: LogitLens.Normalization
+    public var prompts: [LensPrompt]
+
+    /// Per row, averaged over prompts at each prompt's last selected position: the target's
+    /// probability and rank, the fraction with the target on top, and the logit difference.
+    public struct RowSummary: Codable, Sendable {
+        public var row: String
+        public var meanTargetProb: Double?
+        public var meanTargetRank: Double?
+        public var targetTop1: Double?
+        public var meanLogitDiff: Double?
+    }
+
+    public var summary: [RowSummary] {
+        rows.indices.map { r in
+            let cells = prompts.compactMap { $0.cells[r].last }
+            let targets = cells.compactMap(\.target), diffs = cells.compactMap(\.logitDiff)
+            func mean(_ values: [Double]) -> Double? { values.isEmpty ? nil : values.reduce(0, +) / Double(values.count) }
+            return RowSummary(row: rows[r], meanTargetProb: mean(targets.map(\.prob)),
+                              meanTargetRank: mean(targets.map { Double($0.rank) }),
+                              targetTop1: mean(targets.map { $0.rank == 0 ? 1 : 0 }),
+                              meanLogitDiff: mean(diffs.map(Double.init)))
+        }
+    }
+}
