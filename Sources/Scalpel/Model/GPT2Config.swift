@@ -43,11 +43,11 @@ public struct GPT2Config: Equatable, Sendable {
     }
 
     init(json: [String: Any], path: String) throws {
-        func int(_ key: String, default value: Int? = nil) throws -> Int {
-            if let number = json[key] as? NSNumber, let v = Int(exactly: number.doubleValue), v > 0 { return v }
+        func int(_ key: String, default value: Int? = nil, minimum: Int = 1) throws -> Int {
+            if let number = json[key] as? NSNumber, let v = Int(exactly: number.doubleValue), v >= minimum { return v }
             if json[key] == nil || json[key] is NSNull, let value { return value }
             throw ConfigError.badField(path: path, field: key, value: json[key].map { "\($0)" } ?? "missing",
-                                       expected: "a positive integer")
+                                       expected: minimum == 0 ? "a non-negative integer" : "a positive integer")
         }
         if let type = json["model_type"] as? String, type != "gpt2" {
             throw ConfigError.unsupportedArchitecture(path: path, found: "model_type \"\(type)\"")
@@ -72,7 +72,7 @@ public struct GPT2Config: Equatable, Sendable {
                                        expected: "a divisor of n_embd (\(nEmbd))")
         }
         let epsilon = (json["layer_norm_epsilon"] as? NSNumber)?.floatValue ?? 1e-5
-        self.init(nLayer: try int("n_layer"), nEmbd: nEmbd, nHead: nHead,
+        self.init(nLayer: try int("n_layer", minimum: 0), nEmbd: nEmbd, nHead: nHead,
                   nInner: try int("n_inner", default: 4 * nEmbd),
                   nPositions: try int("n_positions", default: (json["n_ctx"] as? Int) ?? 1024),
                   vocabSize: try int("vocab_size"), layerNormEpsilon: epsilon,

@@ -53,8 +53,17 @@ public enum Surgeon {
         }
     }
 
-    /// Validates and builds. Mean ablations run the graph built so far on their dataset.
-    public static func build(_ plan: Plan, base: Model, others: [String: Model] = [:]) throws -> Model {
+    /// The token-id prompts a mean ablation averages over: by default its dataset's clean prompts.
+    public typealias MeanPrompts = (_ edit: Edit, _ model: Model) throws -> [[Int]]
+
+    public static let datasetPrompts: MeanPrompts = { edit, model in
+        let dataset = try DatasetFiles.resolve(edit.dataset!)
+        return try dataset.items.map { try model.encode(prompt: $0.prompt) }
+    }
+
+    /// Validates and builds. Mean ablations run the graph built so far on their prompts.
+    public static func build(_ plan: Plan, base: Model, others: [String: Model] = [:],
+                             meanPrompts: MeanPrompts = datasetPrompts) throws -> Model {
         try validate(plan, base: base, others: others)
         var model = base
         model.blocks = try plan.blocks.enumerated().flatMap { index, spec in
@@ -62,7 +71,7 @@ public enum Surgeon {
             return spec.layers.map { select(spec.part, of: source.blocks[$0]) }
         }
         model.config.nLayer = model.blocks.count
-        for edit in plan.edits { model = try apply(edit, to: model, baseName: base.name) }
+        for edit in plan.edits { model = try apply(edit, to: model, baseName: base.name, meanPrompts: meanPrompts) }
         return model
     }
 
@@ -84,7 +93,7 @@ public enum Surgeon {
         return block
     }
 
-    static func apply(_ edit: Edit, to model: Model, baseName: String) throws -> Model {
+    static func apply(_ edit: Edit, to model: Model, baseName: String, meanPrompts: MeanPrompts) throws -> Model {
         var model = model
         // Blocks of the new graph that came from each base layer (a layer may appear more than once).
         func blocks(fromLayer layer: Int, needing half: String) throws -> [Int] {
@@ -96,7 +105,7 @@ public enum Surgeon {
             }
             return usable
         }
-        let dataset = try edit.dataset.map { try DatasetFiles.resolve($0) }
+        let prompts = edit.mode == .mean ? try meanPrompts(edit, model) : nil
         switch edit.target {
         case let .ablateHeads(units), let .keepHeads(units):
             var targets: [(block: Int, head: Int)] = []
@@ -109,14 +118,14 @@ public enum Surgeon {
             } else {
                 for unit in units { targets += try blocks(fromLayer: unit.layer, needing: "attn").map { ($0, unit.index) } }
             }
-            let means = try dataset.map { try Means.heads(targets, of: model, dataset: $0) }
+            let means = try prompts.map { try Means.heads(targets, of: model, prompts: $0) }
             for (n, target) in targets.enumerated() {
                 model.blocks[target.block].attention!.headAblations[target.head] = means.map { .mean($0[n]) } ?? .zero
             }
         case let .ablateNeurons(units):
             var targets: [(block: Int, neuron: Int)] = []
             for unit in units { targets += try blocks(fromLayer: unit.layer, needing: "mlp").map { ($0, unit.index) } }
-            let means = try dataset.map { try Means.neurons(targets, of: model, dataset: $0) }
+            let means = try prompts.map { try Means.neurons(targets, of: model, prompts: $0) }
             for (n, target) in targets.enumerated() {
                 model.blocks[target.block].mlp!.neuronAblations[target.neuron] = means?[n] ?? 0
             }
@@ -128,10 +137,10 @@ public enum Surgeon {
 /// Mean activations over every position of a dataset's clean prompts (BOS included), computed
 /// once at build time so the ablation is a fixed vector, exportable as a bias.
 enum Means {
-    static func heads(_ targets: [(block: Int, head: Int)], of model: Model, dataset: PromptDataset) throws -> [Tensor] {
+    static func heads(_ targets: [(block: Int, head: Int)], of model: Model, prompts: [[Int]]) throws -> [Tensor] {
         let dHead = model.config.dHead
         let hooks = Set(targets.map { HookName.block($0.block, "attn.hook_z") })
-        let cache = try run(model, dataset: dataset, hooks: hooks)
+        let cache = try run(model, prompts: prompts, hooks: hooks)
         return targets.map { target in
             let tensors = cache[HookName.block(target.block, "attn.hook_z")]!
             var sum = [Double](repeating: 0, count: dHead), rows = 0
@@ -144,8 +153,8 @@ enum Means {
         }
     }
 
-    static func neurons(_ targets: [(block: Int, neuron: Int)], of model: Model, dataset: PromptDataset) throws -> [Float] {
-        let cache = try run(model, dataset: dataset, hooks: Set(targets.map { HookName.block($0.block, "mlp.hook_post") }))
+    static func neurons(_ targets: [(block: Int, neuron: Int)], of model: Model, prompts: [[Int]]) throws -> [Float] {
+        let cache = try run(model, prompts: prompts, hooks: Set(targets.map { HookName.block($0.block, "mlp.hook_post") }))
         return targets.map { target in
             let tensors = cache[HookName.block(target.block, "mlp.hook_post")]!
             var sum = 0.0, rows = 0
@@ -158,8 +167,7 @@ enum Means {
         }
     }
 
-    static func run(_ model: Model, dataset: PromptDataset, hooks: Set<String>) throws -> ActivationCache {
-        let prompts = try dataset.items.map { try model.encode(prompt: $0.prompt) }
+    static func run(_ model: Model, prompts: [[Int]], hooks: Set<String>) throws -> ActivationCache {
         return try model.run(prompts, capture: HookFilter(hooks.sorted())).cache
     }
 }
