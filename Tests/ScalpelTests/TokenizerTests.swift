@@ -90,6 +90,12 @@ final class TokenizerTests: XCTestCase {
         XCTAssertEqual(chain.decode(chain.encode("c abc")), "c abc")
     }
 
+    func testAPairListedTwiceTakesItsLaterRank() {
+        // As in Hugging Face `tokenizers` (checked: BPE(vocab, merges) with these lists).
+        let tok = smallTokenizer(merges: [("a", "b"), ("b", "c"), ("a", "b")], extra: ["ab", "bc"])
+        XCTAssertEqual(tok.encode("abc").map(tok.piece), ["a", "bc"])
+    }
+
     func testRepeatedPairsMergeLeftToRight() {
         let tok = smallTokenizer(merges: [("a", "a"), ("aa", "aa")], extra: ["aa", "aaaa"])
         XCTAssertEqual(tok.encode("aaa").map(tok.piece), ["aa", "a"])
