@@ -266,6 +266,11 @@ def build_corpus(rng):
     for _ in range(6):
         out.append("".join(rng.choice(fragments) + rng.choice(separators) for _ in range(rng.randrange(40, 120))))
 
+    # Long single pieces (no spaces), where the merge order matters most.
+    for alphabet, n in [("abcdefghijklmnopqrstuvwxyz", 3000), ("ACGT", 2000), ("0123456789", 500),
+                        ("eaiou" "tnsrhl", 1500)]:
+        out.append("".join(rng.choice(alphabet) for _ in range(n)))
+
     seen, corpus = set(), []
     for s in out:
         if s not in seen:

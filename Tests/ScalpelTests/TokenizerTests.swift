@@ -96,6 +96,23 @@ final class TokenizerTests: XCTestCase {
         XCTAssertEqual(tok.encode("abc").map(tok.piece), ["a", "bc"])
     }
 
+    func testMergesFollowHuggingFaceOrderEvenWhenRanksAreOutOfOrder() {
+        // A pair made by a merge can outrank the pair that made it (never in GPT-2's list).
+        // Hugging Face then merges it at once rather than first finishing every "a b"; so do we.
+        var vocab: [String: Int] = [:]
+        for piece in ["a", "b", "ab", "aba"] { vocab[piece] = vocab.count }
+        let tok = GPT2Tokenizer(vocab: vocab, merges: [("ab", "a"), ("a", "b")])
+        XCTAssertEqual(tok.encode("abab").map(tok.piece), ["aba", "b"])
+    }
+
+    func testLongPieceRoundTrips() {
+        let tok = smallTokenizer(merges: [("a", "b"), ("ab", "c"), ("c", "a")], extra: ["ab", "abc", "ca"])
+        let text = String(repeating: "abcab", count: 20_000)  // one 100,000-letter piece
+        let ids = tok.encode(text)
+        XCTAssertEqual(ids.count, 40_000)
+        XCTAssertEqual(tok.decode(ids), text)
+    }
+
     func testRepeatedPairsMergeLeftToRight() {
         let tok = smallTokenizer(merges: [("a", "a"), ("aa", "aa")], extra: ["aa", "aaaa"])
         XCTAssertEqual(tok.encode("aaa").map(tok.piece), ["aa", "a"])
