@@ -250,6 +250,8 @@ final class TokenizerTests: XCTestCase {
         XCTAssertEqual(tok.text(of: five), " 5")
         XCTAssertEqual(tok.text(of: 198), "\n")
         XCTAssertEqual(tok.piece(50256), "<|endoftext|>")
+        XCTAssertEqual(tok.id(ofPiece: "\u{E9}"), 165)  // the byte 0xE9
+        XCTAssertNil(tok.id(ofPiece: "e\u{301}"))        // equal as Swift Strings, but not that piece
         for id in 0..<tok.vocabSize { XCTAssertEqual(tok.id(ofPiece: tok.piece(id)), id) }
     }
 
@@ -323,7 +325,7 @@ final class TokenizerTests: XCTestCase {
     private static func realTokenizer() throws -> GPT2Tokenizer {
         let folder = packageRoot.deletingLastPathComponent().appendingPathComponent("shared/gpt2")
         guard FileManager.default.fileExists(atPath: folder.appendingPathComponent("vocab.json").path) else {
-            throw XCTSkip("\(folder.path) (…/shared/gpt2) not found: the real GPT-2 vocabulary is needed for this test; "
+            throw XCTSkip("\(folder.path) not found: the real GPT-2 vocabulary is needed for this test; "
                           + "it is present in CI")
         }
         return try GPT2Tokenizer.load(from: folder)

@@ -138,7 +138,10 @@ public final class GPT2Tokenizer: @unchecked Sendable {
         decode([id])
     }
 
+    /// The id of a vocabulary piece, matched scalar for scalar (Swift's `==` would also accept
+    /// a canonically equivalent spelling such as "e\u{301}" for "é").
     public func id(ofPiece piece: String) -> Int? {
-        vocab[piece]
+        guard let id = vocab[piece], pieces[id].unicodeScalars.elementsEqual(piece.unicodeScalars) else { return nil }
+        return id
     }
 }
