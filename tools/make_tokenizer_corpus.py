@@ -131,7 +131,8 @@ WHITESPACE = [
     "  two  spaces  ", "\n\nParagraph\n\n", "line1\r\nline2\r\n", "a\u00a0b", "a \u00a0b", "a\u00a0 b",
     "a\u2009b", "a\u3000b", "a\u200bb", "a\u1680b", "a\u2028b", "a\u2029b", "a\u0085b", "a\u000bb", "a\u000cb",
     "a\u001cb\u001db\u001eb\u001fb", "a\u202fb", "a\u205fb", "a\ufeffb", "\u3000\u3000", "\u00a0", "\u00a0\u00a0x",
-    " \u00a0x", "\u00a0 x", "\u2000\u2001\u2002\u2003x", "x \t y", "x\t y", "x \ty", " " * 17 + "x", "x" + " " * 33,
+    " \u00a0x", "\u00a0 x", "x  \u200by", "x  \u001cy", "\u200b!", "!\u001f?", "x \u200b\u200b y", "  \u200b",
+    "a  \u180e b", "\u001c's", "x\u001f'll", "\u200b's", "\ufeff're", "\u180e'd", "\u2000\u2001\u2002\u2003x", "x \t y", "x\t y", "x \ty", " " * 17 + "x", "x" + " " * 33,
     "\t" * 5 + "x", "\n" * 7, " \n" * 5, "\u180e", "a\u180eb",
 ]
 
@@ -172,6 +173,8 @@ EDGE = [
     "ĠĠ", "Ġ", "Ċ", "\u0120the", "ÿ", "\u00ad", "soft\u00adhyphen",
     # Unicode 17 letters (Sidetic, Tai Yo) that Swift knows but the HF regex engine does not
     "\U00010940\U00010941", "a\U00010940b", "\U0001e6c0\U0001e6c1", "\u088f", "\ua7ce\ua7cf",
+    # ... and as "other" they join a following apostrophe, so "'s" is no contraction there
+    "\ua7ce's", "\u088f's", "\U00010940's", "The \ua7cf's", "\U00011de0's", "\U00011de0\U00011de1 1",
     # Unicode 16 letters (Garay, Todhri) that both know
     "\U00010d4a\U00010d4b", "\U000105c0\U000105c1",
 ]
@@ -262,6 +265,11 @@ def build_corpus(rng):
     # A few long documents.
     for _ in range(6):
         out.append("".join(rng.choice(fragments) + rng.choice(separators) for _ in range(rng.randrange(40, 120))))
+
+    # Long single pieces (no spaces), where the merge order matters most.
+    for alphabet, n in [("abcdefghijklmnopqrstuvwxyz", 3000), ("ACGT", 2000), ("0123456789", 500),
+                        ("eaiou" "tnsrhl", 1500)]:
+        out.append("".join(rng.choice(alphabet) for _ in range(n)))
 
     seen, corpus = set(), []
     for s in out:

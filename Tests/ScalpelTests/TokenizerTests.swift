@@ -90,6 +90,29 @@ final class TokenizerTests: XCTestCase {
         XCTAssertEqual(chain.decode(chain.encode("c abc")), "c abc")
     }
 
+    func testAPairListedTwiceTakesItsLaterRank() {
+        // As in Hugging Face `tokenizers` (checked: BPE(vocab, merges) with these lists).
+        let tok = smallTokenizer(merges: [("a", "b"), ("b", "c"), ("a", "b")], extra: ["ab", "bc"])
+        XCTAssertEqual(tok.encode("abc").map(tok.piece), ["a", "bc"])
+    }
+
+    func testMergesFollowHuggingFaceOrderEvenWhenRanksAreOutOfOrder() {
+        // A pair made by a merge can outrank the pair that made it (never in GPT-2's list).
+        // Hugging Face then merges it at once rather than first finishing every "a b"; so do we.
+        var vocab: [String: Int] = [:]
+        for piece in ["a", "b", "ab", "aba"] { vocab[piece] = vocab.count }
+        let tok = GPT2Tokenizer(vocab: vocab, merges: [("ab", "a"), ("a", "b")])
+        XCTAssertEqual(tok.encode("abab").map(tok.piece), ["aba", "b"])
+    }
+
+    func testLongPieceRoundTrips() {
+        let tok = smallTokenizer(merges: [("a", "b"), ("ab", "c"), ("c", "a")], extra: ["ab", "abc", "ca"])
+        let text = String(repeating: "abcab", count: 20_000)  // one 100,000-letter piece
+        let ids = tok.encode(text)
+        XCTAssertEqual(ids.count, 40_000)
+        XCTAssertEqual(tok.decode(ids), text)
+    }
+
     func testRepeatedPairsMergeLeftToRight() {
         let tok = smallTokenizer(merges: [("a", "a"), ("aa", "aa")], extra: ["aa", "aaaa"])
         XCTAssertEqual(tok.encode("aaa").map(tok.piece), ["aa", "a"])
@@ -227,6 +250,8 @@ final class TokenizerTests: XCTestCase {
         XCTAssertEqual(tok.text(of: five), " 5")
         XCTAssertEqual(tok.text(of: 198), "\n")
         XCTAssertEqual(tok.piece(50256), "<|endoftext|>")
+        XCTAssertEqual(tok.id(ofPiece: "\u{E9}"), 165)  // the byte 0xE9
+        XCTAssertNil(tok.id(ofPiece: "e\u{301}"))        // equal as Swift Strings, but not that piece
         for id in 0..<tok.vocabSize { XCTAssertEqual(tok.id(ofPiece: tok.piece(id)), id) }
     }
 
@@ -300,7 +325,7 @@ final class TokenizerTests: XCTestCase {
     private static func realTokenizer() throws -> GPT2Tokenizer {
         let folder = packageRoot.deletingLastPathComponent().appendingPathComponent("shared/gpt2")
         guard FileManager.default.fileExists(atPath: folder.appendingPathComponent("vocab.json").path) else {
-            throw XCTSkip("\(folder.path) (…/shared/gpt2) not found: the real GPT-2 vocabulary is needed for this test; "
+            throw XCTSkip("\(folder.path) not found: the real GPT-2 vocabulary is needed for this test; "
                           + "it is present in CI")
         }
         return try GPT2Tokenizer.load(from: folder)

@@ -3,8 +3,8 @@ import Foundation
 /// GPT-2's byte-level BPE tokenizer, giving the same ids as Hugging Face `GPT2TokenizerFast`.
 ///
 /// Encoding: "<|endoftext|>" is cut out first and becomes its special id; the rest is split by
-/// `PreTokenizer`, each piece's UTF-8 bytes start as one symbol per byte, and BPE repeatedly
-/// merges the adjacent pair with the lowest rank in merges.txt.
+/// `PreTokenizer`, each piece's UTF-8 bytes start as one symbol per byte, and BPE (`BPEMerges`)
+/// repeatedly merges the adjacent pair with the lowest rank in merges.txt.
 ///
 /// Thread safety: everything is immutable except the BPE cache, which a lock guards, so one
 /// instance may be shared between threads.
@@ -20,17 +20,16 @@ public final class GPT2Tokenizer: @unchecked Sendable {
     private let pieces: [String]          // by id; "" for ids the vocabulary skips
     private let tokenBytes: [[UInt8]]     // by id: the raw bytes each token stands for
     private let byteIDs: [Int32]          // by byte: the id of its one-byte token, or -1
-    private let merges: [UInt64: Merge]   // by pair of ids
+    private let merges: BPEMerges
     private let endOfTextScalars = Array(GPT2Tokenizer.endOfTextPiece.unicodeScalars)
-
-    private struct Merge { let rank: Int32; let id: Int32 }
 
     private let cacheLock = NSLock()
     private var cache: [[UInt8]: [Int]] = [:]
     private static let cacheLimit = 100_000  // entries; the cache is emptied when it grows past this
+    private static let cachedPieceLimit = 256  // bytes; longer pieces rarely repeat
 
-    /// Merges whose pieces, or whose merged piece, are missing from `vocab` are ignored. When a
-    /// pair is listed twice the later rank counts, as in Hugging Face.
+    /// Merges whose pieces, or whose merged piece, are missing from `vocab` are ignored, and so
+    /// are negative ids. When a pair is listed twice the later rank counts, as in Hugging Face.
     public convenience init(vocab: [String: Int], merges: [(String, String)]) {
         let vocabData = (try? JSONSerialization.data(withJSONObject: vocab, options: [.sortedKeys])) ?? Data()
         let mergesText = "#version: 0.2\n" + merges.map { "\($0.0) \($0.1)\n" }.joined()
@@ -45,20 +44,22 @@ public final class GPT2Tokenizer: @unchecked Sendable {
     private init(vocab: [String: Int], merges: [(String, String)], vocabData: Data, mergesData: Data) {
         self.vocabData = vocabData
         self.mergesData = mergesData
+        let vocab = vocab.filter { $0.value >= 0 }
         self.vocab = vocab
         vocabSize = (vocab.values.max() ?? -1) + 1
         var pieces = [String](repeating: "", count: vocabSize)
-        for (piece, id) in vocab where id >= 0 { pieces[id] = piece }
+        for (piece, id) in vocab { pieces[id] = piece }
         self.pieces = pieces
         tokenBytes = pieces.map(ByteLevel.bytes(of:))
         byteIDs = ByteLevel.scalarOf.map { vocab[String($0)].map(Int32.init) ?? -1 }
-        var table: [UInt64: Merge] = [:]
-        table.reserveCapacity(merges.count)
-        for (rank, (left, right)) in merges.enumerated() {
+        var pairs: [(Int32, Int32)] = []
+        var mergedIDs: [Int32] = []
+        for (left, right) in merges {
             guard let a = vocab[left], let b = vocab[right], let merged = vocab[left + right] else { continue }
-            table[Self.key(Int32(a), Int32(b))] = Merge(rank: Int32(rank), id: Int32(merged))
+            pairs.append((Int32(a), Int32(b)))
+            mergedIDs.append(Int32(merged))
         }
-        self.merges = table
+        self.merges = BPEMerges(pairs: pairs, ids: mergedIDs)
         endOfTextID = vocab[Self.endOfTextPiece]
     }
 
@@ -120,6 +121,7 @@ public final class GPT2Tokenizer: @unchecked Sendable {
     }
 
     private func bpeCached(_ bytes: [UInt8]) -> [Int] {
+        if bytes.count > Self.cachedPieceLimit { return bpe(bytes) }
         cacheLock.lock()
         let hit = cache[bytes]
         cacheLock.unlock()
@@ -132,42 +134,11 @@ public final class GPT2Tokenizer: @unchecked Sendable {
         return ids
     }
 
-    /// Merges the leftmost lowest-ranked pair everywhere it occurs, left to right, until no
-    /// adjacent pair has a merge (the algorithm of OpenAI's encoder.py). Bytes without a
-    /// one-byte token are dropped, as Hugging Face does when there is no unknown token.
+    /// One symbol per byte, then BPE. Bytes without a one-byte token are dropped, as Hugging
+    /// Face does when there is no unknown token.
     private func bpe(_ bytes: [UInt8]) -> [Int] {
-        var symbols = bytes.compactMap { byteIDs[Int($0)] >= 0 ? byteIDs[Int($0)] : nil }
-        var next: [Int32] = []
-        while symbols.count > 1 {
-            var best: Merge?
-            var bestIndex = 0
-            for k in 0..<(symbols.count - 1) {
-                if let m = merges[Self.key(symbols[k], symbols[k + 1])], m.rank < (best?.rank ?? .max) {
-                    best = m
-                    bestIndex = k
-                }
-            }
-            guard let merge = best else { break }
-            let (a, b) = (symbols[bestIndex], symbols[bestIndex + 1])
-            next.removeAll(keepingCapacity: true)
-            next.append(contentsOf: symbols[..<bestIndex])
-            var k = bestIndex
-            while k < symbols.count {
-                if k + 1 < symbols.count && symbols[k] == a && symbols[k + 1] == b {
-                    next.append(merge.id)
-                    k += 2
-                } else {
-                    next.append(symbols[k])
-                    k += 1
-                }
-            }
-            swap(&symbols, &next)
-        }
-        return symbols.map(Int.init)
-    }
-
-    private static func key(_ a: Int32, _ b: Int32) -> UInt64 {
-        UInt64(UInt32(bitPattern: a)) << 32 | UInt64(UInt32(bitPattern: b))
+        let symbols = bytes.compactMap { byteIDs[Int($0)] >= 0 ? byteIDs[Int($0)] : nil }
+        return merges.apply(symbols).map(Int.init)
     }
 
     // MARK: Decoding and lookup
@@ -190,7 +161,10 @@ public final class GPT2Tokenizer: @unchecked Sendable {
         decode([id])
     }
 
+    /// The id of a vocabulary piece, matched scalar for scalar (Swift's `==` would also accept
+    /// a canonically equivalent spelling such as "e\u{301}" for "é").
     public func id(ofPiece piece: String) -> Int? {
-        vocab[piece]
+        guard let id = vocab[piece], pieces[id].unicodeScalars.elementsEqual(piece.unicodeScalars) else { return nil }
+        return id
     }
 }
