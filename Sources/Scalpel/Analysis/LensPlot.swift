@@ -16,7 +16,7 @@ public enum LensPlot {
         let subtitle = "\(result.model) · logit lens, ln_final \(result.normalization.rawValue) · colour: top-1 probability · text: top-1 token"
 
         let cellSize = 11.0, charWidth = cellSize * 0.6, cellHeight = 22.0
-        let left = max(64, 24 + (rowLabels.map { SVG.textWidth($0, size: 11) }.max() ?? 0))
+        let left = max(64, 24 + ((rowLabels + ["next token"]).map { SVG.textWidth($0, size: 11) }.max() ?? 0))
         guard !shown.isEmpty, !result.rows.isEmpty else {
             var svg = SVG(width: max(360, SVG.textWidth(title, size: 16) + 32), height: 90)
             svg.text(title, x: 16, y: 26, size: 16, bold: true)
