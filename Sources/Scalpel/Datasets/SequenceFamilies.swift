@@ -1,4 +1,5 @@
 import Foundation
+import Yams
 
 /// Ordered item families with a value for each item, so families align by value
 /// (3 ↔ three ↔ third ↔ March ↔ Wednesday ↔ c). Used by `scalpel paths`.
@@ -11,8 +12,17 @@ public struct SequenceFamily: Codable, Equatable, Sendable {
 
     public init(name: String, items: [String], values: [Int]? = nil) {
         self.name = name; self.items = items
-        self.values = values ?? Array(1...items.count)
+        self.values = values ?? Array(1...max(items.count, 1)).prefix(items.count).map { $0 }
     }
+
+    public init(from decoder: Decoder) throws {
+        let container = try decoder.container(keyedBy: CodingKeys.self)
+        let items = try container.decode([String].self, forKey: .items)
+        self.init(name: try container.decode(String.self, forKey: .name), items: items,
+                  values: try container.decodeIfPresent([Int].self, forKey: .values))
+    }
+
+    enum CodingKeys: String, CodingKey { case name, items, values }
 
     public func value(of item: String) -> Int? { items.firstIndex(of: item).map { values[$0] } }
     public func item(withValue value: Int) -> String? { values.firstIndex(of: value).map { items[$0] } }
@@ -37,4 +47,28 @@ public enum SequenceFamilies {
     public static let all: [SequenceFamily] = [digits, numberWords, ordinals, months, days, letters]
 
     public static func named(_ name: String) -> SequenceFamily? { all.first { $0.name == name } }
+}
+
+extension SequenceFamilies {
+    /// A built-in family, or one from `extra` (user files).
+    public static func resolve(_ name: String, extra: [SequenceFamily] = []) throws -> SequenceFamily {
+        if let family = (extra + all).first(where: { $0.name == name }) { return family }
+        throw DatasetError.unknown(name: name, known: (all + extra).map(\.name))
+    }
+
+    /// Families from a YAML/JSON file: a list of `{name, items: [...], values: [...]?}`.
+    public static func load(_ url: URL) throws -> [SequenceFamily] {
+        guard let data = FileManager.default.contents(atPath: url.path) else {
+            throw FileError.missing(path: url.path, hint: "Give a YAML or JSON file with a list of {name, items, values}.")
+        }
+        guard let text = String(data: data, encoding: .utf8) else { throw FileError.notUTF8(path: url.path) }
+        let families: [SequenceFamily]
+        do { families = try YAMLDecoder().decode([SequenceFamily].self, from: text) } catch {
+            throw DatasetError.malformed(path: url.path, line: nil, reason: "expected a list of {name, items: [...], values: [...] (optional)}: \(error)")
+        }
+        for family in families where family.values.count != family.items.count {
+            throw DatasetError.malformed(path: url.path, line: nil, reason: "family \(family.name): \(family.items.count) items but \(family.values.count) values")
+        }
+        return families
+    }
 }

@@ -108,6 +108,22 @@ public struct SVG {
         return out
     }
 
+    /// Several rendered documents one above the other in one document (nested `<svg>` elements).
+    public static func stackVertically(_ documents: [String]) -> String {
+        var width = 0.0, y = 0.0, body = ""
+        for document in documents {
+            let svg = document.replacingOccurrences(of: #"<\?xml[^>]*\?>\n?"#, with: "", options: .regularExpression)
+            func attribute(_ name: String) -> Double {
+                guard let range = svg.range(of: " \(name)=\"([0-9.]+)\"", options: .regularExpression) else { return 0 }
+                return Double(svg[range].split(separator: "\"")[1]) ?? 0
+            }
+            width = max(width, attribute("width"))
+            body += svg.replacingOccurrences(of: "<svg ", with: "<svg y=\"\(num(y))\" ", options: .anchored) + "\n"
+            y += attribute("height")
+        }
+        return "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"\(num(width))\" height=\"\(num(y))\" viewBox=\"0 0 \(num(width)) \(num(y))\">\n" + body + "</svg>\n"
+    }
+
     // MARK: Text
 
     /// Escapes text for XML content and attribute values. Characters XML 1.0 cannot carry at all

@@ -1,0 +1,67 @@
+import Foundation
+
+/// The study's months experiment: add a chosen vector v (e.g. an MLP output) to a prompt's residual
+/// stream at its last position — p·v before block L (`hook_resid_pre`), n·v after it
+/// (`hook_resid_post`), q·v to the final residual — judged decode-only (each edited row through the
+/// logit lens, nothing propagated) and propagated (the edits made during a run, then the final logits).
+public struct VectorAddition {
+    public var vector: Tensor
+    public var layer: Int
+    public var p: Float
+    public var n: Float
+    public var q: Float
+
+    public init(vector: Tensor, layer: Int, p: Float, n: Float, q: Float) {
+        self.vector = vector; self.layer = layer; self.p = p; self.n = n; self.q = q
+    }
+
+    /// Reads v: the activation at `hook` at the last position of `prompt`.
+    public static func vector(at hook: String, prompt: [Int], model: Model) throws -> Tensor {
+        let names = try ActivationFile.resolve(HookFilter([hook]), in: model)
+        guard names.count == 1 else { throw HookError.noMatch(pattern: hook, suggestions: Array(names.prefix(3))) }
+        let value = try model.run([prompt], capture: HookFilter(names)).cache[names[0], 0]!
+        let width = value.count / value.shape[0]
+        guard width == model.dModel else { throw HookError.noMatch(pattern: hook, suggestions: ["a hook of width d_model, e.g. blocks.9.hook_mlp_out"]) }
+        return value.rows((value.shape[0] - 1)..<value.shape[0]).reshaped([width])
+    }
+
+    public struct Outcome: Codable, Sendable {
+        /// The three edited rows decoded by the lens: before L, after L, final.
+        public var decoded: [PathJudgement]
+        public var propagated: PathJudgement
+    }
+
+    var edits: [(hook: String, scale: Float)] {
+        [(HookName.residPre(layer), p), (HookName.residPost(layer), n), ("final", q)]
+    }
+
+    public func run(_ model: Model, prompt: [Int], expected: Int, topK: Int = 5) throws -> Outcome {
+        let finalHook = HookName.residPost(model.blocks.count - 1)
+        let hooks = edits.map { $0.hook == "final" ? finalHook : $0.hook }
+        let cache = try model.run([prompt], capture: HookFilter(hooks)).cache
+        let d = model.dModel, last = prompt.count - 1
+        var rows = Tensor(zeros: [3, d])
+        let out = rows.mutablePointer
+        for (r, (hook, edit)) in zip(hooks, edits).enumerated() {
+            let value = cache[hook, 0]!.pointer + last * d
+            for c in 0..<d { out[r * d + c] = value[c] + edit.scale * vector[flat: c] }
+        }
+        let decoded = model.unembedRows(model.finalLayerNorm(rows))
+        let judgements = (0..<3).map { r in
+            PathJudgement(UnsafeBufferPointer(start: decoded.pointer + r * model.vocabSize, count: model.vocabSize), expected: expected, topK: topK)
+        }
+        // Propagated: each edit in turn during one run (the final edit lands on the last block's output).
+        var interventions: [(HookFilter, Intervention)] = []
+        for (hook, edit) in zip(hooks, edits) where edit.scale != 0 {
+            let scaled = vector.scalars.map { $0 * edit.scale }
+            interventions.append((HookFilter([hook]), { _, _, activation in
+                let p = activation.mutablePointer + (activation.shape[0] - 1) * d
+                for c in 0..<d { p[c] += scaled[c] }
+            }))
+        }
+        let logits = try model.run([prompt], interventions: interventions).logits[0]
+        return Outcome(decoded: judgements, propagated: logits.buffer.withMemoryRebound(to: Float.self) {
+            PathJudgement($0, expected: expected, topK: topK)
+        })
+    }
+}

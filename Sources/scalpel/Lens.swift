@@ -1,0 +1,176 @@
+import ArgumentParser
+import Foundation
+import Scalpel
+
+extension PositionSelection: ExpressibleByArgument {
+    /// `last`, `all`, or a comma-separated list such as `0,3,-1`.
+    public init?(argument: String) {
+        switch argument {
+        case "last": self = .last
+        case "all": self = .all
+        default:
+            let values = argument.split(separator: ",").map { Int($0.trimmingCharacters(in: .whitespaces)) }
+            guard !values.isEmpty, values.allSatisfy({ $0 != nil }) else { return nil }
+            self = .positions(values.map { $0! })
+        }
+    }
+}
+
+extension LogitLens.Normalization: ExpressibleByArgument {}
+
+struct Lens: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "The logit lens: what each layer's residual stream predicts, per prompt and position.")
+
+    @OptionGroup var modelOptions: ModelOptions
+    @OptionGroup var promptOptions: PromptOptions
+    @Option(help: "Target token (e.g. \" 5\"); a dataset's answers are the default targets.") var target: String?
+    @Option(help: "Foil token for the logit difference; a dataset's corrupted answers by default.") var foil: String?
+    @Flag(name: .customLong("incl-mid"), help: "Add hook_resid_mid rows.") var includeMid = false
+    @Option(help: "recomputed (ln_final on each row) or cached (the final layer's scale).") var ln: LogitLens.Normalization = .recomputed
+    @Option(help: "last, all, or a list such as 0,3,-1.") var positions: PositionSelection = .last
+    @Option(name: .customLong("top-k"), help: "Top tokens per cell.") var topK = 5
+    @Option(help: "table, json or csv.") var format: OutputFormat = .table
+    @Option(name: .shortAndLong, help: "Also write the results to this .h5 file.") var output: String?
+    @Option(help: "Also draw the logit-lens picture to this .svg file.") var plot: String?
+    @Flag(help: "Overwrite existing output files.") var force = false
+
+    func validate() throws {
+        guard topK > 0 else { throw ValidationError("--top-k must be at least 1 (got \(topK)).") }
+    }
+
+    func run() throws {
+        for path in [output, plot].compactMap({ $0 }) where FileManager.default.fileExists(atPath: path) && !force {
+            throw FileError.exists(path: path)
+        }
+        let (model, plan) = try modelOptions.loadWithPlan()
+        let items = try promptOptions.items()
+        let targetID = try target.map { try model.answerID($0) }
+        let foilID = try foil.map { try model.answerID($0) }
+        let inputs = try items.map { item in
+            LensInput(text: item.prompt, tokens: try model.encode(prompt: item.prompt, prependBOS: !modelOptions.noBos),
+                      target: try targetID ?? item.answer.map { try model.answerID($0) },
+                      foil: try foilID ?? item.corruptedAnswer.map { try model.answerID($0) })
+        }
+        var lens = LogitLens()
+        lens.includeMid = includeMid
+        lens.normalization = ln
+        lens.positions = positions
+        lens.topK = min(topK, model.vocabSize)
+        let progress = ProgressBar(total: inputs.count, label: "lens")
+        let result = try lens.run(model, prompts: inputs, progress: progress.update)
+        progress.finish()
+        if let output {
+            try LensFile.write(result, to: URL(fileURLWithPath: output), overwrite: force,
+                               attributes: provenanceAttributes(model: model, plan: plan))
+        }
+        if let plot {
+            let svg = LensPlot.svg(result, title: "Logit lens · \(model.name)", tokenText: model.tokenText)
+            try AtomicOutput.write(Data(svg.utf8), to: URL(fileURLWithPath: plot), overwrite: force)
+        }
+        switch format {
+        case .json: try Output.json(result)
+        case .csv: printCSV(result)
+        case .table: LensTable.print(result, model: model)
+        }
+        for path in [output, plot].compactMap({ $0 }) { FileHandle.standardError.write(Data("wrote \(path)\n".utf8)) }
+    }
+
+    func printCSV(_ result: LensResult) {
+        print("prompt,row,position,rank,token_id,token,prob,logit,target_prob,target_rank,logit_diff")
+        for (p, prompt) in result.prompts.enumerated() {
+            for (r, row) in result.rows.enumerated() {
+                for (j, position) in prompt.positions.enumerated() {
+                    let cell = prompt.cells[r][j]
+                    for (rank, score) in cell.top.enumerated() {
+                        let target = [cell.target.map { "\($0.prob)" } ?? "", cell.target.map { "\($0.rank)" } ?? "",
+                                      cell.logitDiff.map { "\($0)" } ?? ""].joined(separator: ",")
+                        print("\(p),\(row),\(position),\(rank),\(score.id),\(Output.csvField(score.token)),\(score.prob),\(score.logit),\(target)")
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// Terminal output of the lens: a grid of rows (layers) by columns (positions of one prompt, or the
+/// last position of each prompt), each cell the top token and its probability; then, with targets,
+/// the per-row averages the study reports.
+enum LensTable {
+    static func label(_ row: String, rows: [String]) -> String {
+        if row == rows.last { return "final" }
+        let parts = row.split(separator: ".")
+        return "L\(parts[1]) \(row.hasSuffix("resid_mid") ? "mid" : "pre")"
+    }
+
+    static func print(_ result: LensResult, model: Model) {
+        let single = result.prompts.count == 1
+        var columns: [(header: String, cell: (Int) -> LensCell)] = []
+        if single {
+            let prompt = result.prompts[0]
+            for (j, position) in prompt.positions.enumerated() {
+                columns.append((Output.shown(model.tokenText(prompt.tokens[position])), { prompt.cells[$0][j] }))
+            }
+        } else {
+            for (p, prompt) in result.prompts.prefix(12).enumerated() {
+                columns.append(("#\(p + 1)", { prompt.cells[$0].last! }))
+            }
+        }
+        let width = 16
+        func pad(_ s: String) -> String { s.count >= width ? String(s.prefix(width - 1)) + " " : s.padding(toLength: width, withPad: " ", startingAt: 0) }
+        if !single {
+            for (p, prompt) in result.prompts.prefix(12).enumerated() { Swift.print("#\(p + 1)  \(prompt.prompt)") }
+            if result.prompts.count > 12 { Swift.print("(grid shows the first 12 of \(result.prompts.count) prompts)") }
+            Swift.print("")
+        }
+        Swift.print(pad("") + columns.map { pad($0.header) }.joined())
+        for (r, row) in result.rows.enumerated() {
+            let cells = columns.map { column -> String in
+                let cell = column.cell(r)
+                guard let top = cell.top.first else { return pad("") }
+                return pad(Output.shown(top.token) + String(format: " %.2f", top.prob))
+            }
+            Swift.print(pad(label(row, rows: result.rows)) + cells.joined())
+        }
+        guard result.prompts.contains(where: { $0.target != nil }) else { return }
+        Swift.print("\ntarget at the last position, averaged over \(result.prompts.count) prompt\(single ? "" : "s"):")
+        Swift.print(pad("row") + "   prob     rank    top-1   logit diff")
+        for summary in result.summary {
+            var line = pad(label(summary.row, rows: result.rows))
+            line += summary.meanTargetProb.map { String(format: "%7.4f", $0) } ?? "      -"
+            line += summary.meanTargetRank.map { String(format: "%9.1f", $0) } ?? "        -"
+            line += summary.targetTop1.map { String(format: "%8.0f%%", $0 * 100) } ?? "        -"
+            line += summary.meanLogitDiff.map { String(format: "%12.3f", $0) } ?? "           -"
+            Swift.print(line)
+        }
+    }
+}
+
+struct Trace: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Capture activations at hook points into an HDF5 activation file, streaming batch by batch.")
+
+    @OptionGroup var modelOptions: ModelOptions
+    @OptionGroup var promptOptions: PromptOptions
+    @Option(help: "Hook names or globs, comma-separated, e.g. \"blocks.*.hook_resid_post,blocks.9.attn.hook_pattern\".") var hooks: String
+    @Option(name: .shortAndLong, help: "Output .h5 file (default outputs/traces/trace.h5).") var output: String = "outputs/traces/trace.h5"
+    @Flag(help: "Compress with gzip.") var gzip = false
+    @Option(help: "Prompts per forward pass.") var batchSize = 16
+    @Flag(help: "Overwrite an existing output file.") var force = false
+
+    func run() throws {
+        if FileManager.default.fileExists(atPath: output) && !force { throw FileError.exists(path: output) }
+        let (model, plan) = try modelOptions.loadWithPlan()
+        var file = ActivationFile(hooks: HookFilter(list: hooks), gzip: gzip ? 4 : nil)
+        let names = try ActivationFile.resolve(file.hooks, in: model)
+        let items = try promptOptions.items()
+        let prompts = try items.map { try model.encode(prompt: $0.prompt, prependBOS: !modelOptions.noBos) }
+        file.batchSize = max(1, batchSize)
+        file.attributes = provenanceAttributes(model: model, plan: plan)
+        let progress = ProgressBar(total: prompts.count, label: "trace")
+        try file.write(model: model, texts: items.map(\.prompt), prompts: prompts, to: URL(fileURLWithPath: output),
+                       overwrite: force, progress: progress.update)
+        progress.finish()
+        print("wrote \(output): \(prompts.count) prompts × \(names.count) hooks")
+    }
+}
