@@ -21,6 +21,13 @@ public enum AtomicOutput {
             throw FileError.unwritable(path: path, reason: "folder \(folder.path) is not writable")
         }
         let temporary = folder.appendingPathComponent(".\(destination.lastPathComponent).partial-\(getpid())-\(UInt32.random(in: 0...UInt32.max))")
+        // Permission bits say nothing for root or special file systems (/proc): try creating a file.
+        let probe = open(temporary.path, O_WRONLY | O_CREAT | O_EXCL, 0o600)
+        guard probe >= 0 else {
+            throw FileError.unwritable(path: path, reason: "cannot create a file in \(folder.path): \(String(cString: strerror(errno)))")
+        }
+        close(probe)
+        unlink(temporary.path)
         do {
             let result = try write(temporary)
             try replace(path, with: temporary.path)
