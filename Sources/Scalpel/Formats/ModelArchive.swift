@@ -15,10 +15,7 @@ public enum ModelArchive {
     public static func write(_ model: Model, plan: Plan?, to url: URL, overwrite: Bool, commandLine: String = "") throws {
         let source = try provenance(model)
         try AtomicOutput.write(to: url, overwrite: overwrite) { temporary in
-            let file: HDF5File
-            do { file = try HDF5File.create(at: temporary, overwrite: true) } catch let HDF5Error.cannotCreate(_, reason) {
-                throw FileError.unwritable(path: url.path, reason: reason)
-            }
+            let file = try HDF5File.create(at: temporary, overwrite: true)
             let root = try file.root
             try root.setAttribute("format", format)
             try root.setAttribute("format_version", formatVersion)
