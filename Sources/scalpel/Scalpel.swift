@@ -22,7 +22,7 @@ struct ScalpelCommand: ParsableCommand {
         do {
             // For tests of the exit status: fail the way an unexpected bug would.
             if let text = ProcessInfo.processInfo.environment["SCALPEL_TEST_INTERNAL_ERROR"], !text.isEmpty {
-                throw CommandError(description: "injected by SCALPEL_TEST_INTERNAL_ERROR=\(text)")
+                throw InjectedFailure(description: "injected by SCALPEL_TEST_INTERNAL_ERROR=\(text)")
             }
             try command.run()
         } catch let error as UserFacingError {
@@ -47,5 +47,10 @@ struct ScalpelCommand: ParsableCommand {
 
 /// An unexpected failure inside Scalpel (exit status 2).
 struct CommandError: Error, CustomStringConvertible {
+    var description: String
+}
+
+/// Stands for any error a bug could throw (not a `CommandError`), for tests of the exit status.
+struct InjectedFailure: Error, CustomStringConvertible {
     var description: String
 }
