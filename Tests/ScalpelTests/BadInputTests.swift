@@ -22,11 +22,7 @@ final class BadInputTests: XCTestCase {
     }
 
     /// A copy of a fixture model that the test may damage.
-    func copy(_ fixture: String, as name: String? = nil) throws -> URL {
-        let url = scratch.appendingPathComponent(name ?? fixture)
-        try FileManager.default.copyItem(at: TestFiles.model(fixture), to: url)
-        return url
-    }
+    func copy(_ fixture: String) throws -> URL { try BadInputFiles.copy(fixture, into: scratch) }
 
     func writePlan(_ text: String, _ name: String = "plan.yaml") throws -> URL {
         let url = scratch.appendingPathComponent(name)
@@ -98,7 +94,7 @@ final class BadInputTests: XCTestCase {
     func testSafetensorsTruncatedMidData() throws {
         let folder = try copy("tiny-hub")
         let file = folder.appendingPathComponent("model.safetensors")
-        let size = try FileManager.default.attributesOfItem(atPath: file.path)[.size] as! Int
+        let size = try BadInputFiles.size(file)
         try truncate(file, to: size / 2)
         assertError(try Checkpoint.load(from: folder), SafetensorsError.self, mentions: [file.path, "truncated"])
     }
@@ -324,7 +320,7 @@ final class BadInputTests: XCTestCase {
         let model = try Checkpoint.load(from: TestFiles.model("tiny-hub"))
         let url = scratch.appendingPathComponent("model.h5")
         try ModelArchive.write(model, plan: nil, to: url, overwrite: false)
-        let size = try FileManager.default.attributesOfItem(atPath: url.path)[.size] as! Int
+        let size = try BadInputFiles.size(url)
         try truncate(url, to: size / 2)
         assertError(try ModelArchive.load(from: url), ArchiveError.self, mentions: [url.path, "truncated"])
     }
@@ -388,30 +384,14 @@ final class BadInputTests: XCTestCase {
     }
 
     func editConfig(_ fixture: String, _ edit: (inout [String: Any]) -> Void) throws -> URL {
-        let folder = try copy(fixture)
-        let url = folder.appendingPathComponent("config.json")
-        var json = try JSONSerialization.jsonObject(with: Data(contentsOf: url)) as! [String: Any]
-        edit(&json)
-        try JSONSerialization.data(withJSONObject: json, options: [.sortedKeys]).write(to: url)
-        return folder
+        try BadInputFiles.editConfig(try copy(fixture), edit)
     }
 
-    /// A copy of a fixture whose model.safetensors is rewritten (as F32) after `edit`.
     func rewriteWeights(_ fixture: String, _ edit: (inout [(name: String, tensor: Tensor)]) -> Void) throws -> URL {
-        let folder = try copy(fixture)
-        let url = folder.appendingPathComponent("model.safetensors")
-        let file = try SafetensorsFile(url: url)
-        var tensors = try file.names.sorted().map { (name: $0, tensor: try file.tensor($0)) }
-        edit(&tensors)
-        try SafetensorsWriter.write(tensors, metadata: ["format": "pt"], to: url, overwrite: true)
-        return folder
+        try BadInputFiles.rewriteWeights(try copy(fixture), edit)
     }
 
-    func truncate(_ url: URL, to size: Int) throws {
-        let handle = try FileHandle(forWritingTo: url)
-        try handle.truncate(atOffset: UInt64(size))
-        try handle.close()
-    }
+    func truncate(_ url: URL, to size: Int) throws { try BadInputFiles.truncate(url, to: size) }
 }
 
 /// Checks that `expression` throws an `E` (equal to `expected` when given) whose message contains each of `mentions`.
@@ -472,5 +452,43 @@ enum BadInputFiles {
             try RandomCheckpoint.write(config: GPT2Config(nLayer: 12, nEmbd: 24, nHead: 12, nPositions: 16, vocabSize: 32),
                                        seed: 5, to: url, overwrite: true)
         })
+    }
+
+    // MARK: Damaging copies of fixtures
+
+    /// A copy of a fixture model in `folder`, for a test to damage.
+    static func copy(_ fixture: String, into folder: URL) throws -> URL {
+        let url = folder.appendingPathComponent(fixture)
+        try FileManager.default.copyItem(at: TestFiles.model(fixture), to: url)
+        return url
+    }
+
+    /// Rewrites the checkpoint folder's config.json after `edit`.
+    static func editConfig(_ folder: URL, _ edit: (inout [String: Any]) -> Void) throws -> URL {
+        let url = folder.appendingPathComponent("config.json")
+        var json = try JSONSerialization.jsonObject(with: Data(contentsOf: url)) as! [String: Any]
+        edit(&json)
+        try JSONSerialization.data(withJSONObject: json, options: [.sortedKeys]).write(to: url)
+        return folder
+    }
+
+    /// Rewrites the checkpoint folder's model.safetensors (as F32) after `edit`.
+    static func rewriteWeights(_ folder: URL, _ edit: (inout [(name: String, tensor: Tensor)]) -> Void) throws -> URL {
+        let url = folder.appendingPathComponent("model.safetensors")
+        let file = try SafetensorsFile(url: url)
+        var tensors = try file.names.sorted().map { (name: $0, tensor: try file.tensor($0)) }
+        edit(&tensors)
+        try SafetensorsWriter.write(tensors, metadata: ["format": "pt"], to: url, overwrite: true)
+        return folder
+    }
+
+    static func truncate(_ url: URL, to size: Int) throws {
+        let handle = try FileHandle(forWritingTo: url)
+        try handle.truncate(atOffset: UInt64(size))
+        try handle.close()
+    }
+
+    static func size(_ url: URL) throws -> Int {
+        try FileManager.default.attributesOfItem(atPath: url.path)[.size] as! Int
     }
 }
