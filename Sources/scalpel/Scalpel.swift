@@ -13,27 +13,44 @@ struct ScalpelCommand: ParsableCommand {
 
     /// Exit status: 0 success, 1 bad input (the message says what and where), 2 internal error.
     static func main() {
+        var command: ParsableCommand
         do {
-            var command = try parseAsRoot()
+            command = try parseAsRoot()
+        } catch {
+            usageError(error)
+        }
+        do {
+            // For tests of the exit status: fail the way an unexpected bug would.
+            if let text = ProcessInfo.processInfo.environment["SCALPEL_TEST_INTERNAL_ERROR"], !text.isEmpty {
+                throw InjectedFailure(description: "injected by SCALPEL_TEST_INTERNAL_ERROR=\(text)")
+            }
             try command.run()
         } catch let error as UserFacingError {
             FileHandle.standardError.write(Data("error: \(error.message)\n".utf8))
             Foundation.exit(1)
         } catch {
-            let code = exitCode(for: error)
-            if code == .success || error is ExitCode { exit(withError: error) }
-            if error is CommandError {
-                FileHandle.standardError.write(Data("internal error: \(error)\n".utf8))
-                Foundation.exit(2)
-            }
-            // Usage errors from argument parsing are bad input too.
-            FileHandle.standardError.write(Data((fullMessage(for: error) + "\n").utf8))
-            Foundation.exit(1)
+            // ValidationError, help requests (run by a help command), CleanExit, ExitCode.
+            if String(reflecting: type(of: error)).hasPrefix("ArgumentParser.") { usageError(error) }
+            // Anything else thrown while running is a bug in Scalpel, not the user's input.
+            FileHandle.standardError.write(Data("internal error: \(error)\n".utf8))
+            Foundation.exit(2)
         }
+    }
+
+    /// Help and version requests exit 0; usage errors from argument parsing are bad input (status 1).
+    static func usageError(_ error: Error) -> Never {
+        if exitCode(for: error) == .success || error is ExitCode { exit(withError: error) }
+        FileHandle.standardError.write(Data((fullMessage(for: error) + "\n").utf8))
+        Foundation.exit(1)
     }
 }
 
 /// An unexpected failure inside Scalpel (exit status 2).
 struct CommandError: Error, CustomStringConvertible {
+    var description: String
+}
+
+/// Stands for any error a bug could throw (not a `CommandError`), for tests of the exit status.
+struct InjectedFailure: Error, CustomStringConvertible {
     var description: String
 }

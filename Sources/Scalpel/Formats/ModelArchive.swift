@@ -109,7 +109,10 @@ public enum ModelArchive {
     }
 
     public static func load(from url: URL) throws -> Model {
-        let file = try HDF5File.open(url)
+        let file: HDF5File
+        do { file = try HDF5File.open(url) } catch let HDF5Error.notHDF5(_, reason) {
+            throw ArchiveError.corrupt(path: url.path, reason: reason)
+        }
         defer { try? file.close() }
         let root = try file.root
         let path = url.path
@@ -119,7 +122,7 @@ public enum ModelArchive {
         let version = try root.intAttribute("format_version")
         guard version == formatVersion else { throw ArchiveError.version(path: path, found: version, supported: formatVersion) }
         do {
-            guard let json = try JSONSerialization.jsonObject(with: Data(try root.stringAttribute("config").utf8)) as? [String: Any] else {
+            guard let json = (try? JSONSerialization.jsonObject(with: Data(try root.stringAttribute("config").utf8))) as? [String: Any] else {
                 throw ArchiveError.corrupt(path: path, reason: "the config attribute is not a JSON object")
             }
             var config = try GPT2Config(json: json, path: "\(path) (config attribute)")

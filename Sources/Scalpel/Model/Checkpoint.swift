@@ -76,6 +76,9 @@ struct TensorSource {
                 guard !shard.contains("/") else {
                     throw CheckpointError.brokenIndex(path: index.path, reason: "shard \"\(shard)\" is not a file name in the same folder")
                 }
+                guard fm.fileExists(atPath: directory.appendingPathComponent(shard).path) else {
+                    throw CheckpointError.brokenIndex(path: index.path, reason: "it names shard \"\(shard)\", which is not in \(directory.path)")
+                }
                 try add(file: directory.appendingPathComponent(shard))
             }
             for (name, shard) in map where locations[Self.canonical(name)]?.file != directory.appendingPathComponent(shard).path {

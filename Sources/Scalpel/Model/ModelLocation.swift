@@ -30,7 +30,9 @@ public enum ModelLocation {
             candidates.append(URL(fileURLWithPath: root).appendingPathComponent(name))
         }
         guard let found = candidates.first(where: { fm.fileExists(atPath: $0.path) }) else {
-            throw ModelLocationError.notFound(name: name, field: field, tried: candidates.map(\.path))
+            var tried: [String] = []
+            for path in candidates.map(\.standardizedFileURL.path) where !tried.contains(path) { tried.append(path) }
+            throw ModelLocationError.notFound(name: name, field: field, tried: tried)
         }
         return try load(found.path)
     }
@@ -42,7 +44,8 @@ public enum ModelLocationError: UserFacingError, Equatable {
     public var message: String {
         switch self {
         case let .notFound(name, field, tried):
-            return "\(field): no model \"\(name)\" (looked in \(tried.joined(separator: ", "))). Pass --model DIR, or put the checkpoint folder in $SCALPEL_MODELS/\(name)."
+            let hint = name.contains("/") ? "Check the path, or pass --model DIR." : "Pass --model DIR, or put the checkpoint folder in $SCALPEL_MODELS/\(name)."
+            return "\(field): no model \"\(name)\" (looked in \(tried.joined(separator: ", "))). \(hint)"
         }
     }
 }

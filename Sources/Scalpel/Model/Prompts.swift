@@ -5,6 +5,7 @@ public enum PromptError: UserFacingError, Equatable {
     case emptyPrompt
     case multiTokenAnswer(answer: String, pieces: [String])
     case emptyAnswer
+    case answerOutOfVocabulary(answer: String, id: Int, vocab: Int)
 
     public var message: String {
         switch self {
@@ -17,6 +18,8 @@ public enum PromptError: UserFacingError, Equatable {
             return "The answer \"\(answer)\" is \(pieces.count) tokens (\(shown)); answers are scored as one token. Pass --first-token to use \(pieces.first.map { "\"\($0)\"" } ?? "the first") only."
         case .emptyAnswer:
             return "The answer is empty. Give the expected next token, e.g. --answer \" 5\" (mind the leading space)."
+        case let .answerOutOfVocabulary(answer, id, vocab):
+            return "The answer \"\(answer)\" is token id \(id), outside the model's vocabulary of \(vocab). The tokenizer does not belong to this model."
         }
     }
 }
@@ -45,6 +48,7 @@ extension Model {
         if ids.count > 1 && !firstTokenOnly {
             throw PromptError.multiTokenAnswer(answer: text, pieces: ids.map { tokenizer.text(of: $0) })
         }
+        guard first < vocabSize else { throw PromptError.answerOutOfVocabulary(answer: text, id: first, vocab: vocabSize) }
         return first
     }
 
