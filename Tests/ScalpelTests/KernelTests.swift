@@ -44,4 +44,29 @@ final class KernelTests: XCTestCase {
         XCTAssertEqual(x[1] / x[0], expf(1), accuracy: 1e-4)
         XCTAssertEqual(x[3], 1.0 / 3.0, accuracy: 1e-6)
     }
+
+    func testVectorExpIsAccurate() {
+        var worst: Double = 0
+        for i in 0..<20_000 {
+            let x = Float(-87 + 175 * Double(i) / 20_000)
+            let got = Kernels.exp8(SIMD8(repeating: x))[0]
+            worst = max(worst, abs(Double(got) - Foundation.exp(Double(x))) / Foundation.exp(Double(x)))
+        }
+        XCTAssertLessThan(worst, 1e-6)
+        XCTAssertEqual(Kernels.exp8(SIMD8(repeating: -200))[0], 0, accuracy: 1e-37)
+        XCTAssertEqual(Kernels.exp8(SIMD8(repeating: 0))[0], 1)
+    }
+
+    func testParallelMatmulMatchesSingleCall() {
+        // Large enough to be split across cores; the split must not change any value.
+        let m = 64, k = 96, n = 130
+        let a = (0..<(m * k)).map { Float(($0 * 7) % 13) - 6 }, b = (0..<(k * n)).map { Float(($0 * 5) % 11) - 5 }
+        var c = [Float](repeating: 0, count: m * n)
+        Kernels.matmul(a, b, bias: nil, into: &c, m: m, k: k, n: n)
+        for (row, col) in [(0, 0), (63, 129), (17, 65), (40, 64)] {
+            var expected: Float = 0
+            for i in 0..<k { expected += a[row * k + i] * b[i * n + col] }
+            XCTAssertEqual(c[row * n + col], expected)
+        }
+    }
 }

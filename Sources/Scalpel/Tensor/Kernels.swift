@@ -5,17 +5,24 @@ import Foundation
 /// Matrices are row-major; `rows` × `cols` unless said otherwise.
 public enum Kernels {
     /// C[m,n] = A[m,k] · B[k,n] (+ bias[n] broadcast over rows). B may be transposed: B[n,k].
+    /// The columns of C are split across cores; each calls single-threaded OpenBLAS on its slice.
     public static func matmul(_ a: UnsafePointer<Float>, _ b: UnsafePointer<Float>, bias: UnsafePointer<Float>?,
                               into c: UnsafeMutablePointer<Float>, m: Int, k: Int, n: Int, transposeB: Bool = false) {
-        var beta: Float = 0
-        if let bias {
-            for row in 0..<m { (c + row * n).update(from: bias, count: n) }
-            beta = 1
-        }
         guard m > 0, n > 0 else { return }
-        if k == 0 { if bias == nil { c.update(repeating: 0, count: m * n) }; return }
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, transposeB ? CblasTrans : CblasNoTrans,
-                    Int32(m), Int32(n), Int32(k), 1, a, Int32(k), b, Int32(transposeB ? k : n), beta, c, Int32(n))
+        Parallel.ranges(n, cost: m * n * k) { columns in
+            let width = columns.count, c0 = c + columns.lowerBound
+            var beta: Float = 0
+            if let bias {
+                for row in 0..<m { (c0 + row * n).update(from: bias + columns.lowerBound, count: width) }
+                beta = 1
+            } else if k == 0 {
+                for row in 0..<m { (c0 + row * n).update(repeating: 0, count: width) }
+            }
+            guard k > 0 else { return }
+            let b0 = transposeB ? b + columns.lowerBound * k : b + columns.lowerBound
+            cblas_sgemm(CblasRowMajor, CblasNoTrans, transposeB ? CblasTrans : CblasNoTrans,
+                        Int32(m), Int32(width), Int32(k), 1, a, Int32(k), b0, Int32(transposeB ? k : n), beta, c0, Int32(n))
+        }
     }
 
     /// scale = sqrt(var(x) + eps) per row, with the biased variance (as torch.nn.LayerNorm);
@@ -60,13 +67,43 @@ public enum Kernels {
         return sum / Float(n)
     }
 
-    /// gelu_new(x) = 0.5 x (1 + tanh(sqrt(2/pi) (x + 0.044715 x^3))), in place.
+    /// gelu_new(x) = 0.5 x (1 + tanh(sqrt(2/pi) (x + 0.044715 x^3))), in place, eight lanes at a time,
+    /// with tanh(u) = 1 − 2 / (exp(2u) + 1).
     public static func geluNew(_ x: UnsafeMutablePointer<Float>, count: Int) {
         let c = Float((2.0 / Double.pi).squareRoot())
-        for i in 0..<count {
+        Parallel.ranges(count / 8, cost: count * 20) { chunks in
+            for chunk in chunks {
+                let p = UnsafeMutableRawPointer(x + chunk * 8)
+                let v = p.loadUnaligned(as: SIMD8<Float>.self)
+                let u = c * (v + 0.044715 * v * v * v)
+                let tanh = 1 - 2 / (exp8(2 * u) + 1)
+                p.storeBytes(of: 0.5 * v * (1 + tanh), as: SIMD8<Float>.self)
+            }
+        }
+        for i in (count / 8 * 8)..<count {
             let v = x[i]
             x[i] = 0.5 * v * (1 + tanhf(c * (v + 0.044715 * v * v * v)))
         }
+    }
+
+    /// e^x for eight lanes: x = n·ln2 + r with |r| ≤ ln2/2, e^r by its degree-6 Taylor polynomial
+    /// (relative error below 3e-7), and 2^n built in the exponent bits. Saturates at 0 and +inf.
+    /// n is rounded by adding 1.5·2^23, which leaves it in the low mantissa bits (no int conversion).
+    @inline(__always)
+    static func exp8(_ x: SIMD8<Float>) -> SIMD8<Float> {
+        let x = x.clamped(lowerBound: SIMD8(repeating: -87), upperBound: SIMD8(repeating: 88))
+        let shifted = x * 1.442_695_04 + 12_582_912
+        let n = shifted - 12_582_912
+        let r = x - n * 0.693_145_75 - n * 1.428_606_8e-6
+        var p: SIMD8<Float> = SIMD8(repeating: 1.0 / 720)
+        p = p * r + 1.0 / 120
+        p = p * r + 1.0 / 24
+        p = p * r + 1.0 / 6
+        p = p * r + 0.5
+        p = p * r + 1
+        p = p * r + 1
+        let bits = (unsafeBitCast(shifted, to: SIMD8<Int32>.self) &- 0x4B40_0000 &+ 127) &<< 23
+        return p * unsafeBitCast(bits, to: SIMD8<Float>.self)
     }
 
     /// softmax over each row of x[rows, cols], in place, subtracting the row max for stability.
