@@ -59,7 +59,27 @@ def bench_pytorch(model_dir, tokens, batch, runs, batch_runs):
         batch_median = median_seconds(lambda: model(ids), batch_runs)
     return {"loadSeconds": load, "singlePromptMedianSeconds": single_median,
             "batchMedianSeconds": batch_median, "threads": torch.get_num_threads(),
-            "torch": torch.__version__}
+            "torch": torch.__version__, "model": model}
+
+
+def bench_pytorch_lens(model, model_dir, prompts, runs):
+    """The usual PyTorch logit-lens loop: each prompt alone with output_hidden_states, then ln_f and
+    lm_head on every layer's last position (embeddings + every block's output: n_layer + 1 rows)."""
+    import torch
+    from transformers import GPT2TokenizerFast
+
+    tokenizer = GPT2TokenizerFast.from_pretrained(model_dir)
+    ids = [torch.tensor([[tokenizer.eos_token_id or 50256] + tokenizer.encode(p)]) for p in prompts]
+
+    def loop():
+        with torch.no_grad():
+            for x in ids:
+                hidden = model(x, output_hidden_states=True).hidden_states
+                last = torch.stack([h[0, -1] for h in hidden])
+                torch.softmax(model.lm_head(model.transformer.ln_f(last)), dim=-1)
+
+    loop()
+    return median_seconds(loop, runs)
 
 
 def main():
@@ -85,6 +105,10 @@ def main():
         ratio = ours[key] / peer[key]
         target = f"< {absolute} s" if absolute else f"ratio <= {ratio_target}"
         print(f"{label:28} {ours[key] * 1000:9.2f}ms {peer[key] * 1000:9.2f}ms {ratio:7.3f}  {target}")
+    if ours.get("lensMedianSeconds"):
+        lens = bench_pytorch_lens(peer["model"], args.model, ours["lensPrompts"], args.batch_runs)
+        ratio = ours["lensMedianSeconds"] / lens
+        print(f"{'logit lens, 64 prompts':28} {ours['lensMedianSeconds'] * 1000:9.2f}ms {lens * 1000:9.2f}ms {ratio:7.3f}  ratio <= 0.2")
     print(f"Scalpel peak resident memory: {ours['peakResidentMB']:.0f} MB")
 
 

@@ -24,6 +24,16 @@ struct Bench: ParsableCommand {
         var tokens: Int
         var batch: Int
         var peakResidentMB: Double
+        /// The logit lens over the study's 64 prompts (digits, number words, months, days, letters,
+        /// names-is-digit), last position, all resid_pre rows + final; nil without a tokenizer.
+        var lensMedianSeconds: Double?
+        var lensPrompts: [String]?
+    }
+
+    /// 20 + 6 + 8 + 7 + 7 + 16 = 64 prompts of the study's sequences.
+    static var lensPromptSet: [String] {
+        ["digits", "number-words", "months", "days", "letters", "names-is-digit"]
+            .flatMap { StudyDatasets.named($0)!.items.map(\.prompt) }
     }
 
     func run() throws {
@@ -38,10 +48,19 @@ struct Bench: ParsableCommand {
         _ = try model.run(prompts)
         let batchTimes = try (0..<batchRuns).map { _ in try time { _ = try model.run(prompts) } }
         let batchMedian = median(batchTimes)
+        var lensMedian: Double?, lensPrompts: [String]?
+        if model.tokenizer != nil {
+            lensPrompts = Self.lensPromptSet
+            let inputs = try lensPrompts!.map { LensInput(text: $0, tokens: try model.encode(prompt: $0)) }
+            var lens = LogitLens()
+            lens.batchSize = 64
+            _ = try lens.run(model, prompts: inputs)
+            lensMedian = median(try (0..<batchRuns).map { _ in try time { _ = try lens.run(model, prompts: inputs) } })
+        }
         let report = Report(model: modelOptions.model ?? "bundled", loadSeconds: loadSeconds,
                             singlePromptMedianSeconds: median(singleTimes), batchMedianSeconds: batchMedian,
                             batchTokensPerSecond: Double(batch * tokens) / batchMedian, tokens: tokens, batch: batch,
-                            peakResidentMB: peakResidentMB())
+                            peakResidentMB: peakResidentMB(), lensMedianSeconds: lensMedian, lensPrompts: lensPrompts)
         switch format {
         case .json: try Output.json(report)
         default:
@@ -50,6 +69,9 @@ struct Bench: ParsableCommand {
             print(String(format: "1 prompt × %d tokens (median) %.2f ms", tokens, report.singlePromptMedianSeconds * 1000))
             print(String(format: "%d prompts × %d tokens (median) %.1f ms  (%.0f tokens/s)", batch, tokens,
                          batchMedian * 1000, report.batchTokensPerSecond))
+            if let lensMedian {
+                print(String(format: "logit lens, 64 prompts (median) %.1f ms", lensMedian * 1000))
+            }
             print(String(format: "peak resident memory          %.0f MB", report.peakResidentMB))
         }
     }
