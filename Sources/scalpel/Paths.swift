@@ -24,7 +24,8 @@ struct Paths: ParsableCommand {
     @Flag(help: "Sweep every family pair and every family's next direction.") var all = false
     @Option(help: "A YAML/JSON file of extra families: a list of {name, items, values}.") var families: String?
     @Option(help: "sequence (the item ends its own sequence) or alone (BOS then the item).") var template: VectorPaths.Template = .sequence
-    @Option(help: "Blocks whose hook_resid_post is used, e.g. 0,3,5 (default all).") var layers: String?
+    @Option(help: "Blocks whose residual stream is used, e.g. 0,3,5 (default all).") var layers: String?
+    @Option(help: "Residual hook of each block: hook_resid_pre, hook_resid_mid or hook_resid_post.") var hook = "hook_resid_post"
     @Option(help: "α grid as start:end:step.") var alphas: String = "0:2:0.25"
     @Flag(help: "Use every pair for the direction, including the pair under test (for checks only).") var noLeaveOneOut = false
     @Option(help: "table, json or csv.") var format: OutputFormat = .table
@@ -52,6 +53,10 @@ struct Paths: ParsableCommand {
         search.alphas = try alphaGrid()
         search.leaveOneOut = !noLeaveOneOut
         search.layers = try layers.map { try parseLayers($0, model: model) }
+        guard VectorPaths.hooks.contains(hook) else {
+            throw HookError.noMatch(pattern: hook, suggestions: VectorPaths.hooks)
+        }
+        search.hook = hook
         let extra = try families.map { try SequenceFamilies.load(URL(fileURLWithPath: $0)) } ?? []
         let directions = try makeDirections(search, model: model, extra: extra)
         let progress = ProgressBar(total: directions.count, label: "paths")

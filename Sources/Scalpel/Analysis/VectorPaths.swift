@@ -21,6 +21,12 @@ public struct VectorPaths {
     public var layers: [Int]?
     public var leaveOneOut = true
     public var topK = 5
+    /// Which residual-stream hook of each block is read and written: `hook_resid_pre`,
+    /// `hook_resid_mid` or `hook_resid_post`.
+    public var hook = "hook_resid_post"
+    public static let hooks = ["hook_resid_pre", "hook_resid_mid", "hook_resid_post"]
+
+    func hookName(_ layer: Int) -> String { HookName.block(layer, hook) }
 
     public init() {}
 
@@ -65,13 +71,13 @@ public struct VectorPaths {
         return result
     }
 
-    /// Representations [items, d] per layer, read at the last position of each item's prompt.
+    /// Representations [items, d] per layer (at `hook`), read at the last position of each item's prompt.
     public func representations(_ items: Items, model: Model, layers: [Int]) throws -> [Int: Tensor] {
-        let hooks = layers.map { HookName.residPost($0) }
+        let hooks = layers.map(hookName)
         let cache = try model.run(items.prompts, capture: HookFilter(hooks)).cache
         var out: [Int: Tensor] = [:]
         for layer in layers {
-            let values = cache[HookName.residPost(layer)]!
+            let values = cache[hookName(layer)]!
             out[layer] = Tensor(shape: [items.items.count, model.dModel]) { buffer in
                 for (i, v) in values.enumerated() {
                     (buffer.baseAddress! + i * model.dModel).update(from: v.pointer + (v.shape[0] - 1) * model.dModel, count: model.dModel)
@@ -137,8 +143,7 @@ public struct VectorPaths {
             guard !meta.isEmpty else { continue }
             let stacked = Tensor(shape: [meta.count, d], data: vectors)
             let decoded = model.unembedRows(model.finalLayerNorm(stacked))
-            let hook = HookName.residPost(layer)
-            let propagated = try model.run(prompts, interventions: [(HookFilter([hook]), { _, p, activation in
+            let propagated = try model.run(prompts, interventions: [(HookFilter([hookName(layer)]), { _, p, activation in
                 let last = activation.shape[0] - 1
                 activation.replaceRows(at: last, with: stacked.rows(p..<(p + 1)))
             })]).logits

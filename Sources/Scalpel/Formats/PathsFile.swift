@@ -2,7 +2,7 @@ import Foundation
 
 /// `scalpel paths -o FILE.h5`: the representations, the offsets and every path point, labelled.
 ///
-/// - `representations/<family>/items`, `values`, `resid_post` [layer, item, d_model]
+/// - `representations/<family>/items`, `values`, `<hook>` (e.g. `hook_resid_post`) [layer, item, d_model]
 /// - `offsets/<direction>/delta` [layer, d_model]: the mean offset over all pairs
 /// - `paths/<direction>/…` one entry per point: `layer`, `alpha`, `source`, `target`, `expected`,
 ///   `decode_rank`, `propagated_rank`, `decode_top` [point, k], `propagated_top` [point, k]
@@ -23,6 +23,7 @@ public enum PathsFile {
             try root.setAttribute("template", search.template.rawValue)
             try root.setAttribute("leave_one_out", search.leaveOneOut ? 1 : 0)
             try root.setAttribute("layers", layers)
+            try root.setAttribute("hook", search.hook)
             for (key, value) in attributes.sorted(by: { $0.key < $1.key }) { try root.setAttribute(key, value) }
             try root.writeTensor("alphas", Tensor(shape: [search.alphas.count], data: search.alphas.map(Float.init)), dims: ["alpha"])
             for (name, items) in families.sorted(by: { $0.key < $1.key }) {
@@ -30,7 +31,7 @@ public enum PathsFile {
                 try group.writeStrings("items", items.items, dims: ["item"])
                 try group.writeInt32("values", items.values.map(Int32.init), shape: [items.values.count], dims: ["item"])
                 let stacked = layers.flatMap { representations[name]![$0]!.scalars }
-                try group.writeTensor("resid_post", Tensor(shape: [layers.count, items.items.count, d], data: stacked), dims: ["layer", "item", "d_model"])
+                try group.writeTensor(search.hook, Tensor(shape: [layers.count, items.items.count, d], data: stacked), dims: ["layer", "item", "d_model"])
             }
             for direction in directions {
                 let key = direction.name.replacingOccurrences(of: " → ", with: "_to_").replacingOccurrences(of: " ", with: "_")

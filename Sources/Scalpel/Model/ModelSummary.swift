@@ -8,7 +8,7 @@ public struct ModelSummary {
         let c = model.config
         var lines = [
             "model      \(model.name)",
-            "shape      \(c.nLayer) layers in the source, d_model \(c.nEmbd), \(c.nHead) heads × d_head \(c.dHead), d_mlp \(c.nInner)",
+            "shape      \(model.blocks.count) blocks, d_model \(c.nEmbd), \(c.nHead) heads × d_head \(c.dHead), d_mlp \(c.nInner)",
             "context    \(c.nPositions) positions, vocabulary \(c.vocabSize), LayerNorm eps \(c.layerNormEpsilon)",
             "parameters \(Self.grouped(model.parameterCount))\(model.tiedEmbeddings ? " (unembedding tied to the embedding)" : "")",
             "tokenizer  \(model.tokenizer == nil ? "none (token ids only)" : "GPT-2 byte-level BPE")",
@@ -31,7 +31,7 @@ public struct ModelSummary {
         var text = (parts.isEmpty ? "(empty)" : parts.joined(separator: " + "))
             .padding(toLength: 16, withPad: " ", startingAt: 0)
         text += "← \(block.source)"
-        if block.attention == nil && block.mlp != nil { text += ".mlp" }
+        if block.attention == nil, let mlp = block.mlp { text += mlp.ln == nil ? ".mlp.noln" : ".mlp" }
         if block.attention != nil && block.mlp == nil { text += ".attn" }
         if let ablations = block.attention?.headAblations, !ablations.isEmpty {
             let heads = ablations.keys.sorted().map { "\($0)" }.joined(separator: ",")
