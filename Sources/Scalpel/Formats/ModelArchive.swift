@@ -114,6 +114,8 @@ public enum ModelArchive {
             throw ArchiveError.corrupt(path: url.path, reason: reason)
         }
         defer { try? file.close() }
+        // Weights stored contiguously are borrowed from a memory map of the file, as with safetensors.
+        let map = try? MappedFile(path: url.path, missingHint: "")
         let root = try file.root
         let path = url.path
         guard root.hasAttribute("format"), try root.stringAttribute("format") == format else {
@@ -133,15 +135,16 @@ public enum ModelArchive {
                                               mergesData: Data(try root.readStrings("tokenizer/merges")[0].utf8),
                                               origin: "\(path) (tokenizer)")
             }
-            let embedding = Embedding(tokens: try read(root, "embed/W_E", [config.vocabSize, d], path),
-                                      positions: try read(root, "embed/W_pos", [config.nPositions, d], path))
+            let reader = Reader(map: map, path: path)
+            let embedding = Embedding(tokens: try reader.read(root, "embed/W_E", [config.vocabSize, d]),
+                                      positions: try reader.read(root, "embed/W_pos", [config.nPositions, d]))
             let blockNames = try root.group("blocks").childNames().compactMap(Int.init).sorted()
             guard blockNames == Array(0..<blockNames.count) else { throw ArchiveError.corrupt(path: path, reason: "blocks are not numbered 0…n-1") }
-            let blocks = try blockNames.map { try readBlock(try root.group("blocks/\($0)"), config: config, path: path) }
+            let blocks = try blockNames.map { try readBlock(try root.group("blocks/\($0)"), config: config, reader: reader) }
             config.nLayer = blocks.count
             let tied = (try? root.intAttribute("tied_embeddings")) == 1
-            let unembed = tied ? embedding.tokens : transpose(try read(root, "unembed/W_U", [d, config.vocabSize], path))
-            let lnFinal = LayerNormParams(weight: try read(root, "ln_final/w", [d], path), bias: try read(root, "ln_final/b", [d], path))
+            let unembed = tied ? embedding.tokens : transpose(try reader.read(root, "unembed/W_U", [d, config.vocabSize]))
+            let lnFinal = LayerNormParams(weight: try reader.read(root, "ln_final/w", [d]), bias: try reader.read(root, "ln_final/b", [d]))
             return Model(config: config, name: (try? root.stringAttribute("name")) ?? url.deletingPathExtension().lastPathComponent,
                          embedding: embedding, blocks: blocks, lnFinal: lnFinal, unembed: unembed, tiedEmbeddings: tied,
                          tokenizer: tokenizer, sourceFiles: [url])
@@ -150,7 +153,11 @@ public enum ModelArchive {
         }
     }
 
-    static func readBlock(_ group: HDF5Group, config: GPT2Config, path: String) throws -> Block {
+    static func readBlock(_ group: HDF5Group, config: GPT2Config, reader: Reader) throws -> Block {
+        let path = reader.path
+        func read(_ group: HDF5Group, _ name: String, _ shape: [Int], _ where_: String) throws -> Tensor {
+            try reader.read(group, name, shape)
+        }
         let where_ = "\(path) \(group.path)"
         guard let source = BlockSource(try group.stringAttribute("source")) else {
             throw ArchiveError.corrupt(path: path, reason: "\(group.path): attribute source is not of the form model:L<layer>")
@@ -199,13 +206,27 @@ public enum ModelArchive {
         return block
     }
 
-    static func read(_ group: HDF5Group, _ name: String, _ shape: [Int], _ where_: String) throws -> Tensor {
-        guard group.exists(name) else { throw ArchiveError.corrupt(path: where_, reason: "dataset \(name) is missing") }
-        let tensor = try group.readTensor(name)
-        guard tensor.shape == shape else {
-            throw ArchiveError.corrupt(path: where_, reason: "dataset \(name) has shape \(tensor.shape), expected \(shape)")
+    /// Reads a float32 dataset of a known shape, borrowing it from the file's memory map when it is
+    /// stored contiguously and aligned.
+    struct Reader {
+        let map: MappedFile?
+        let path: String
+
+        func read(_ group: HDF5Group, _ name: String, _ shape: [Int]) throws -> Tensor {
+            guard group.exists(name) else { throw ArchiveError.corrupt(path: path, reason: "\(group.path)/\(name) is missing") }
+            let dataset = try group.dataset(name)
+            let found = try dataset.shape
+            guard found == shape else {
+                throw ArchiveError.corrupt(path: path, reason: "\(group.path)/\(name) has shape \(found), expected \(shape)")
+            }
+            let count = shape.reduce(1, *)
+            if let map, let base = map.base, let offset = dataset.contiguousFloat32Offset,
+               offset % 4 == 0, offset + count * 4 <= map.count, count > 0 {
+                let pointer = (base + offset).assumingMemoryBound(to: Float.self)
+                return Tensor(shape: shape, storage: FloatStorage(borrowing: pointer, count: count, owner: map))
+            }
+            return try dataset.readTensor()
         }
-        return tensor
     }
 
     static func transpose(_ m: Tensor) -> Tensor {

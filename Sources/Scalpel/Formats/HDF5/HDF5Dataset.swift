@@ -43,6 +43,17 @@ public final class HDF5Dataset: HDF5Object {
         }
     }
 
+    /// Where the raw values of a contiguous, unfiltered little-endian float32 dataset start in the
+    /// file, so that they can be memory-mapped instead of read; nil for any other storage.
+    public var contiguousFloat32Offset: Int? {
+        let layout = (try? withCreationProperties { H5Pget_layout($0) }) ?? H5D_CHUNKED
+        guard layout == H5D_CONTIGUOUS, (try? elementType) == .float32 else { return nil }
+        let littleEndian = (try? withType { H5Tget_order($0) == H5T_ORDER_LE }) ?? false
+        let offset = H5Dget_offset(id)
+        guard littleEndian, offset != haddr_t.max else { return nil }  // HADDR_UNDEF
+        return Int(offset)
+    }
+
     /// Whether the chunks are gzip-compressed.
     public var isCompressed: Bool {
         get throws {
