@@ -1,0 +1,70 @@
+import XCTest
+@testable import Scalpel
+
+/// The activation file read back: labelled, padded, streamed in batches, and equal to Hugging Face's
+/// `hidden_states` and `attentions` (fixtures from tools/make_fixtures.py).
+final class ActivationFileTests: XCTestCase {
+    func testTracedActivationsEqualHuggingFace() throws {
+        let model = try Checkpoint.load(from: TestFiles.model("odd-head"))
+        let reference = try Reference("odd-head")
+        let url = TestFiles.temporaryFolder().appendingPathComponent("trace.h5")
+        var writer = ActivationFile(hooks: HookFilter(["blocks.*.hook_resid_pre", "blocks.1.attn.hook_pattern"]), gzip: 4)
+        writer.batchSize = 2  // several batches, so appends across batches are exercised
+        writer.attributes = ["model": "odd-head"]
+        try writer.write(model: model, texts: reference.prompts.map { "\($0)" }, prompts: reference.prompts, to: url, overwrite: false)
+
+        let file = try HDF5File.open(url)
+        defer { try? file.close() }
+        let root = try file.root
+        XCTAssertEqual(try root.stringAttribute("model"), "odd-head")
+        let lengths = try root.readInt32("prompts/lengths").values.map(Int.init)
+        XCTAssertEqual(lengths, reference.prompts.map(\.count))
+        let maxLength = lengths.max()!
+        let tokens = try root.readInt32("prompts/tokens")
+        XCTAssertEqual(tokens.shape, [reference.prompts.count, maxLength])
+        XCTAssertEqual(Array(tokens.values[0..<maxLength]), reference.prompts[0].map(Int32.init) + Array(repeating: -1, count: maxLength - lengths[0]))
+        XCTAssertEqual(try root.childNames(), ["activations", "prompts"])
+
+        let resid = try root.dataset("activations/blocks.2.hook_resid_pre")
+        XCTAssertEqual(try resid.shape, [reference.prompts.count, maxLength, 48])
+        XCTAssertEqual(try resid.stringAttribute("dims"), "prompt,pos,d_model")
+        XCTAssertEqual(try resid.dimensionLabels(), ["prompt", "pos", "d_model"])
+        XCTAssertEqual(try resid.chunkShape, [1, maxLength, 48])
+        XCTAssertTrue(try resid.isCompressed)
+        let pattern = try root.dataset("activations/blocks.1.attn.hook_pattern")
+        XCTAssertEqual(try pattern.stringAttribute("dims"), "prompt,head,query_pos,key_pos")
+
+        for (p, prompt) in reference.prompts.enumerated() {
+            let n = prompt.count
+            let row = try resid.readTensor(rows: p..<(p + 1))
+            let real = Tensor(shape: [n, 48], data: Array(row.scalars[0..<(n * 48)]))
+            assertClose(real, try XCTUnwrap(reference.tensor("hf.hidden_states.2", p)), "hidden_states.2 prompt \(p)")
+            XCTAssertTrue(row.scalars[(n * 48)...].allSatisfy(\.isNaN), "padding is NaN")
+            let heads = try pattern.readTensor(rows: p..<(p + 1)).reshaped([4, maxLength, maxLength])
+            let expected = try XCTUnwrap(reference.tensor("hf.attentions.1", p))
+            let cropped = Tensor(shape: [4, n, n]) { out in
+                for h in 0..<4 { for q in 0..<n { for k in 0..<n { out[(h * n + q) * n + k] = heads[flat: (h * maxLength + q) * maxLength + k] } } }
+            }
+            assertClose(cropped, expected, "attentions.1 prompt \(p)")
+        }
+    }
+
+    func testUnknownHookNamesTheClosestValidOnes() throws {
+        let model = try Checkpoint.load(from: TestFiles.model("tiny-hub"))
+        XCTAssertThrowsError(try ActivationFile.resolve(HookFilter(["blocks.*.hook_resid_pots"]), in: model)) { error in
+            let message = "\(error)"
+            XCTAssertTrue(message.contains("blocks.*.hook_resid_pots"), message)
+            XCTAssertTrue(message.contains("blocks.*.hook_resid_post"), message)
+        }
+    }
+
+    func testNothingIsLeftBehindWhenTheRunFails() throws {
+        let model = try Checkpoint.load(from: TestFiles.model("tiny-hub"))
+        let folder = TestFiles.temporaryFolder()
+        let url = folder.appendingPathComponent("trace.h5")
+        let writer = ActivationFile(hooks: HookFilter(["hook_embed"]))
+        // The second prompt is longer than n_positions (32): the run fails after the file was opened.
+        XCTAssertThrowsError(try writer.write(model: model, texts: ["a", "b"], prompts: [[999, 1], Array(repeating: 5, count: 40)], to: url, overwrite: false))
+        XCTAssertEqual(try FileManager.default.contentsOfDirectory(atPath: folder.path), [])
+    }
+}
