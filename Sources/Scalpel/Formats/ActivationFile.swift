@@ -31,12 +31,7 @@ public struct ActivationFile {
                       progress: ((Int) -> Void)? = nil) throws {
         let names = try Self.resolve(hooks, in: model)
         let maxLength = prompts.map(\.count).max() ?? 0
-        try AtomicOutput.write(to: url, overwrite: overwrite) { temporary in
-            let file = try HDF5File.create(at: temporary, overwrite: true)
-            let root = try file.root
-            try root.setAttribute("format", "scalpel-activations")
-            try root.setAttribute("tool_version", ScalpelVersion.string)
-            for (key, value) in attributes.sorted(by: { $0.key < $1.key }) { try root.setAttribute(key, value) }
+        try ScalpelFile.write(to: url, overwrite: overwrite, format: "scalpel-activations", attributes: attributes) { root in
             try Self.writePrompts(root, texts: texts, prompts: prompts)
             let group = try root.createGroup("activations")
             var datasets: [String: HDF5Dataset] = [:]
@@ -54,7 +49,6 @@ public struct ActivationFile {
                 }
                 progress?(start + batch.count)
             }
-            try file.close()
         }
     }
 

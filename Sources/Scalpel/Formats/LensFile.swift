@@ -10,12 +10,7 @@ public enum LensFile {
         let width = prompts.map(\.positions.count).max() ?? 0
         let k = prompts.first?.cells.first?.first?.top.count ?? 0
         let hasTarget = prompts.contains { $0.target != nil }
-        try AtomicOutput.write(to: url, overwrite: overwrite) { temporary in
-            let file = try HDF5File.create(at: temporary, overwrite: true)
-            let root = try file.root
-            try root.setAttribute("format", "scalpel-activations")
-            try root.setAttribute("tool_version", ScalpelVersion.string)
-            for (key, value) in attributes.sorted(by: { $0.key < $1.key }) { try root.setAttribute(key, value) }
+        try ScalpelFile.write(to: url, overwrite: overwrite, format: "scalpel-activations", attributes: attributes) { root in
             try ActivationFile.writePrompts(root, texts: prompts.map(\.prompt), prompts: prompts.map(\.tokens))
             let lens = try root.createGroup("lens")
             try lens.setAttribute("normalization", result.normalization.rawValue)
@@ -44,7 +39,6 @@ public enum LensFile {
                 try lens.writeTensor("mean_target_prob", Tensor(shape: [rows], data: summary.map { Float($0.meanTargetProb ?? .nan) }), dims: ["row"])
                 try lens.writeTensor("mean_logit_diff", Tensor(shape: [rows], data: summary.map { Float($0.meanLogitDiff ?? .nan) }), dims: ["row"])
             }
-            try file.close()
         }
     }
 }

@@ -14,20 +14,14 @@ public enum ModelArchive {
 
     public static func write(_ model: Model, plan: Plan?, to url: URL, overwrite: Bool, commandLine: String = "") throws {
         let source = try provenance(model)
-        try AtomicOutput.write(to: url, overwrite: overwrite) { temporary in
-            let file = try HDF5File.create(at: temporary, overwrite: true)
-            let root = try file.root
-            try root.setAttribute("format", format)
+        let config = model.config.huggingFaceJSON.merging(["n_layer": model.blocks.count]) { $1 }
+        let attributes = [
+            "config": String(decoding: try JSONSerialization.data(withJSONObject: config, options: [.sortedKeys]), as: UTF8.self),
+            "name": model.name, "plan": plan?.text ?? "", "source": source, "command_line": commandLine,
+        ]
+        try ScalpelFile.write(to: url, overwrite: overwrite, format: format, attributes: attributes) { root in
             try root.setAttribute("format_version", formatVersion)
-            var config = model.config.huggingFaceJSON
-            config["n_layer"] = model.blocks.count
-            try root.setAttribute("config", String(decoding: try JSONSerialization.data(withJSONObject: config, options: [.sortedKeys]), as: UTF8.self))
-            try root.setAttribute("name", model.name)
-            try root.setAttribute("plan", plan?.text ?? "")
-            try root.setAttribute("source", source)
             try root.setAttribute("tied_embeddings", model.tiedEmbeddings ? 1 : 0)
-            try root.setAttribute("tool_version", ScalpelVersion.string)
-            try root.setAttribute("command_line", commandLine)
             if let tokenizer = model.tokenizer {
                 let group = try root.createGroup("tokenizer")
                 try group.writeStrings("vocab", [String(decoding: tokenizer.vocabData, as: UTF8.self)])
@@ -49,7 +43,6 @@ public enum ModelArchive {
             } else {
                 try unembed.writeTensor("W_U", transpose(model.unembed), dims: ["d_model", "d_vocab"])
             }
-            try file.close()
         }
     }
 

@@ -15,16 +15,11 @@ public enum PathsFile {
         for direction in directions { families[direction.from.family.name] = direction.from; families[direction.to.family.name] = direction.to }
         var representations: [String: [Int: Tensor]] = [:]
         for (name, items) in families { representations[name] = try search.representations(items, model: model, layers: layers) }
-        try AtomicOutput.write(to: url, overwrite: overwrite) { temporary in
-            let file = try HDF5File.create(at: temporary, overwrite: true)
-            let root = try file.root
-            try root.setAttribute("format", "scalpel-paths")
-            try root.setAttribute("tool_version", ScalpelVersion.string)
+        try ScalpelFile.write(to: url, overwrite: overwrite, format: "scalpel-paths", attributes: attributes) { root in
             try root.setAttribute("template", search.template.rawValue)
             try root.setAttribute("leave_one_out", search.leaveOneOut ? 1 : 0)
             try root.setAttribute("layers", layers)
             try root.setAttribute("hook", search.hook)
-            for (key, value) in attributes.sorted(by: { $0.key < $1.key }) { try root.setAttribute(key, value) }
             try root.writeTensor("alphas", Tensor(shape: [search.alphas.count], data: search.alphas.map(Float.init)), dims: ["alpha"])
             for (name, items) in families.sorted(by: { $0.key < $1.key }) {
                 let group = try root.createGroup("representations/\(name)")
@@ -58,7 +53,6 @@ public enum PathsFile {
                 try group.writeInt32("decode_top", mine.flatMap { $0.decode.top.map(Int32.init) }, shape: [n, k], dims: ["point", "k"])
                 try group.writeInt32("propagated_top", mine.flatMap { $0.propagated.top.map(Int32.init) }, shape: [n, k], dims: ["point", "k"])
             }
-            try file.close()
         }
     }
 }
