@@ -4,7 +4,7 @@ import XCTest
 /// The `scalpel` binary run as a subprocess on bad input: exit status 1 with a message on stderr that
 /// names the file, field or value, never a crash; internal errors exit 2. Build it first with
 /// `swift build --build-tests` (which builds `.build/debug/scalpel` too).
-final class CLITests: XCTestCase {
+class CLITestCase: XCTestCase {
     var scratch: URL!
 
     override func setUp() {
@@ -93,7 +93,10 @@ final class CLITests: XCTestCase {
     }
 
     var tinyHub: String { TestFiles.model("tiny-hub").path }
+}
 
+/// Exit statuses and bad input through the binary.
+final class CLITests: CLITestCase {
     // MARK: Exit status
 
     func testExitStatusZeroOneAndTwo() throws {
