@@ -23,7 +23,8 @@ let package = Package(
         .target(
             name: "Scalpel",
             dependencies: ["COpenBLAS", "CHDF5", "CCrypto", .product(name: "Yams", package: "Yams")],
-            resources: [.copy("Resources")],
+            exclude: ["Resources/README.md"],
+            resources: [.copy("Resources/bundled-model")],
             swiftSettings: [.unsafeFlags(["-Ounchecked"], .when(configuration: .release))]
         ),
         .executableTarget(

@@ -4,7 +4,7 @@ import Foundation
 public enum ModelLocation {
     /// The small sequence model Scalpel trains and ships (`tools/train_sequence_model.py`).
     public static var bundledModelURL: URL {
-        Bundle.module.resourceURL!.appendingPathComponent("Resources/bundled-model")
+        Bundle.module.url(forResource: "bundled-model", withExtension: nil)!
     }
 
     public static func load(_ path: String?) throws -> Model {

@@ -1,0 +1,74 @@
+import XCTest
+@testable import Scalpel
+
+/// The commands on the bundled model, end to end through the binary: what a new user runs first,
+/// and the bad input of the lens, trace and paths commands.
+final class BundledCommandTests: CLITestCase {
+    func testRunPrintsJSONInTheDocumentedShape() throws {
+        let result = try scalpel(["run", "--prompt", "1 2 3 4", "--answer", " 5", "--top-k", "3", "--format", "json"])
+        XCTAssertEqual(result.status, 0, result.stderr)
+        let json = try XCTUnwrap(JSONSerialization.jsonObject(with: Data(result.stdout.utf8)) as? [String: Any])
+        XCTAssertEqual((json["tokens"] as? [Int])?.count, 5)
+        let top = try XCTUnwrap(json["top"] as? [[String: Any]])
+        XCTAssertEqual(top.count, 3)
+        XCTAssertEqual(Set(top[0].keys), ["id", "token", "logit", "prob"])
+        let answer = try XCTUnwrap(json["answer"] as? [String: Any])
+        XCTAssertEqual(Set(answer.keys), ["id", "token", "rank", "logit", "prob"])
+        XCTAssertEqual(answer["token"] as? String, " 5")
+    }
+
+    func testDatasetsAndTheMonthsTable() throws {
+        let list = try scalpel(["datasets"])
+        for name in ["digits", "number-words", "months", "days", "letters", "names-is-digit", "word-is-digit"] {
+            XCTAssertTrue(list.stdout.contains(name), name)
+        }
+        let table = try scalpel(["run", "--dataset", "months"])
+        XCTAssertEqual(table.status, 0, table.stderr)
+        XCTAssertTrue(table.stdout.contains("months: 8 prompts"), table.stdout)
+        XCTAssertTrue(table.stdout.contains("August September October November"), table.stdout)
+    }
+
+    func testLensTraceAndPathsWriteTheirFiles() throws {
+        let lens = try scalpel(["lens", "--dataset", "digits", "-o", "lens.h5", "--plot", "lens.svg"])
+        XCTAssertEqual(lens.status, 0, lens.stderr)
+        XCTAssertTrue(lens.stdout.contains("final"))
+        for file in ["lens.h5", "lens.svg"] { XCTAssertTrue(FileManager.default.fileExists(atPath: scratch.appendingPathComponent(file).path), file) }
+        let trace = try scalpel(["trace", "--prompt", "one two three", "--hooks", "blocks.0.hook_resid_post", "-o", "t.h5"])
+        XCTAssertEqual(trace.status, 0, trace.stderr)
+        let paths = try scalpel(["paths", "--from", "digits", "--to", "number-words", "--format", "json", "-o", "p.h5", "--plot", "p.svg"])
+        XCTAssertEqual(paths.status, 0, paths.stderr)
+        let summaries = try XCTUnwrap(JSONSerialization.jsonObject(with: Data(paths.stdout.utf8)) as? [[String: Any]])
+        XCTAssertFalse(summaries.isEmpty)
+    }
+
+    func testLensBadInput() throws {
+        try expectBadInput(["lens", "--prompt", "1 2 3 4", "--positions", "9"], mentions: ["position", "5 tokens"])
+        try expectBadInput(["lens", "--prompt", "1 2 3 4", "--target", " 5 6 7"], mentions: ["\" 5 6 7\"", "--first-token"])
+        FileManager.default.createFile(atPath: scratch.appendingPathComponent("taken.h5").path, contents: Data("old".utf8))
+        try expectBadInput(["lens", "--prompt", "1 2 3 4", "-o", "taken.h5"], mentions: ["taken.h5", "--force"])
+        XCTAssertEqual(try String(contentsOf: scratch.appendingPathComponent("taken.h5"), encoding: .utf8), "old")
+        FileManager.default.createFile(atPath: scratch.appendingPathComponent("empty.txt").path, contents: Data())
+        try expectBadInput(["lens", "--prompts", "empty.txt"], mentions: ["empty.txt", "empty"])
+        FileManager.default.createFile(atPath: scratch.appendingPathComponent("latin1.txt").path, contents: Data([0x31, 0x20, 0xE9, 0x0A]))
+        try expectBadInput(["lens", "--prompts", "latin1.txt"], mentions: ["latin1.txt", "UTF-8"])
+        try "1 2 3\t 4\textra\n".write(to: scratch.appendingPathComponent("bad.txt"), atomically: true, encoding: .utf8)
+        try expectBadInput(["lens", "--prompts", "bad.txt"], mentions: ["bad.txt:1"])
+    }
+
+    func testTraceNamesTheClosestHooks() throws {
+        try expectBadInput(["trace", "--prompt", "1 2", "--hooks", "blocks.*.hook_resid_pots"], mentions: ["blocks.*.hook_resid_pots", "blocks.*.hook_resid_post"])
+        XCTAssertFalse(FileManager.default.fileExists(atPath: scratch.appendingPathComponent("outputs/traces/trace.h5").path))
+    }
+
+    func testPathsBadInput() throws {
+        try expectBadInput(["paths", "--from", "digitz", "--to", "months"], mentions: ["digitz", "digits"])
+        try expectBadInput(["paths", "--from", "digits", "--to", "months", "--layers", "0,99"], mentions: ["99"])
+        try expectBadInput(["paths", "--from", "digits", "--to", "months", "--hook", "hook_resid_postt"], mentions: ["hook_resid_post"])
+        try "- {name: roman, items: [I, II, III], values: [101, 102, 103]}\n".write(to: scratch.appendingPathComponent("roman.yaml"), atomically: true, encoding: .utf8)
+        // Multi-token items are skipped and reported (a note), then the direction has too few pairs (an error).
+        let result = try scalpel(["paths", "--families", "roman.yaml", "--from", "roman", "--to", "digits"])
+        XCTAssertEqual(result.status, 1)
+        XCTAssertTrue(result.stderr.contains("note: roman: skipped"), result.stderr)
+        XCTAssertTrue(result.stderr.contains("error: roman → digits: only"), result.stderr)
+    }
+}
