@@ -76,24 +76,26 @@ public struct LogitLens {
         }
         let normalized = normalization == .recomputed ? model.finalLayerNorm(stacked) : cachedLayerNorm(stacked, scales: scales, model: model)
         let logits = model.unembedRows(normalized)
-        // Score each row of logits.
-        var results: [LensPrompt] = []
-        n = 0
-        for (p, input) in batch.enumerated() {
-            var cells: [[LensCell]] = []
-            for _ in rows {
-                var rowCells: [LensCell] = []
-                for _ in selected[p] {
+        // Score every row of logits, the rows split across cores.
+        var offsets: [Int] = [], start = 0
+        for p in batch.indices { offsets.append(start); start += rows.count * selected[p].count }
+        var cells = [LensCell?](repeating: nil, count: total)
+        cells.withUnsafeMutableBufferPointer { out in
+            let out = out
+            Parallel.ranges(total, cost: total * model.vocabSize * 4) { range in
+                for n in range {
+                    let p = offsets.lastIndex { $0 <= n }!
                     let row = UnsafeBufferPointer(start: logits.pointer + n * model.vocabSize, count: model.vocabSize)
-                    rowCells.append(LensCell(logits: row, topK: topK, target: input.target, foil: input.foil, model: model))
-                    n += 1
+                    out[n] = LensCell(logits: row, topK: topK, target: batch[p].target, foil: batch[p].foil, model: model)
                 }
-                cells.append(rowCells)
             }
-            results.append(LensPrompt(prompt: input.text, tokens: input.tokens, positions: selected[p],
-                                      target: input.target, foil: input.foil, cells: cells))
         }
-        return results
+        return batch.indices.map { p in
+            let width = selected[p].count
+            let grid = rows.indices.map { r in (0..<width).map { cells[offsets[p] + r * width + $0]! } }
+            return LensPrompt(prompt: batch[p].text, tokens: batch[p].tokens, positions: selected[p],
+                              target: batch[p].target, foil: batch[p].foil, cells: grid)
+        }
     }
 
     /// A row's residual for one prompt; a model without blocks has only the embedding sum.

@@ -47,12 +47,21 @@ public enum Softmax {
         return exps
     }
 
-    /// log Σ exp(logits), accumulated in Double.
+    /// log Σ exp(logits), eight lanes at a time (`Kernels.exp8`), the sum accumulated in Double per chunk.
     public static func logSumExp(_ logits: UnsafeBufferPointer<Float>) -> Double {
-        let maximum = logits.max() ?? 0
-        var sum: Float = 0
-        for value in logits { sum += expf(value - maximum) }
-        return Double(maximum) + log(Double(sum))
+        guard let base = logits.baseAddress, !logits.isEmpty else { return -.infinity }
+        let maximum = logits.max()!
+        let lanes = logits.count / 8
+        var sum = 0.0
+        let raw = UnsafeRawPointer(base)
+        var chunk = SIMD8<Float>(repeating: 0)
+        for i in 0..<lanes {
+            chunk += Kernels.exp8(raw.loadUnaligned(fromByteOffset: i * 32, as: SIMD8<Float>.self) - maximum)
+            if i % 64 == 63 { sum += Double(chunk.sum()); chunk = .zero }
+        }
+        sum += Double(chunk.sum())
+        for i in (lanes * 8)..<logits.count { sum += Double(expf(logits[i] - maximum)) }
+        return Double(maximum) + log(sum)
     }
 
     /// Indices of the k largest logits, largest first (ties broken by the lower id, as torch.topk on CPU).
