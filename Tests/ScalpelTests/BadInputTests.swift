@@ -3,23 +3,7 @@ import XCTest
 
 /// Bad input at the library level: each mistake is a typed error whose message names the file, the
 /// field or tensor, and the value at fault — never a crash.
-final class BadInputTests: XCTestCase {
-    var scratch: URL!
-
-    override func setUp() {
-        super.setUp()
-        scratch = TestFiles.temporaryFolder()
-    }
-
-    override func tearDown() {
-        try? FileManager.default.removeItem(at: scratch)
-        super.tearDown()
-    }
-
-    override class func tearDown() {
-        BadInputFiles.removeAll()
-        super.tearDown()
-    }
+final class BadInputTests: ScratchTestCase {
 
     /// A copy of a fixture model that the test may damage.
     func copy(_ fixture: String) throws -> URL { try BadInputFiles.copy(fixture, into: scratch) }

@@ -4,23 +4,7 @@ import XCTest
 /// The `scalpel` binary run as a subprocess on bad input: exit status 1 with a message on stderr that
 /// names the file, field or value, never a crash; internal errors exit 2. Build it first with
 /// `swift build --build-tests` (which builds `.build/debug/scalpel` too).
-class CLITestCase: XCTestCase {
-    var scratch: URL!
-
-    override func setUp() {
-        super.setUp()
-        scratch = TestFiles.temporaryFolder()
-    }
-
-    override func tearDown() {
-        try? FileManager.default.removeItem(at: scratch)
-        super.tearDown()
-    }
-
-    override class func tearDown() {
-        BadInputFiles.removeAll()
-        super.tearDown()
-    }
+class CLITestCase: ScratchTestCase {
 
     struct Result {
         var status: Int32

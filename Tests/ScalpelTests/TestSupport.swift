@@ -69,3 +69,23 @@ func assertClose(_ actual: Tensor, _ expected: Tensor, tolerance: Float = 1e-4, 
 }
 
 func argmax(_ row: ArraySlice<Float>) -> Int { row.indices.max { row[$0] < row[$1] }! - row.startIndex }
+
+/// A test case with a fresh scratch folder per test, removed afterwards (with any damaged fixture copies).
+class ScratchTestCase: XCTestCase {
+    var scratch: URL!
+
+    override func setUp() {
+        super.setUp()
+        scratch = TestFiles.temporaryFolder()
+    }
+
+    override func tearDown() {
+        try? FileManager.default.removeItem(at: scratch)
+        super.tearDown()
+    }
+
+    override class func tearDown() {
+        BadInputFiles.removeAll()
+        super.tearDown()
+    }
+}
