@@ -29,12 +29,13 @@ enum DatasetTable {
             if let diff = evaluation.meanLogitDiff { header += String(format: ", mean logit diff %.3f", diff) }
             Swift.print(header)
             let width = min(max(evaluation.items.map(\.prompt.count).max() ?? 6, 6), 60)
-            Swift.print("prompt".padding(toLength: width, withPad: " ", startingAt: 0)
-                        + "  answer      rank    logit     prob   diff    top-\(topShown)")
+            let answerWidth = max(10, (evaluation.items.map { Output.shown($0.answer ?? "").count }.max() ?? 0) + 1)
+            Swift.print("prompt".padding(toLength: width, withPad: " ", startingAt: 0) + "  "
+                        + "answer".padding(toLength: answerWidth, withPad: " ", startingAt: 0) + "  rank    logit     prob   diff    top-\(topShown)")
             for item in evaluation.items {
                 let prompt = item.prompt.count > width ? String(item.prompt.prefix(width - 1)) + "…" : item.prompt
                 var line = prompt.padding(toLength: width, withPad: " ", startingAt: 0) + "  "
-                line += Output.shown(item.answer ?? "").padding(toLength: 10, withPad: " ", startingAt: 0)
+                line += Output.shown(item.answer ?? "").padding(toLength: answerWidth, withPad: " ", startingAt: 0)
                 if let score = item.score {
                     line += String(format: " %5d  %7.3f  %@", score.rank, score.logit, Output.percent(score.prob))
                 } else {

@@ -116,8 +116,14 @@ enum LensTable {
                 columns.append(("#\(p + 1)", { prompt.cells[$0].last! }))
             }
         }
-        let width = 16
-        func pad(_ s: String) -> String { s.count >= width ? String(s.prefix(width - 1)) + " " : s.padding(toLength: width, withPad: " ", startingAt: 0) }
+        func cellText(_ cell: LensCell) -> String {
+            guard let top = cell.top.first else { return "" }
+            return Output.shown(top.token) + String(format: " %.2f", top.prob)
+        }
+        // Columns as wide as their widest cell (at most 24 characters).
+        let texts = columns.map { column in result.rows.indices.map { cellText(column.cell($0)) } + [column.header] }
+        let width = min(24, (texts.flatMap { $0 }.map(\.count).max() ?? 8) + 2)
+        func pad(_ s: String) -> String { s.count >= width ? String(s.prefix(width - 2)) + "… " : s.padding(toLength: width, withPad: " ", startingAt: 0) }
         if !single {
             for (p, prompt) in result.prompts.prefix(12).enumerated() { Swift.print("#\(p + 1)  \(prompt.prompt)") }
             if result.prompts.count > 12 { Swift.print("(grid shows the first 12 of \(result.prompts.count) prompts)") }
@@ -125,11 +131,7 @@ enum LensTable {
         }
         Swift.print(pad("") + columns.map { pad($0.header) }.joined())
         for (r, row) in result.rows.enumerated() {
-            let cells = columns.map { column -> String in
-                let cell = column.cell(r)
-                guard let top = cell.top.first else { return pad("") }
-                return pad(Output.shown(top.token) + String(format: " %.2f", top.prob))
-            }
+            let cells = columns.map { pad(cellText($0.cell(r))) }
             Swift.print(pad(label(row, rows: result.rows)) + cells.joined())
         }
         guard result.prompts.contains(where: { $0.target != nil }) else { return }
