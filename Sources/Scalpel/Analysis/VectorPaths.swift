@@ -71,8 +71,24 @@ public struct VectorPaths {
         return result
     }
 
+    /// Representations already computed by this search (and its copies), so that every direction and
+    /// the HDF5 writer share them.
+    final class Memo: @unchecked Sendable {
+        var representations: [String: [Int: Tensor]] = [:]
+    }
+    let memo = Memo()
+
     /// Representations [items, d] per layer (at `hook`), read at the last position of each item's prompt.
     public func representations(_ items: Items, model: Model, layers: [Int]) throws -> [Int: Tensor] {
+        // The prompts, hook and model determine a representation completely.
+        let key = "\(model.name)|\(model.blocks.count)|\(hook)|\(items.prompts)"
+        if let known = memo.representations[key], layers.allSatisfy({ known[$0] != nil }) { return known }
+        let computed = try computeRepresentations(items, model: model, layers: layers)
+        memo.representations[key] = computed
+        return computed
+    }
+
+    func computeRepresentations(_ items: Items, model: Model, layers: [Int]) throws -> [Int: Tensor] {
         let hooks = layers.map(hookName)
         let cache = try model.run(items.prompts, capture: HookFilter(hooks)).cache
         var out: [Int: Tensor] = [:]
@@ -126,7 +142,7 @@ public struct VectorPaths {
         let layers = self.layers ?? Array(model.blocks.indices)
         let d = model.dModel
         let sourceReps = try representations(direction.from, model: model, layers: layers)
-        let targetReps = direction.from.family == direction.to.family ? sourceReps : try representations(direction.to, model: model, layers: layers)
+        let targetReps = try representations(direction.to, model: model, layers: layers)
         var points: [PathPoint] = []
         for layer in layers {
             // Every (pair, α) point of this layer: vectors for the lens, prompts + replacements for propagation.
