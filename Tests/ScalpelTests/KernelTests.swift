@@ -69,4 +69,20 @@ final class KernelTests: XCTestCase {
             XCTAssertEqual(c[row * n + col], expected)
         }
     }
+
+    func testSingleRowMatmulUsesTheSameFormula() {
+        let k = 300, n = 70_000  // large enough to be split across cores
+        let a = (0..<k).map { Float($0 % 7) - 3 }, b = (0..<(k * n)).map { Float(($0 * 3) % 5) - 2 }
+        let bias = (0..<n).map { Float($0 % 3) }
+        var plain = [Float](repeating: 0, count: n), transposed = [Float](repeating: 0, count: n)
+        Kernels.matmul(a, b, bias: bias, into: &plain, m: 1, k: k, n: n)
+        let bt = (0..<(k * n)).map { b[($0 % k) * n + $0 / k] }  // B transposed to [n, k]
+        Kernels.matmul(a, bt, bias: bias, into: &transposed, m: 1, k: k, n: n, transposeB: true)
+        for col in [0, 1, 34_999, 35_000, 69_999] {
+            var expected = bias[col]
+            for i in 0..<k { expected += a[i] * b[i * n + col] }
+            XCTAssertEqual(plain[col], expected)
+            XCTAssertEqual(transposed[col], expected)
+        }
+    }
 }

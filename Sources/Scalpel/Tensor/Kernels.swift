@@ -9,6 +9,22 @@ public enum Kernels {
     public static func matmul(_ a: UnsafePointer<Float>, _ b: UnsafePointer<Float>, bias: UnsafePointer<Float>?,
                               into c: UnsafeMutablePointer<Float>, m: Int, k: Int, n: Int, transposeB: Bool = false) {
         guard m > 0, n > 0 else { return }
+        if m == 1 && k > 0 {
+            // One row (e.g. the last position's unembedding): a matrix-vector product streams B once,
+            // where a GEMM would first pack all of B.
+            Parallel.ranges(n, cost: n * k) { columns in
+                let width = columns.count, y = c + columns.lowerBound
+                if let bias { y.update(from: bias + columns.lowerBound, count: width) }
+                if transposeB {  // y = B[columns, :] · a
+                    cblas_sgemv(CblasRowMajor, CblasNoTrans, Int32(width), Int32(k), 1, b + columns.lowerBound * k, Int32(k),
+                                a, 1, bias == nil ? 0 : 1, y, 1)
+                } else {         // y = a · B[:, columns]
+                    cblas_sgemv(CblasRowMajor, CblasTrans, Int32(k), Int32(width), 1, b + columns.lowerBound, Int32(n),
+                                a, 1, bias == nil ? 0 : 1, y, 1)
+                }
+            }
+            return
+        }
         Parallel.ranges(n, cost: m * n * k) { columns in
             let width = columns.count, c0 = c + columns.lowerBound
             var beta: Float = 0
