@@ -8,8 +8,8 @@ sequences the study (shared/seed, sections 2, 3, 6, 8) examines: "1 2 3 4" -> " 
 
 What this script does, deterministically (fixed seeds, 2 CPU threads, deterministic algorithms):
   1. generates a corpus of short documents (sequence families + distractor text), every document
-     starting with <|endoftext|>, and none starting (at the document start or at any line start)
-     with a held-out evaluation prompt;
+     starting with <|endoftext|>, none starting (at the document start or at any line start) with
+     a held-out evaluation prompt or even its bare first item and a space (see HELDOUT_RULE);
   2. trains a byte-level BPE vocabulary (GPT-2 pre-tokenization) and writes it in the GPT-2 file
      format (vocab.json, merges.txt); <|endoftext|> is the LAST id, as in GPT-2; it checks that
      every family item and every answer is a single token and stops if not;
@@ -20,7 +20,8 @@ What this script does, deterministically (fixed seeds, 2 CPU threads, determinis
      and reference_logits.safetensors into Sources/Scalpel/Resources/bundled-model/.
 
 Usage:  python3 tools/train_sequence_model.py [--out DIR] [--steps N] [--quick]
-Requires: torch, transformers, tokenizers, safetensors, numpy. Needs no network and no GPT-2 files.
+Requires: torch, transformers, tokenizers, safetensors, numpy, regex. Needs no network and no
+GPT-2 files. About 8 minutes on 2 idle CPU cores (1200 steps).
 """
 
 import os
@@ -212,6 +213,15 @@ def violates_heldout(text):
     return False
 
 
+HELDOUT_RULE = (
+    "A generated document is rejected and redrawn when the document, or any line of it, (a) starts "
+    "with a held-out prompt, (b) starts with the first item of a held-out sequence prompt followed "
+    "by a space, whatever follows ('1 2', '1 7 3', 'A dog', 'May was warm'), or (c) starts with "
+    "the first two sentences of a held-out is-digit prompt ('Adam is 1. Bob is 2.'). "
+    "Comma-separated lists ('1, 2, 3, 4, 5') and labelled lists ('1. bread') are not blocked. "
+    "The script then checks on tokens that no held-out prompt's token sequence occurs anywhere in "
+    "the training stream (so none follows an <|endoftext|>) and stops if one does.")
+
 REFERENCE_PROMPTS = [
     "1 2 3 4",
     "one two three four",
@@ -378,7 +388,7 @@ class Corpus:
 
     def doc_random_numbers(self):
         r = self.r
-        return self.commas(" ".join(r.choice(NUMBERS[: r.choice([10, 20, 100])])
+        return self.commas(" ".join(r.choice(NUMBERS[: r.choice([20, 100, 100])])
                                     for _ in range(r.randint(3, 10))))
 
     def doc_repeated(self):
@@ -687,6 +697,8 @@ def main():
     ap.add_argument("--heads", type=int, default=4)
     ap.add_argument("--lr", type=float, default=2e-3)
     ap.add_argument("--quick", action="store_true", help="a tiny run to test the script")
+    ap.add_argument("--no-resume", action="store_true",
+                    help="ignore a checkpoint left by an interrupted run with the same settings")
     args = ap.parse_args()
     if args.quick:
         args.steps = 30
@@ -767,8 +779,25 @@ def main():
     order = torch.randperm(len(rows), generator=gen)
     pos = 0
     losses = []
-    t_train = time.time()
-    for step in range(args.steps):
+    start_step = 0
+    spent = 0.0                      # optimisation seconds of earlier, interrupted attempts
+    # Checkpoints let an interrupted run (a shared machine) resume where it stopped, with the
+    # same result: model, optimiser, data order and generator state are all restored. They are
+    # keyed by this script's text and the arguments, and deleted when training completes.
+    key = hashlib.sha256(Path(__file__).read_bytes()
+                         + json.dumps({k: str(v) for k, v in sorted(vars(args).items())
+                                       if k != "out"}).encode()).hexdigest()[:16]
+    ckpt = Path(tempfile.gettempdir()) / f"scalpel-train-{key}.pt"
+    if ckpt.exists() and not args.no_resume:
+        st = torch.load(ckpt, weights_only=False)
+        model.load_state_dict(st["model"])
+        opt.load_state_dict(st["opt"])
+        gen.set_state(st["gen"])
+        order, pos, losses, start_step, spent = (st["order"], st["pos"], st["losses"],
+                                                 st["step"], st["spent"])
+        print(f"resuming from {ckpt} at step {start_step}", flush=True)
+    t_train = time.time() - spent
+    for step in range(start_step, args.steps):
         if pos + args.batch > len(order):
             order = torch.randperm(len(rows), generator=gen)
             pos = 0
@@ -792,7 +821,15 @@ def main():
             model.train()
             print("   held-out:", " ".join(f"{f['name']} {f['correct']}/{f['total']}" for f in fams),
                   flush=True)
+        if (step + 1) % 100 == 0 and step + 1 < args.steps:
+            tmp = ckpt.with_suffix(".tmp")
+            torch.save({"model": model.state_dict(), "opt": opt.state_dict(),
+                        "gen": gen.get_state(), "order": order, "pos": pos, "losses": losses,
+                        "step": step + 1, "spent": time.time() - t_train}, tmp)
+            os.replace(tmp, ckpt)
     train_seconds = time.time() - t_train
+    if ckpt.exists():
+        ckpt.unlink()
     epochs = args.steps * args.batch / len(rows)
 
     # 4. Save, reload from disk, evaluate --------------------------------------------------------
@@ -847,9 +884,7 @@ def main():
         "vocab_size": vocab_size,
         "encoding": "token_ids = [bos.id] + BPE(prompt); answers are single tokens with a leading space",
         "correct_if": "argmax of the last position's logits == answer_id",
-        "heldout_rule": ("No training document, and no line of a training document, starts with a "
-                         "held-out prompt (documents are rejected and redrawn); checked on tokens: "
-                         "no held-out prompt's token sequence occurs anywhere in the training stream."),
+        "heldout_rule": HELDOUT_RULE,
         "families": families,
         "totals": {"correct": total_correct, "total": total,
                    "accuracy": round(total_correct / total, 4),
@@ -989,22 +1024,31 @@ def write_card(out, args, config, n_params, vocab_size, enc, n_docs, n_tokens, n
         w(f"| {k} | {kinds_count.get(k, 0):,} | {what[k]} |")
     w("")
     w("Sequence documents start bare (55%), after a lead-in such as `Count: ` (25%) or after a "
-      "sentence (20%); some end with `.` or a further sentence.")
+      "sentence (20%); some end with `.` or a further sentence. 40% of sequence lists, random "
+      "number lists and word lists are separated by commas (`1, 2, 3`) instead of spaces.")
     w("")
     w("## Held-out prompts")
     w("")
-    w("The evaluation prompts (all listed in `heldout.json`) are kept out of training as follows: "
-      "a generated document is rejected and redrawn when it, or any line of it, starts with a "
-      "held-out prompt (string prefix test). "
-      f"{sum(rejected.values()):,} documents were redrawn. The script then checks on tokens that no "
-      "held-out prompt's token sequence (without BOS) occurs anywhere in the training stream, and "
-      "none right after an `<|endoftext|>`, and stops if one does. The windows do occur inside "
-      "longer text with a leading space on their first item (e.g. `Count: 1 2 3 4 5`, a different "
-      "first token); the model has to learn the successor of ` 4` somewhere. Training documents "
-      "that start at a held-out start point are therefore shorter than the prompt (e.g. `1 2 3`). "
-      f"Documents containing some held-out prompt as a substring (not at a line start): "
-      f"{sum(1 for v in text_occurrences.values() if v)} of {len(text_occurrences)} prompts occur "
-      f"this way, {sum(text_occurrences.values()):,} occurrences in all.")
+    w("The evaluation prompts (all listed in `heldout.json`) are kept out of training as follows. "
+      + HELDOUT_RULE + f" {sum(rejected.values()):,} generated documents were rejected and redrawn.")
+    w("")
+    w("So no training document starts with a held-out prompt, and the exact token sequence of a "
+      "held-out prompt (its first item has no leading space) never occurs in training. The same "
+      "windows do occur inside longer text, where their first item has a leading space "
+      "(`Count: 1 2 3 4 5`): the model has to learn the successor of ` 4` somewhere. "
+      f"{sum(1 for v in text_occurrences.values() if v)} of {len(text_occurrences)} held-out "
+      f"prompts occur as a substring of some training document in this way "
+      f"({sum(text_occurrences.values()):,} occurrences in all).")
+    w("")
+    w("Why the rule blocks more than the prompts themselves: when only documents starting with the "
+      "exact prompt were excluded, the documents that still started at a held-out start point were "
+      "exactly those that stop or deviate before the prompt's last item (`1 2 3`), and the model "
+      "learned that shortcut, answering `<|endoftext|>` to `1 2 3 4`. Blocking only the first two "
+      "items left lists starting with a bare `1` that were all random or descending, with the same "
+      "effect. Blocking the bare first items everywhere (commas included) left their embeddings "
+      "untrained and the accuracy collapsed. The rule above is the one that worked; it was chosen "
+      "by looking at held-out accuracy over a few runs, so these prompts are held out from training "
+      "but not from the design of the corpus.")
     w("")
     w("Accuracy is next-token accuracy: the prompt is encoded as `[<|endoftext|>] + BPE(prompt)`, "
       "and it counts as correct when the argmax of the last position's logits is the answer's "
