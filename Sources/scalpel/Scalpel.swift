@@ -45,12 +45,7 @@ struct ScalpelCommand: ParsableCommand {
     }
 }
 
-/// An unexpected failure inside Scalpel (exit status 2).
-struct CommandError: Error, CustomStringConvertible {
-    var description: String
-}
-
-/// Stands for any error a bug could throw (not a `CommandError`), for tests of the exit status.
+/// Stands for any unexpected error a bug could throw, for tests of the exit status (2).
 struct InjectedFailure: Error, CustomStringConvertible {
     var description: String
 }

@@ -83,12 +83,9 @@ extension HDF5Object {
         var info = H5O_info_t()
         try file.check(H5Oget_info2(id, &info, UInt32(H5O_INFO_NUM_ATTRS)), "listing attributes", path)
         return try (0..<Int(info.num_attrs)).map { i in
-            let length = try file.check(H5Aget_name_by_idx(id, ".", H5_INDEX_NAME, H5_ITER_INC, hsize_t(i), nil, 0,
-                                                           scalpel_h5p_default()), "listing attributes", path)
-            var buffer = [CChar](repeating: 0, count: length + 1)
-            try file.check(H5Aget_name_by_idx(id, ".", H5_INDEX_NAME, H5_ITER_INC, hsize_t(i), &buffer, buffer.count,
-                                              scalpel_h5p_default()), "listing attributes", path)
-            return String(cString: buffer)
+            try readName("listing attributes") { buffer, size in
+                H5Aget_name_by_idx(id, ".", H5_INDEX_NAME, H5_ITER_INC, hsize_t(i), buffer, size, scalpel_h5p_default())
+            }
         }
     }
 

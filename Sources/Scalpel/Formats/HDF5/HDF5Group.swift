@@ -38,12 +38,9 @@ public final class HDF5Group: HDF5Object {
         var info = H5G_info_t()
         try file.check(H5Gget_info(id, &info), "listing", path)
         return try (0..<Int(info.nlinks)).map { i in
-            let length = try file.check(H5Lget_name_by_idx(id, ".", H5_INDEX_NAME, H5_ITER_INC, hsize_t(i), nil, 0,
-                                                           scalpel_h5p_default()), "listing", path)
-            var buffer = [CChar](repeating: 0, count: length + 1)
-            try file.check(H5Lget_name_by_idx(id, ".", H5_INDEX_NAME, H5_ITER_INC, hsize_t(i), &buffer, buffer.count,
-                                              scalpel_h5p_default()), "listing", path)
-            return String(cString: buffer)
+            try readName("listing") { buffer, size in
+                H5Lget_name_by_idx(id, ".", H5_INDEX_NAME, H5_ITER_INC, hsize_t(i), buffer, size, scalpel_h5p_default())
+            }
         }
     }
 

@@ -10,6 +10,14 @@ public class HDF5Object {
     public let path: String
     let id: hid_t
 
+    /// Reads a name through HDF5's two-call convention: first ask for its length, then fill a buffer.
+    func readName(_ operation: String, _ get: (UnsafeMutablePointer<CChar>?, Int) -> Int) throws -> String {
+        let length = try file.check(get(nil, 0), operation, path)
+        var buffer = [CChar](repeating: 0, count: length + 1)
+        try file.check(get(&buffer, buffer.count), operation, path)
+        return String(cString: buffer)
+    }
+
     init(file: HDF5File, path: String, id: hid_t) {
         self.file = file
         self.path = path
