@@ -20,9 +20,11 @@ let package = Package(
         // SHA-256 of source checkpoints, recorded in model archives (libssl-dev).
         .systemLibrary(name: "CCrypto", pkgConfig: "libcrypto",
                        providers: [.apt(["libssl-dev", "pkg-config"])]),
+        // The few-rows matrix product of a single prompt's forward pass (C, for AVX-512 intrinsics).
+        .target(name: "CKernels"),
         .target(
             name: "Scalpel",
-            dependencies: ["COpenBLAS", "CHDF5", "CCrypto", .product(name: "Yams", package: "Yams")],
+            dependencies: ["COpenBLAS", "CHDF5", "CCrypto", "CKernels", .product(name: "Yams", package: "Yams")],
             exclude: ["Resources/README.md"],
             resources: [.copy("Resources/bundled-model")],
             swiftSettings: [.unsafeFlags(["-Ounchecked"], .when(configuration: .release))]

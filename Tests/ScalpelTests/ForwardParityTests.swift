@@ -24,6 +24,22 @@ final class ForwardParityTests: XCTestCase {
         }
     }
 
+    func testLogitsMatchHuggingFaceInALargeBatch() throws {
+        // The fixture batches are a few rows each, which the few-rows kernel computes; repeated four
+        // times they take OpenBLAS's sgemm instead, and must match just as well.
+        for name in Self.models {
+            let model = try Checkpoint.load(from: TestFiles.model(name))
+            let reference = try Reference(name)
+            let prompts = Array(repeating: reference.prompts, count: 4).flatMap { $0 }
+            XCTAssertGreaterThan(prompts.map(\.count).reduce(0, +), Kernels.fewRowsLimit)
+            let result = try model.run(prompts, logitsAt: .all)
+            for p in prompts.indices {
+                let expected = try XCTUnwrap(reference.tensor("logits", p % reference.prompts.count))
+                assertClose(result.logits[p], expected, "\(name) logits prompt \(p) in a batch of \(prompts.count)")
+            }
+        }
+    }
+
     func testEveryHookMatchesHuggingFace() throws {
         for name in Self.models {
             let model = try Checkpoint.load(from: TestFiles.model(name))

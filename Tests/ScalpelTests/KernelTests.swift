@@ -85,4 +85,47 @@ final class KernelTests: XCTestCase {
             XCTAssertEqual(transposed[col], expected)
         }
     }
+
+    func testFewRowsKernelMatchesTheFormulaAtEveryEntry() throws {
+        try XCTSkipUnless(Kernels.fewRowsAvailable, "this CPU has no AVX-512F: matmul uses OpenBLAS for few rows too")
+        // Shapes around the kernel's edges: panels of 12 rows of B, strips of 32 columns, split across
+        // cores; integer-valued data so every product and sum is exact in Float.
+        for (m, k, n) in [(2, 1, 1), (5, 11, 31), (17, 12, 32), (17, 29, 77), (32, 100, 200), (3, 768, 2304)] {
+            let a = (0..<(m * k)).map { Float(($0 * 7) % 13) - 6 }, b = (0..<(k * n)).map { Float(($0 * 5) % 11) - 5 }
+            let bias = (0..<n).map { Float($0 % 9) - 4 }
+            for withBias in [false, true] {
+                var c = [Float](repeating: .nan, count: m * n)
+                a.withUnsafeBufferPointer { a in
+                    b.withUnsafeBufferPointer { b in
+                        bias.withUnsafeBufferPointer { bias in
+                            c.withUnsafeMutableBufferPointer { c in
+                                Kernels.matmulFewRows(a.baseAddress!, b.baseAddress!, bias: withBias ? bias.baseAddress : nil,
+                                                      into: c.baseAddress!, m: m, k: k, n: n)
+                            }
+                        }
+                    }
+                }
+                for row in 0..<m {
+                    for col in 0..<n {
+                        var expected = withBias ? bias[col] : 0
+                        for i in 0..<k { expected += a[row * k + i] * b[i * n + col] }
+                        guard c[row * n + col] == expected else {
+                            return XCTFail("m \(m) k \(k) n \(n) bias \(withBias): C[\(row), \(col)] = \(c[row * n + col]), expected \(expected)")
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    func testFewRowsAndManyRowsAgree() {
+        // The same product computed for 17 rows (few-rows kernel) and as part of 40 rows (OpenBLAS).
+        let k = 300, n = 260, rows = 40
+        let a = (0..<(rows * k)).map { Float(($0 * 37) % 101) / 50 - 1 }, b = (0..<(k * n)).map { Float(($0 * 13) % 97) / 48 - 1 }
+        var few = [Float](repeating: 0, count: 17 * n), many = [Float](repeating: 0, count: rows * n)
+        Kernels.matmul(Array(a[0..<(17 * k)]), b, bias: nil, into: &few, m: 17, k: k, n: n)
+        Kernels.matmul(a, b, bias: nil, into: &many, m: rows, k: k, n: n)
+        let worst = (0..<(17 * n)).map { abs(few[$0] - many[$0]) / max(1, abs(many[$0])) }.max()!
+        XCTAssertLessThan(worst, 1e-5)
+    }
 }

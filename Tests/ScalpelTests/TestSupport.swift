@@ -65,6 +65,7 @@ func assertClose(_ actual: Tensor, _ expected: Tensor, tolerance: Float = 1e-4, 
         let delta = abs(a - e)
         if !(delta <= worst) { worst = delta; worstIndex = i }
     }
+    if ProcessInfo.processInfo.environment["SCALPEL_PRINT_WORST"] != nil { print("WORST \(what) \(worst) \(worst / max(1, range))") }
     XCTAssertLessThanOrEqual(worst, bound, "\(what): max |Δ| \(worst) at \(worstIndex) exceeds \(bound)", file: file, line: line)
 }
 

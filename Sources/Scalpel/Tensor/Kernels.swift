@@ -1,3 +1,4 @@
+import CKernels
 import COpenBLAS
 import Foundation
 
@@ -5,26 +6,62 @@ import Foundation
 /// Matrices are row-major; `rows` × `cols` unless said otherwise.
 public enum Kernels {
     /// C[m,n] = A[m,k] · B[k,n] (+ bias[n] broadcast over rows). B may be transposed: B[n,k].
-    /// The columns of C are split across cores; each calls single-threaded OpenBLAS on its slice.
+    /// The columns of C are split across cores. The path depends on the number of rows (tokens):
+    /// one row is a matrix-vector product, a few rows go through the few-rows kernel, more through
+    /// sgemm (docs/DECISIONS.md, "Matrix products").
     public static func matmul(_ a: UnsafePointer<Float>, _ b: UnsafePointer<Float>, bias: UnsafePointer<Float>?,
                               into c: UnsafeMutablePointer<Float>, m: Int, k: Int, n: Int, transposeB: Bool = false) {
         guard m > 0, n > 0 else { return }
-        if m == 1 && k > 0 {
-            // One row (e.g. the last position's unembedding): a matrix-vector product streams B once,
-            // where a GEMM would first pack all of B.
-            Parallel.ranges(n, cost: n * k) { columns in
-                let width = columns.count, y = c + columns.lowerBound
-                if let bias { y.update(from: bias + columns.lowerBound, count: width) }
-                if transposeB {  // y = B[columns, :] · a
-                    cblas_sgemv(CblasRowMajor, CblasNoTrans, Int32(width), Int32(k), 1, b + columns.lowerBound * k, Int32(k),
-                                a, 1, bias == nil ? 0 : 1, y, 1)
-                } else {         // y = a · B[:, columns]
-                    cblas_sgemv(CblasRowMajor, CblasTrans, Int32(k), Int32(width), 1, b + columns.lowerBound, Int32(n),
-                                a, 1, bias == nil ? 0 : 1, y, 1)
-                }
-            }
-            return
+        switch m {
+        case 1 where k > 0:
+            matvec(a, b, bias: bias, into: c, k: k, n: n, transposeB: transposeB)
+        case 2...fewRowsLimit where !transposeB && fewRowsAvailable:
+            matmulFewRows(a, b, bias: bias, into: c, m: m, k: k, n: n)
+        default:
+            matmulBLAS(a, b, bias: bias, into: c, m: m, k: k, n: n, transposeB: transposeB)
         }
+    }
+
+    /// Up to this many rows, the few-rows kernel beats sgemm, which packs B on every call
+    /// (0.58× sgemm's time at 17 rows and 1.08× at 48 on GPT-2-small shapes).
+    static let fewRowsLimit = 32
+    /// The few-rows kernel needs AVX-512F; without it, few rows go through sgemm too.
+    static let fewRowsAvailable = scalpel_few_rows_available() != 0
+
+    /// One row (e.g. the last position's unembedding): a matrix-vector product streams B once,
+    /// where a GEMM would first pack all of B.
+    static func matvec(_ a: UnsafePointer<Float>, _ b: UnsafePointer<Float>, bias: UnsafePointer<Float>?,
+                       into c: UnsafeMutablePointer<Float>, k: Int, n: Int, transposeB: Bool) {
+        Parallel.ranges(n, cost: n * k) { columns in
+            let width = columns.count, y = c + columns.lowerBound
+            if let bias { y.update(from: bias + columns.lowerBound, count: width) }
+            if transposeB {  // y = B[columns, :] · a
+                cblas_sgemv(CblasRowMajor, CblasNoTrans, Int32(width), Int32(k), 1, b + columns.lowerBound * k, Int32(k),
+                            a, 1, bias == nil ? 0 : 1, y, 1)
+            } else {         // y = a · B[:, columns]
+                cblas_sgemv(CblasRowMajor, CblasTrans, Int32(k), Int32(width), 1, b + columns.lowerBound, Int32(n),
+                            a, 1, bias == nil ? 0 : 1, y, 1)
+            }
+        }
+    }
+
+    /// A few rows against B[k,n]: C starts as the bias (or 0) and the few-rows kernel (CKernels) adds
+    /// A·B, reading B in place. Each core takes whole 32-column strips of C.
+    static func matmulFewRows(_ a: UnsafePointer<Float>, _ b: UnsafePointer<Float>, bias: UnsafePointer<Float>?,
+                              into c: UnsafeMutablePointer<Float>, m: Int, k: Int, n: Int) {
+        Parallel.ranges((n + 31) / 32, cost: m * n * k) { strips in
+            let first = strips.lowerBound * 32, width = min(n, strips.upperBound * 32) - first
+            for row in 0..<m {
+                let c0 = c + row * n + first
+                if let bias { c0.update(from: bias + first, count: width) } else { c0.update(repeating: 0, count: width) }
+            }
+            scalpel_sgemm_few_rows(a, b + first, c + first, m, k, width, n, n)
+        }
+    }
+
+    /// Any number of rows through single-threaded OpenBLAS sgemm, each core on its slice of columns.
+    static func matmulBLAS(_ a: UnsafePointer<Float>, _ b: UnsafePointer<Float>, bias: UnsafePointer<Float>?,
+                           into c: UnsafeMutablePointer<Float>, m: Int, k: Int, n: Int, transposeB: Bool) {
         Parallel.ranges(n, cost: m * n * k) { columns in
             let width = columns.count, c0 = c + columns.lowerBound
             var beta: Float = 0

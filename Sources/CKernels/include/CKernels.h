@@ -1,0 +1,13 @@
+#ifndef SCALPEL_CKERNELS_H
+#define SCALPEL_CKERNELS_H
+
+/// Whether this CPU (and OS) can run `scalpel_sgemm_few_rows` (it needs AVX-512F).
+int scalpel_few_rows_available(void);
+
+/// C[r, 0..<n] += A[r, 0..<k] · B[0..<k, 0..<n] for r < m, with m small (one prompt's positions).
+/// A is row-major with rows of k floats; B and C are row-major with row strides ldb and ldc.
+/// Call only when `scalpel_few_rows_available()` says so.
+void scalpel_sgemm_few_rows(const float *a, const float *b, float *c,
+                            long m, long k, long n, long ldb, long ldc);
+
+#endif
