@@ -144,7 +144,9 @@ public enum Kernels {
     /// n is rounded by adding 1.5·2^23, which leaves it in the low mantissa bits (no int conversion).
     @inline(__always)
     static func exp8(_ x: SIMD8<Float>) -> SIMD8<Float> {
-        let x = x.clamped(lowerBound: SIMD8(repeating: -87), upperBound: SIMD8(repeating: 88))
+        var x = x  // clamped with masks: `clamped(lowerBound:upperBound:)` is not inlined
+        x.replace(with: -87, where: x .< -87)
+        x.replace(with: 88, where: x .> 88)
         let shifted = x * 1.442_695_04 + 12_582_912
         let n = shifted - 12_582_912
         let r = x - n * 0.693_145_75 - n * 1.428_606_8e-6
