@@ -14,6 +14,9 @@ struct Bench: ParsableCommand {
     @Option(help: "Timed runs of the single prompt (the median is reported).") var runs = 30
     @Option(help: "Timed runs of the batch.") var batchRuns = 7
     @Option(help: "table or json.") var format: OutputFormat = .table
+    @Option(help: ArgumentHelp("Also time the products with every block weight for these row counts, few-rows kernel against sgemm.",
+                               valueName: "2,17,33,48"))
+    var matmulRows: String?
 
     struct Report: Encodable {
         var model: String
@@ -28,12 +31,36 @@ struct Bench: ParsableCommand {
         /// names-is-digit), last position, all resid_pre rows + final; nil without a tokenizer.
         var lensMedianSeconds: Double?
         var lensPrompts: [String]?
+        /// With --matmul-rows: one pass over the block weights per row count, each path's median.
+        var matmul: [MatmulTiming]?
+    }
+
+    struct MatmulTiming: Encodable {
+        var rows: Int
+        var fewRowsMedianSeconds: Double
+        var sgemmMedianSeconds: Double
     }
 
     /// 20 + 6 + 8 + 7 + 7 + 16 = 64 prompts of the study's sequences.
     static var lensPromptSet: [String] {
         ["digits", "number-words", "months", "days", "letters", "names-is-digit"]
             .flatMap { StudyDatasets.named($0)!.items.map(\.prompt) }
+    }
+
+    func validate() throws {
+        if let matmulRows, matmulRowCounts == nil {
+            throw ValidationError("--matmul-rows \"\(matmulRows)\": give row counts from 2 to \(Kernels.fewRowsLimit * 4), such as 2,17,33,48.")
+        }
+        if matmulRows != nil && !Kernels.fewRowsAvailable {
+            throw ValidationError("--matmul-rows compares the few-rows kernel with sgemm, but this CPU has no AVX-512F to run it.")
+        }
+    }
+
+    var matmulRowCounts: [Int]? {
+        guard let matmulRows else { return [] }
+        let counts = matmulRows.split(separator: ",").map { Int($0.trimmingCharacters(in: .whitespaces)) }
+        guard !counts.isEmpty, counts.allSatisfy({ $0 != nil && (2...Kernels.fewRowsLimit * 4).contains($0!) }) else { return nil }
+        return counts.map { $0! }
     }
 
     func run() throws {
@@ -57,10 +84,12 @@ struct Bench: ParsableCommand {
             _ = try lens.run(model, prompts: inputs)
             lensMedian = median(try (0..<batchRuns).map { _ in try time { _ = try lens.run(model, prompts: inputs) } })
         }
+        let matmul = matmulRows == nil ? nil : (matmulRowCounts ?? []).map { timeMatmul(model, rows: $0) }
         let report = Report(model: modelOptions.model ?? "bundled", loadSeconds: loadSeconds,
                             singlePromptMedianSeconds: median(singleTimes), batchMedianSeconds: batchMedian,
                             batchTokensPerSecond: Double(batch * tokens) / batchMedian, tokens: tokens, batch: batch,
-                            peakResidentMB: peakResidentMB(), lensMedianSeconds: lensMedian, lensPrompts: lensPrompts)
+                            peakResidentMB: peakResidentMB(), lensMedianSeconds: lensMedian, lensPrompts: lensPrompts,
+                            matmul: matmul)
         switch format {
         case .json: try Output.json(report)
         default:
@@ -73,7 +102,39 @@ struct Bench: ParsableCommand {
                 print(String(format: "logit lens, 64 prompts (median) %.1f ms", lensMedian * 1000))
             }
             print(String(format: "peak resident memory          %.0f MB", report.peakResidentMB))
+            if let matmul {
+                print("block weight products (median of \(runs)): rows, few-rows kernel, sgemm, ratio")
+                for t in matmul {
+                    print(String(format: "%4d  %8.2f ms  %8.2f ms  %.2f", t.rows, t.fewRowsMedianSeconds * 1000,
+                                 t.sgemmMedianSeconds * 1000, t.fewRowsMedianSeconds / t.sgemmMedianSeconds))
+                }
+            }
         }
+    }
+
+    /// One pass of `rows` random rows through every block weight matrix (with its bias), timed
+    /// for the few-rows kernel and for sgemm, alternating so that both see the same machine state.
+    func timeMatmul(_ model: Model, rows: Int) -> MatmulTiming {
+        let weights = model.blocks.flatMap { block -> [(Tensor, Tensor)] in
+            (block.attention.map { [($0.qkvWeight, $0.qkvBias), ($0.outWeight, $0.outBias)] } ?? [])
+                + (block.mlp.map { [($0.inWeight, $0.inBias), ($0.outWeight, $0.outBias)] } ?? [])
+        }
+        let widest = weights.map { max($0.0.shape[0], $0.0.shape[1]) }.max() ?? 0
+        var rng = SeededRandom(seed: 99)
+        let input = (0..<(rows * widest)).map { _ in Float(rng.next() % 2001) / 1000 - 1 }
+        var output = [Float](repeating: 0, count: rows * widest)
+        func pass(_ path: Kernels.MatmulPath) -> Double {
+            time {
+                for (weight, bias) in weights {
+                    Kernels.matmul(input, weight.pointer, bias: bias.pointer, into: &output,
+                                   m: rows, k: weight.shape[0], n: weight.shape[1], path: path)
+                }
+            }
+        }
+        _ = (pass(.fewRows), pass(.sgemm))
+        var few: [Double] = [], blas: [Double] = []
+        for _ in 0..<runs { few.append(pass(.fewRows)); blas.append(pass(.sgemm)) }
+        return MatmulTiming(rows: rows, fewRowsMedianSeconds: median(few), sgemmMedianSeconds: median(blas))
     }
 
     func time(_ body: () throws -> Void) rethrows -> Double {

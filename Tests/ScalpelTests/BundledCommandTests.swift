@@ -17,6 +17,26 @@ final class BundledCommandTests: CLITestCase {
         XCTAssertEqual(answer["token"] as? String, " 5")
     }
 
+    func testBenchReportsEveryMeasureItNames() throws {
+        // What bench prints, not how fast: timings are benchmarks, never tests.
+        var arguments = ["bench", "--runs", "1", "--batch-runs", "1", "--batch", "2", "--tokens", "4", "--format", "json"]
+        if Kernels.fewRowsAvailable { arguments += ["--matmul-rows", "2,5"] }
+        let result = try scalpel(arguments)
+        XCTAssertEqual(result.status, 0, result.stderr)
+        let json = try XCTUnwrap(JSONSerialization.jsonObject(with: Data(result.stdout.utf8)) as? [String: Any])
+        for key in ["loadSeconds", "singlePromptMedianSeconds", "batchMedianSeconds", "lensMedianSeconds"] {
+            XCTAssertGreaterThan(json[key] as? Double ?? 0, 0, key)
+        }
+        if Kernels.fewRowsAvailable {
+            let matmul = try XCTUnwrap(json["matmul"] as? [[String: Any]])
+            XCTAssertEqual(matmul.map { $0["rows"] as? Int }, [2, 5])
+            XCTAssertGreaterThan(matmul[0]["fewRowsMedianSeconds"] as? Double ?? 0, 0)
+        }
+        let bad = try scalpel(["bench", "--matmul-rows", "1,x"])
+        XCTAssertEqual(bad.status, 1)
+        XCTAssertTrue(bad.stderr.contains("--matmul-rows \"1,x\""), bad.stderr)
+    }
+
     func testDatasetsAndTheMonthsTable() throws {
         let list = try scalpel(["datasets"])
         for name in ["digits", "number-words", "months", "days", "letters", "names-is-digit", "word-is-digit"] {

@@ -87,7 +87,7 @@ final class KernelTests: XCTestCase {
     }
 
     func testFewRowsKernelMatchesTheFormulaAtEveryEntry() throws {
-        try XCTSkipUnless(Kernels.fewRowsAvailable, "this CPU has no AVX-512F: matmul uses OpenBLAS for few rows too")
+        try XCTSkipUnless(Kernels.fewRowsAvailable, "this CPU has no AVX-512F: matmul uses sgemm for few rows too")
         // Shapes around the kernel's edges: panels of 12 rows of B, strips of 32 columns, split across
         // cores; integer-valued data so every product and sum is exact in Float.
         for (m, k, n) in [(2, 1, 1), (5, 11, 31), (17, 12, 32), (17, 29, 77), (32, 100, 200), (3, 768, 2304)] {
@@ -95,16 +95,7 @@ final class KernelTests: XCTestCase {
             let bias = (0..<n).map { Float($0 % 9) - 4 }
             for withBias in [false, true] {
                 var c = [Float](repeating: .nan, count: m * n)
-                a.withUnsafeBufferPointer { a in
-                    b.withUnsafeBufferPointer { b in
-                        bias.withUnsafeBufferPointer { bias in
-                            c.withUnsafeMutableBufferPointer { c in
-                                Kernels.matmulFewRows(a.baseAddress!, b.baseAddress!, bias: withBias ? bias.baseAddress : nil,
-                                                      into: c.baseAddress!, m: m, k: k, n: n)
-                            }
-                        }
-                    }
-                }
+                Kernels.matmul(a, b, bias: withBias ? bias : nil, into: &c, m: m, k: k, n: n, path: .fewRows)
                 for row in 0..<m {
                     for col in 0..<n {
                         var expected = withBias ? bias[col] : 0
@@ -118,14 +109,21 @@ final class KernelTests: XCTestCase {
         }
     }
 
-    func testFewRowsAndManyRowsAgree() {
-        // The same product computed for 17 rows (few-rows kernel) and as part of 40 rows (OpenBLAS).
-        let k = 300, n = 260, rows = 40
-        let a = (0..<(rows * k)).map { Float(($0 * 37) % 101) / 50 - 1 }, b = (0..<(k * n)).map { Float(($0 * 13) % 97) / 48 - 1 }
-        var few = [Float](repeating: 0, count: 17 * n), many = [Float](repeating: 0, count: rows * n)
-        Kernels.matmul(Array(a[0..<(17 * k)]), b, bias: nil, into: &few, m: 17, k: k, n: n)
-        Kernels.matmul(a, b, bias: nil, into: &many, m: rows, k: k, n: n)
-        let worst = (0..<(17 * n)).map { abs(few[$0] - many[$0]) / max(1, abs(many[$0])) }.max()!
+    func testFewRowsKernelAndSgemmAgree() throws {
+        try XCTSkipUnless(Kernels.fewRowsAvailable, "this CPU has no AVX-512F: matmul uses sgemm for few rows too")
+        let m = 17, k = 300, n = 260
+        let a = (0..<(m * k)).map { Float(($0 * 37) % 101) / 50 - 1 }, b = (0..<(k * n)).map { Float(($0 * 13) % 97) / 48 - 1 }
+        var few = [Float](repeating: 0, count: m * n), blas = few
+        Kernels.matmul(a, b, bias: nil, into: &few, m: m, k: k, n: n, path: .fewRows)
+        Kernels.matmul(a, b, bias: nil, into: &blas, m: m, k: k, n: n, path: .sgemm)
+        let worst = (0..<(m * n)).map { abs(few[$0] - blas[$0]) / max(1, abs(blas[$0])) }.max()!
         XCTAssertLessThan(worst, 1e-5)
+    }
+
+    func testPathsByNumberOfRows() {
+        XCTAssertEqual(Kernels.MatmulPath.automatic(m: 1, k: 8, transposeB: true), .matvec)
+        XCTAssertEqual(Kernels.MatmulPath.automatic(m: Kernels.fewRowsLimit + 1, k: 8, transposeB: false), .sgemm)
+        XCTAssertEqual(Kernels.MatmulPath.automatic(m: 17, k: 8, transposeB: true), .sgemm)
+        XCTAssertEqual(Kernels.MatmulPath.automatic(m: 17, k: 8, transposeB: false), Kernels.fewRowsAvailable ? .fewRows : .sgemm)
     }
 }

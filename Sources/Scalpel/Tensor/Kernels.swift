@@ -5,28 +5,49 @@ import Foundation
 /// The numerical kernels of the forward pass, each next to the formula it computes.
 /// Matrices are row-major; `rows` × `cols` unless said otherwise.
 public enum Kernels {
+    /// How `matmul` computes a product (docs/DECISIONS.md, "Matrix products").
+    public enum MatmulPath: String, CaseIterable, Sendable {
+        /// One row: `cblas_sgemv`.
+        case matvec
+        /// 2 to `fewRowsLimit` rows against B[k,n]: the few-rows kernel (CKernels), which reads B in place.
+        case fewRows = "few-rows"
+        /// Anything: `cblas_sgemm`, which packs B on every call.
+        case sgemm
+
+        /// The path `matmul` takes by default for m rows.
+        public static func automatic(m: Int, k: Int, transposeB: Bool) -> MatmulPath {
+            switch m {
+            case 1 where k > 0: return .matvec
+            case 2...fewRowsLimit where !transposeB && fewRowsAvailable: return .fewRows
+            default: return .sgemm
+            }
+        }
+    }
+
     /// C[m,n] = A[m,k] · B[k,n] (+ bias[n] broadcast over rows). B may be transposed: B[n,k].
-    /// The columns of C are split across cores. The path depends on the number of rows (tokens):
-    /// one row is a matrix-vector product, a few rows go through the few-rows kernel, more through
-    /// sgemm (docs/DECISIONS.md, "Matrix products").
+    /// The columns of C are split across cores. `path` is chosen by the number of rows (tokens)
+    /// unless given, which only benchmarks and tests do.
     public static func matmul(_ a: UnsafePointer<Float>, _ b: UnsafePointer<Float>, bias: UnsafePointer<Float>?,
-                              into c: UnsafeMutablePointer<Float>, m: Int, k: Int, n: Int, transposeB: Bool = false) {
+                              into c: UnsafeMutablePointer<Float>, m: Int, k: Int, n: Int, transposeB: Bool = false,
+                              path: MatmulPath? = nil) {
         guard m > 0, n > 0 else { return }
-        switch m {
-        case 1 where k > 0:
+        switch path ?? .automatic(m: m, k: k, transposeB: transposeB) {
+        case .matvec:
+            precondition(m == 1, "matvec computes one row")
             matvec(a, b, bias: bias, into: c, k: k, n: n, transposeB: transposeB)
-        case 2...fewRowsLimit where !transposeB && fewRowsAvailable:
+        case .fewRows:
+            precondition(!transposeB && fewRowsAvailable, "the few-rows kernel needs B[k,n] and AVX-512F")
             matmulFewRows(a, b, bias: bias, into: c, m: m, k: k, n: n)
-        default:
+        case .sgemm:
             matmulBLAS(a, b, bias: bias, into: c, m: m, k: k, n: n, transposeB: transposeB)
         }
     }
 
-    /// Up to this many rows, the few-rows kernel beats sgemm, which packs B on every call
-    /// (0.58× sgemm's time at 17 rows and 1.08× at 48 on GPT-2-small shapes).
-    static let fewRowsLimit = 32
+    /// Up to this many rows the few-rows kernel beats sgemm on every model measured
+    /// (`scalpel bench --matmul-rows`; break-even near 40 rows on the bundled model, 90 on GPT-2 small).
+    public static let fewRowsLimit = 32
     /// The few-rows kernel needs AVX-512F; without it, few rows go through sgemm too.
-    static let fewRowsAvailable = scalpel_few_rows_available() != 0
+    public static let fewRowsAvailable = scalpel_few_rows_available() != 0
 
     /// One row (e.g. the last position's unembedding): a matrix-vector product streams B once,
     /// where a GEMM would first pack all of B.
