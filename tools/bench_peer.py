@@ -99,7 +99,8 @@ def main():
     rows = [("load (ready to run)", "loadSeconds", 0.2, None),
             (f"1 prompt x {args.tokens} tokens", "singlePromptMedianSeconds", None, 0.4),
             (f"{args.batch} x {args.tokens} tokens", "batchMedianSeconds", None, 0.85)]
-    print(f"checkpoint: {args.model}  (PyTorch {peer['torch']}, {peer['threads']} threads)")
+    print(f"checkpoint: {args.model}  (PyTorch {peer['torch']}, {peer['threads']} threads; "
+          f"Scalpel's OpenBLAS kernels: {ours['openBLASCore']})")
     print(f"{'measure':28} {'Scalpel':>11} {'PyTorch':>11} {'ratio':>7}  target")
     for label, key, absolute, ratio_target in rows:
         ratio = ours[key] / peer[key]

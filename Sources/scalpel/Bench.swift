@@ -27,6 +27,8 @@ struct Bench: ParsableCommand {
         var tokens: Int
         var batch: Int
         var peakResidentMB: Double
+        /// The kernels OpenBLAS runs (OPENBLAS_CORETYPE), e.g. "SkylakeX".
+        var openBLASCore: String
         /// The logit lens over the study's 64 prompts (digits, number words, months, days, letters,
         /// names-is-digit), last position, all resid_pre rows + final; nil without a tokenizer.
         var lensMedianSeconds: Double?
@@ -88,12 +90,13 @@ struct Bench: ParsableCommand {
         let report = Report(model: modelOptions.model ?? "bundled", loadSeconds: loadSeconds,
                             singlePromptMedianSeconds: median(singleTimes), batchMedianSeconds: batchMedian,
                             batchTokensPerSecond: Double(batch * tokens) / batchMedian, tokens: tokens, batch: batch,
-                            peakResidentMB: peakResidentMB(), lensMedianSeconds: lensMedian, lensPrompts: lensPrompts,
+                            peakResidentMB: peakResidentMB(), openBLASCore: OpenBLAS.coreName, lensMedianSeconds: lensMedian, lensPrompts: lensPrompts,
                             matmul: matmul)
         switch format {
         case .json: try Output.json(report)
         default:
             print("model                         \(report.model)")
+            print("OpenBLAS kernels              \(report.openBLASCore)")
             print(String(format: "load (ready to run)           %.3f s", report.loadSeconds))
             print(String(format: "1 prompt × %d tokens (median) %.2f ms", tokens, report.singlePromptMedianSeconds * 1000))
             print(String(format: "%d prompts × %d tokens (median) %.1f ms  (%.0f tokens/s)", batch, tokens,

@@ -1,12 +1,10 @@
-import COpenBLAS
 import Foundation
 
-/// Splits work across the machine's cores. OpenBLAS runs single-threaded and each core calls it on
-/// its own slice: OpenBLAS's own worker threads spin while the main thread runs the other kernels,
-/// which on a 2-core machine costs more than it gains.
+/// Splits work across the machine's cores; each core calls single-threaded OpenBLAS (or another
+/// kernel) on its own slice.
 enum Parallel {
     static let cores: Int = {
-        openblas_set_num_threads(1)
+        _ = OpenBLAS.coreName  // set OpenBLAS up before any product
         return max(1, ProcessInfo.processInfo.activeProcessorCount)
     }()
 
