@@ -24,11 +24,15 @@ final class LensParityTests: XCTestCase {
         lens.positions = .all
         lens.topK = checkpoint.vocabSize
         let inputs = reference.lensPrompts.map { LensInput(text: "", tokens: reference.prompts[$0]) }
-        let result = try lens.run(checkpoint, prompts: inputs)
-        XCTAssertEqual(result.rows.count, mid ? 2 * checkpoint.blocks.count + 1 : checkpoint.blocks.count + 1)
-        for (k, p) in reference.lensPrompts.enumerated() {
-            assertClose(probabilities(result.prompts[k], vocab: checkpoint.vocabSize),
-                        try XCTUnwrap(reference.tensor(key, p)), "\(model) \(key) prompt \(p)")
+        // In one unembedding product, and in chunks of 7 rows (the fixture batches have more).
+        for chunkRows in [nil, 7] {
+            if let chunkRows { lens.logitsChunkBytes = chunkRows * checkpoint.vocabSize * MemoryLayout<Float>.size }
+            let result = try lens.run(checkpoint, prompts: inputs)
+            XCTAssertEqual(result.rows.count, mid ? 2 * checkpoint.blocks.count + 1 : checkpoint.blocks.count + 1)
+            for (k, p) in reference.lensPrompts.enumerated() {
+                assertClose(probabilities(result.prompts[k], vocab: checkpoint.vocabSize),
+                            try XCTUnwrap(reference.tensor(key, p)), "\(model) \(key) prompt \(p), chunks of \(chunkRows ?? 0) rows")
+            }
         }
     }
 

@@ -18,6 +18,9 @@ public struct LogitLens {
     public var prependBOS = true
     /// Prompts per forward pass; bounds memory for large prompt sets.
     public var batchSize = 16
+    /// The most memory the logits of one unembedding product may take; rows beyond it are unembedded
+    /// in further chunks (128 MB is 667 rows of GPT-2's vocabulary).
+    public var logitsChunkBytes = 128 << 20
 
     public init() {}
 
@@ -42,7 +45,8 @@ public struct LogitLens {
         var results: [LensPrompt] = []
         for start in stride(from: 0, to: prompts.count, by: batchSize) {
             let batch = Array(prompts[start..<min(start + batchSize, prompts.count)])
-            let run = try model.run(batch.map(\.tokens), capture: HookFilter(capture))
+            // No logits from the run: the lens unembeds its own rows, the final residual among them.
+            let run = try model.run(batch.map(\.tokens), capture: HookFilter(capture), logitsAt: .positions([]))
             results += try lens(model, batch: batch, cache: run.cache, rows: rowNames)
             progress?(start + batch.count)
         }
@@ -75,18 +79,30 @@ public struct LogitLens {
             }
         }
         let normalized = normalization == .recomputed ? model.finalLayerNorm(stacked) : cachedLayerNorm(stacked, scales: scales, model: model)
-        let logits = model.unembedRows(normalized)
-        // Score every row of logits, the rows split across cores.
+        // Unembed and score the rows a chunk at a time, reusing one logits buffer of at most
+        // `logitsChunkBytes`: the logits of a whole batch can take gigabytes (GPT-2, `--positions all`).
         var offsets: [Int] = [], start = 0
         for p in batch.indices { offsets.append(start); start += rows.count * selected[p].count }
         var cells = [LensCell?](repeating: nil, count: total)
-        cells.withUnsafeMutableBufferPointer { out in
-            let out = out
-            Parallel.ranges(total, cost: total * model.vocabSize * 4) { range in
-                for n in range {
-                    let p = offsets.lastIndex { $0 <= n }!
-                    let row = UnsafeBufferPointer(start: logits.pointer + n * model.vocabSize, count: model.vocabSize)
-                    out[n] = LensCell(logits: row, topK: topK, target: batch[p].target, foil: batch[p].foil, model: model)
+        let vocab = model.vocabSize
+        let chunks = max(1, (total * vocab * MemoryLayout<Float>.size + logitsChunkBytes - 1) / logitsChunkBytes)
+        let chunkRows = (total + chunks - 1) / chunks  // equal chunks: sgemm slows down on a small remainder
+        var logits = [Float](repeating: 0, count: min(total, chunkRows) * vocab)
+        for first in stride(from: 0, to: total, by: chunkRows) {
+            let count = min(chunkRows, total - first)
+            Kernels.matmul(normalized.pointer + first * d, model.unembed.pointer, bias: nil, into: &logits,
+                           m: count, k: d, n: vocab, transposeB: true)
+            // Score every row of the chunk, the rows split across cores.
+            logits.withUnsafeBufferPointer { logits in
+                cells.withUnsafeMutableBufferPointer { out in
+                    let out = out
+                    Parallel.ranges(count, cost: count * vocab * 4) { range in
+                        for i in range {
+                            let n = first + i, p = offsets.lastIndex { $0 <= n }!
+                            let row = UnsafeBufferPointer(rebasing: logits[(i * vocab)..<((i + 1) * vocab)])
+                            out[n] = LensCell(logits: row, topK: topK, target: batch[p].target, foil: batch[p].foil, model: model)
+                        }
+                    }
                 }
             }
         }
