@@ -58,11 +58,13 @@ struct Bench: ParsableCommand {
         }
     }
 
+    /// --matmul-rows as numbers; nil when absent or not a list of counts in range (validate() says which).
     var matmulRowCounts: [Int]? {
-        guard let matmulRows else { return [] }
-        let counts = matmulRows.split(separator: ",").map { Int($0.trimmingCharacters(in: .whitespaces)) }
-        guard !counts.isEmpty, counts.allSatisfy({ $0 != nil && (2...Kernels.fewRowsLimit * 4).contains($0!) }) else { return nil }
-        return counts.map { $0! }
+        guard let parts = matmulRows?.split(separator: ",") else { return nil }
+        let counts = parts.compactMap { Int($0.trimmingCharacters(in: .whitespaces)) }
+        guard !counts.isEmpty, counts.count == parts.count,
+              counts.allSatisfy({ (2...Kernels.fewRowsLimit * 4).contains($0) }) else { return nil }
+        return counts
     }
 
     func run() throws {
@@ -86,7 +88,7 @@ struct Bench: ParsableCommand {
             _ = try lens.run(model, prompts: inputs)
             lensMedian = median(try (0..<batchRuns).map { _ in try time { _ = try lens.run(model, prompts: inputs) } })
         }
-        let matmul = matmulRows == nil ? nil : (matmulRowCounts ?? []).map { timeMatmul(model, rows: $0) }
+        let matmul = matmulRowCounts?.map { timeMatmul(model, rows: $0) }
         let report = Report(model: modelOptions.model ?? "bundled", loadSeconds: loadSeconds,
                             singlePromptMedianSeconds: median(singleTimes), batchMedianSeconds: batchMedian,
                             batchTokensPerSecond: Double(batch * tokens) / batchMedian, tokens: tokens, batch: batch,

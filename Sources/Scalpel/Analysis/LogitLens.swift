@@ -87,21 +87,19 @@ public struct LogitLens {
         let vocab = model.vocabSize
         let chunks = max(1, (total * vocab * MemoryLayout<Float>.size + logitsChunkBytes - 1) / logitsChunkBytes)
         let chunkRows = (total + chunks - 1) / chunks  // equal chunks: sgemm slows down on a small remainder
-        var logits = [Float](repeating: 0, count: min(total, chunkRows) * vocab)
-        for first in stride(from: 0, to: total, by: chunkRows) {
-            let count = min(chunkRows, total - first)
-            Kernels.matmul(normalized.pointer + first * d, model.unembed.pointer, bias: nil, into: &logits,
-                           m: count, k: d, n: vocab, transposeB: true)
-            // Score every row of the chunk, the rows split across cores.
-            logits.withUnsafeBufferPointer { logits in
-                cells.withUnsafeMutableBufferPointer { out in
-                    let out = out
-                    Parallel.ranges(count, cost: count * vocab * 4) { range in
-                        for i in range {
-                            let n = first + i, p = offsets.lastIndex { $0 <= n }!
-                            let row = UnsafeBufferPointer(rebasing: logits[(i * vocab)..<((i + 1) * vocab)])
-                            out[n] = LensCell(logits: row, topK: topK, target: batch[p].target, foil: batch[p].foil, model: model)
-                        }
+        let logits = UnsafeMutablePointer<Float>.allocate(capacity: min(total, chunkRows) * vocab)
+        defer { logits.deallocate() }
+        cells.withUnsafeMutableBufferPointer { out in
+            let out = out
+            for first in stride(from: 0, to: total, by: chunkRows) {
+                let count = min(chunkRows, total - first)
+                model.unembedRows(normalized.pointer + first * d, count: count, into: logits)
+                // Score every row of the chunk, the rows split across cores.
+                Parallel.ranges(count, cost: count * vocab * 4) { range in
+                    for i in range {
+                        let n = first + i, p = offsets.lastIndex { $0 <= n }!
+                        let row = UnsafeBufferPointer(start: logits + i * vocab, count: vocab)
+                        out[n] = LensCell(logits: row, topK: topK, target: batch[p].target, foil: batch[p].foil, model: model)
                     }
                 }
             }

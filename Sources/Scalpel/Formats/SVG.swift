@@ -29,11 +29,7 @@ public struct SVG {
         var a = "x=\"\(Self.num(x))\" y=\"\(Self.num(y))\" width=\"\(Self.num(width))\" height=\"\(Self.num(height))\" fill=\"\(Self.escape(fill))\""
         if let stroke { a += " stroke=\"\(Self.escape(stroke))\" stroke-width=\"\(Self.num(strokeWidth))\"" }
         if let className { a += " class=\"\(Self.escape(className))\"" }
-        if let tooltip {
-            elements.append("<rect \(a)><title>\(Self.escape(tooltip))</title></rect>")
-        } else {
-            elements.append("<rect \(a)/>")
-        }
+        append("rect", a, tooltip: tooltip)
     }
 
     /// Text; the content is escaped here, so pass it raw (use `visibleToken` first for token text).
@@ -67,11 +63,7 @@ public struct SVG {
         if opacity != 1 { a += " stroke-opacity=\"\(Self.num(opacity))\"" }
         if let dash { a += " stroke-dasharray=\"\(Self.escape(dash))\"" }
         if let className { a += " class=\"\(Self.escape(className))\"" }
-        if let tooltip {
-            elements.append("<polyline \(a)><title>\(Self.escape(tooltip))</title></polyline>")
-        } else {
-            elements.append("<polyline \(a)/>")
-        }
+        append("polyline", a, tooltip: tooltip)
     }
 
     /// A path from SVG path data (`M 0 0 L 10 10 Z`).
@@ -83,10 +75,15 @@ public struct SVG {
 
     public mutating func circle(cx: Double, cy: Double, r: Double, fill: String, tooltip: String? = nil) {
         let a = "cx=\"\(Self.num(cx))\" cy=\"\(Self.num(cy))\" r=\"\(Self.num(r))\" fill=\"\(Self.escape(fill))\""
+        append("circle", a, tooltip: tooltip)
+    }
+
+    /// `<tag attributes/>`, or with a `<title>` child when there is a tooltip.
+    private mutating func append(_ tag: String, _ attributes: String, tooltip: String?) {
         if let tooltip {
-            elements.append("<circle \(a)><title>\(Self.escape(tooltip))</title></circle>")
+            elements.append("<\(tag) \(attributes)><title>\(Self.escape(tooltip))</title></\(tag)>")
         } else {
-            elements.append("<circle \(a)/>")
+            elements.append("<\(tag) \(attributes)/>")
         }
     }
 

@@ -301,8 +301,12 @@ extension Model {
     public func unembedRows(_ rows: Tensor) -> Tensor {
         let n = rows.count / dModel
         var logits = Tensor(zeros: [n, vocabSize])
-        Kernels.matmul(rows.pointer, unembed.pointer, bias: nil, into: logits.mutablePointer,
-                       m: n, k: dModel, n: vocabSize, transposeB: true)
+        unembedRows(rows.pointer, count: n, into: logits.mutablePointer)
         return logits
+    }
+
+    /// logits [count, vocab] = rows [count, d] · W_Uᵀ, into a buffer the caller reuses.
+    func unembedRows(_ rows: UnsafePointer<Float>, count: Int, into logits: UnsafeMutablePointer<Float>) {
+        Kernels.matmul(rows, unembed.pointer, bias: nil, into: logits, m: count, k: dModel, n: vocabSize, transposeB: true)
     }
 }

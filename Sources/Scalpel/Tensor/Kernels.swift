@@ -6,11 +6,11 @@ import Foundation
 /// Matrices are row-major; `rows` × `cols` unless said otherwise.
 public enum Kernels {
     /// How `matmul` computes a product (docs/DECISIONS.md, "Matrix products").
-    public enum MatmulPath: String, CaseIterable, Sendable {
+    public enum MatmulPath: Sendable {
         /// One row: `cblas_sgemv`.
         case matvec
         /// 2 to `fewRowsLimit` rows against B[k,n]: the few-rows kernel (CKernels), which reads B in place.
-        case fewRows = "few-rows"
+        case fewRows
         /// Anything: `cblas_sgemm`, which packs B on every call.
         case sgemm
 
@@ -55,7 +55,7 @@ public enum Kernels {
                        into c: UnsafeMutablePointer<Float>, k: Int, n: Int, transposeB: Bool) {
         Parallel.ranges(n, cost: n * k) { columns in
             let width = columns.count, y = c + columns.lowerBound
-            if let bias { y.update(from: bias + columns.lowerBound, count: width) }
+            if bias != nil { startRows(c, from: bias, m: 1, n: n, columns: columns) }
             if transposeB {  // y = B[columns, :] · a
                 cblas_sgemv(CblasRowMajor, CblasNoTrans, Int32(width), Int32(k), 1, b + columns.lowerBound * k, Int32(k),
                             a, 1, bias == nil ? 0 : 1, y, 1)
@@ -71,12 +71,9 @@ public enum Kernels {
     static func matmulFewRows(_ a: UnsafePointer<Float>, _ b: UnsafePointer<Float>, bias: UnsafePointer<Float>?,
                               into c: UnsafeMutablePointer<Float>, m: Int, k: Int, n: Int) {
         Parallel.ranges((n + 31) / 32, cost: m * n * k) { strips in
-            let first = strips.lowerBound * 32, width = min(n, strips.upperBound * 32) - first
-            for row in 0..<m {
-                let c0 = c + row * n + first
-                if let bias { c0.update(from: bias + first, count: width) } else { c0.update(repeating: 0, count: width) }
-            }
-            scalpel_sgemm_few_rows(a, b + first, c + first, m, k, width, n, n)
+            let columns = (strips.lowerBound * 32)..<min(n, strips.upperBound * 32)
+            startRows(c, from: bias, m: m, n: n, columns: columns)
+            scalpel_sgemm_few_rows(a, b + columns.lowerBound, c + columns.lowerBound, m, k, columns.count, n, n)
         }
     }
 
@@ -85,17 +82,22 @@ public enum Kernels {
                            into c: UnsafeMutablePointer<Float>, m: Int, k: Int, n: Int, transposeB: Bool) {
         Parallel.ranges(n, cost: m * n * k) { columns in
             let width = columns.count, c0 = c + columns.lowerBound
-            var beta: Float = 0
-            if let bias {
-                for row in 0..<m { (c0 + row * n).update(from: bias + columns.lowerBound, count: width) }
-                beta = 1
-            } else if k == 0 {
-                for row in 0..<m { (c0 + row * n).update(repeating: 0, count: width) }
-            }
+            // sgemm overwrites C when beta is 0, so C is only started from the bias when there is one.
+            if bias != nil || k == 0 { startRows(c, from: bias, m: m, n: n, columns: columns) }
             guard k > 0 else { return }
+            let beta: Float = bias == nil ? 0 : 1
             let b0 = transposeB ? b + columns.lowerBound * k : b + columns.lowerBound
             cblas_sgemm(CblasRowMajor, CblasNoTrans, transposeB ? CblasTrans : CblasNoTrans,
                         Int32(m), Int32(width), Int32(k), 1, a, Int32(k), b0, Int32(transposeB ? k : n), beta, c0, Int32(n))
+        }
+    }
+
+    /// C[row, columns] = bias[columns] (0 without a bias) for every row of C [m, n]: the start of C += A·B.
+    static func startRows(_ c: UnsafeMutablePointer<Float>, from bias: UnsafePointer<Float>?, m: Int, n: Int,
+                          columns: Range<Int>) {
+        for row in 0..<m {
+            let c0 = c + row * n + columns.lowerBound
+            if let bias { c0.update(from: bias + columns.lowerBound, count: columns.count) } else { c0.update(repeating: 0, count: columns.count) }
         }
     }
 
