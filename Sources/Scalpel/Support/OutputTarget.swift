@@ -94,8 +94,7 @@ public struct OutputTarget: Sendable, Hashable {
         case .file, .other: throw FileError.unwritable(path: path, reason: "\(folder.path) is not a folder")
         }
         // Permission bits say nothing for root or special file systems (/proc): try creating an entry.
-        let probe = try makeTemporary()
-        Self.remove(probe)
+        Staging.shared.discard(try makeTemporary())
     }
 
     // MARK: Writing
@@ -105,7 +104,6 @@ public struct OutputTarget: Sendable, Hashable {
     /// the temporary entry is removed and an existing output is left as it was.
     public func write<R>(_ body: (URL) throws -> R) throws -> R {
         let temporary = try makeTemporary()
-        Staging.shared.add(temporary)
         do {
             let result = try body(URL(fileURLWithPath: temporary))
             if kind == .folder { try writeMarker(in: temporary) }
@@ -146,7 +144,12 @@ public struct OutputTarget: Sendable, Hashable {
         }
     }
 
+    /// Creates a new temporary entry next to the target, registered for clean-up as it is created.
     private func makeTemporary() throws -> String {
+        try Staging.shared.register { try createTemporary() }
+    }
+
+    private func createTemporary() throws -> String {
         let folder = url.deletingLastPathComponent().path
         let name = url.lastPathComponent
         for _ in 0..<16 {
@@ -289,7 +292,15 @@ final class Staging: @unchecked Sendable {
     /// Outputs written inside `OutputTarget.together`, put in place at its end.
     private var collected: [StagedOutput]?
 
-    func add(_ temporary: String) { lock.withLock { _ = temporaries.insert(temporary) } }
+    /// Creates a temporary entry and records it under the lock, so that a signal arriving meanwhile
+    /// finds it recorded.
+    func register(_ create: () throws -> String) throws -> String {
+        try lock.withLock {
+            let temporary = try create()
+            temporaries.insert(temporary)
+            return temporary
+        }
+    }
 
     func discard(_ temporary: String) {
         lock.withLock {
