@@ -9,10 +9,10 @@ struct Bench: ParsableCommand {
         abstract: "Measure load time, one-prompt latency and batch throughput (use a release build).")
 
     @OptionGroup var modelOptions: ModelOptions
-    @Option(help: "Tokens per prompt.") var tokens = 16
-    @Option(help: "Prompts in the throughput batch.") var batch = 32
-    @Option(help: "Timed runs of the single prompt (the median is reported).") var runs = 30
-    @Option(help: "Timed runs of the batch.") var batchRuns = 7
+    @Option(parsing: .unconditional, help: "Tokens per prompt.") var tokens = 16
+    @Option(parsing: .unconditional, help: "Prompts in the throughput batch.") var batch = 32
+    @Option(parsing: .unconditional, help: "Timed runs of the single prompt (the median is reported).") var runs = 30
+    @Option(parsing: .unconditional, help: "Timed runs of the batch.") var batchRuns = 7
     @Option(help: "table or json.") var format: OutputFormat = .table
     @Option(help: ArgumentHelp("Also time the products with every block weight for these row counts, few-rows kernel against sgemm.",
                                valueName: "2,17,33,48"))
@@ -50,6 +50,13 @@ struct Bench: ParsableCommand {
     }
 
     func validate() throws {
+        try FlagCheck.count(tokens, "--tokens", in: 1...100_000)
+        try FlagCheck.count(batch, "--batch", in: 1...100_000)
+        try FlagCheck.count(runs, "--runs", in: 1...100_000)
+        try FlagCheck.count(batchRuns, "--batch-runs", in: 1...100_000)
+        guard batch * tokens <= 1 << 20 else {
+            throw ValidationError("--batch × --tokens must be at most \(1 << 20) tokens (got \(batch) × \(tokens)).")
+        }
         if let matmulRows, matmulRowCounts == nil {
             throw ValidationError("--matmul-rows \"\(matmulRows)\": give row counts from 2 to \(Kernels.fewRowsLimit * 4), such as 2,17,33,48.")
         }
@@ -72,7 +79,7 @@ struct Bench: ParsableCommand {
         let model = try modelOptions.load()
         let loadSeconds = Date().timeIntervalSince(loadStart)
         var rng = SeededRandom(seed: 1234)
-        let prompts = (0..<batch).map { _ in (0..<tokens).map { _ in Int(rng.next() % UInt64(model.vocabSize - 1)) } }
+        let prompts = (0..<batch).map { _ in (0..<tokens).map { _ in Int(rng.next() % UInt64(max(1, model.vocabSize - 1))) } }
         let single = [prompts[0]]
         _ = try model.run(single)  // warm-up: page in the mapped weights
         let singleTimes = try (0..<runs).map { _ in try time { _ = try model.run(single) } }

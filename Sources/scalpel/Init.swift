@@ -7,7 +7,7 @@ struct Init: ParsableCommand {
         abstract: "Write a GPT-2 checkpoint with random weights in the hub layout (for benchmarks and tests).")
 
     @Option(help: "A GPT-2 shape: \(GPT2Config.presets.keys.sorted().joined(separator: ", ")).") var config = "gpt2"
-    @Option(help: "Random seed.") var seed: UInt64 = 0
+    @Option(parsing: .unconditional, help: "Random seed.") var seed: UInt64 = 0
     @Option(name: .shortAndLong, help: "Output folder.") var output: String
     @Option(help: "Copy vocab.json and merges.txt from this folder.") var tokenizer: String?
     @Flag(help: "Replace a checkpoint folder that Scalpel wrote before.") var force = false

@@ -28,15 +28,15 @@ struct Lens: ParsableCommand {
     @Option(help: "Foil token for the logit difference; a dataset's corrupted answers by default.") var foil: String?
     @Flag(name: .customLong("incl-mid"), help: "Add hook_resid_mid rows.") var includeMid = false
     @Option(help: "recomputed (ln_final on each row) or cached (the final layer's scale).") var ln: LogitLens.Normalization = .recomputed
-    @Option(help: "last, all, or a list such as 0,3,-1.") var positions: PositionSelection = .last
-    @Option(name: .customLong("top-k"), help: "Top tokens per cell.") var topK = 5
+    @Option(parsing: .unconditional, help: "last, all, or a list such as 0,3,-1.") var positions: PositionSelection = .last
+    @Option(name: .customLong("top-k"), parsing: .unconditional, help: "Top tokens per cell.") var topK = 5
     @Option(help: "table, json or csv.") var format: OutputFormat = .table
     @Option(name: .shortAndLong, help: "Also write the results to this .h5 file.") var output: String?
     @Option(help: "Also draw the logit-lens picture to this .svg file.") var plot: String?
     @Flag(help: "Overwrite existing output files.") var force = false
 
     func validate() throws {
-        guard topK > 0 else { throw ValidationError("--top-k must be at least 1 (got \(topK)).") }
+        try FlagCheck.count(topK, "--top-k", in: 1...1_000)
     }
 
     func run() throws {
@@ -157,8 +157,12 @@ struct Trace: ParsableCommand {
     @Option(help: "Hook names or globs, comma-separated, e.g. \"blocks.*.hook_resid_post,blocks.9.attn.hook_pattern\".") var hooks: String
     @Option(name: .shortAndLong, help: "Output .h5 file (default outputs/traces/trace.h5).") var output: String = "outputs/traces/trace.h5"
     @Flag(help: "Compress with gzip.") var gzip = false
-    @Option(help: "Prompts per forward pass.") var batchSize = 16
+    @Option(parsing: .unconditional, help: "Prompts per forward pass.") var batchSize = 16
     @Flag(help: "Overwrite an existing output file.") var force = false
+
+    func validate() throws {
+        try FlagCheck.count(batchSize, "--batch-size", in: 1...4_096)
+    }
 
     func run() throws {
         let destination = try OutputTarget(output, overwrite: force)
@@ -167,7 +171,7 @@ struct Trace: ParsableCommand {
         let names = try ActivationFile.resolve(file.hooks, in: model)
         let items = try promptOptions.items()
         let prompts = try items.map { try model.encode(prompt: $0.prompt, prependBOS: !modelOptions.noBos) }
-        file.batchSize = max(1, batchSize)
+        file.batchSize = batchSize
         file.attributes = provenanceAttributes(model: model, plan: plan)
         let progress = ProgressBar(total: prompts.count, label: "trace")
         try file.write(model: model, texts: items.map(\.prompt), prompts: prompts, to: destination,

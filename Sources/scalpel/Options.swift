@@ -37,15 +37,27 @@ struct ModelOptions: ParsableArguments {
     }
 }
 
+/// Checks of numeric flags, made in each command's `validate()`, before any work.
+enum FlagCheck {
+    /// A count from `range` (at least 1 unless said otherwise).
+    static func count(_ value: Int, _ flag: String, in range: ClosedRange<Int>) throws {
+        guard range.contains(value) else {
+            throw ValidationError("\(flag) must be from \(range.lowerBound) to \(range.upperBound) (got \(value)).")
+        }
+    }
+
+    static func finite(_ value: Float, _ flag: String) throws {
+        guard value.isFinite else { throw ValidationError("\(flag) must be a finite number (got \(value)).") }
+    }
+}
+
 enum OutputFormat: String, ExpressibleByArgument, CaseIterable {
     case table, json, csv
 }
 
 enum Output {
     static func json<T: Encodable>(_ value: T) throws {
-        let encoder = JSONEncoder()
-        encoder.outputFormatting = [.withoutEscapingSlashes]
-        print(String(decoding: try encoder.encode(value), as: UTF8.self))
+        print(try JSONText.encode(value))
     }
 
     /// Quotes a CSV field when needed (RFC 4180).

@@ -26,7 +26,7 @@ struct Paths: ParsableCommand {
     @Option(help: "sequence (the item ends its own sequence) or alone (BOS then the item).") var template: VectorPaths.Template = .sequence
     @Option(help: "Blocks whose residual stream is used, e.g. 0,3,5 (default all).") var layers: String?
     @Option(help: "Residual hook of each block: hook_resid_pre, hook_resid_mid or hook_resid_post.") var hook = "hook_resid_post"
-    @Option(help: "α grid as start:end:step.") var alphas: String = "0:2:0.25"
+    @Option(parsing: .unconditional, help: "α grid as start:end:step (at most \(Paths.maxAlphas) values).") var alphas: String = "0:2:0.25"
     @Flag(help: "Use every pair for the direction, including the pair under test (for checks only).") var noLeaveOneOut = false
     @Option(help: "table, json or csv.") var format: OutputFormat = .table
     @Option(name: .shortAndLong, help: "Write vectors, offsets and every path decode to this .h5 file.") var output: String?
@@ -37,10 +37,18 @@ struct Paths: ParsableCommand {
     @Option(help: "Prompt the added vector is read from (last position).") var vectorPrompt: String?
     @Option(help: "Prompt the vector is added to.") var prompt: String?
     @Option(help: "Expected next token for the added-vector run.") var expect: String?
-    @Option(help: "Block L of the added-vector run.") var layer: Int?
-    @Option(help: "Scale before block L.") var p: Float = 1
-    @Option(help: "Scale after block L.") var n: Float = 1
-    @Option(help: "Scale on the final residual.") var q: Float = 0
+    @Option(parsing: .unconditional, help: "Block L of the added-vector run.") var layer: Int?
+    @Option(parsing: .unconditional, help: "Scale before block L.") var p: Float = 1
+    @Option(parsing: .unconditional, help: "Scale after block L.") var n: Float = 1
+    @Option(parsing: .unconditional, help: "Scale on the final residual.") var q: Float = 0
+
+    static let maxAlphas = 1_001
+
+    func validate() throws {
+        _ = try alphaGrid()
+        for (value, flag) in [(p, "--p"), (n, "--n"), (q, "--q")] { try FlagCheck.finite(value, flag) }
+        if let layer { try FlagCheck.count(layer, "--layer", in: 0...Int(Int32.max)) }
+    }
 
     func run() throws {
         let outputTarget = try output.map { try OutputTarget($0, overwrite: force) }
@@ -122,8 +130,12 @@ struct Paths: ParsableCommand {
 
     func alphaGrid() throws -> [Double] {
         let parts = alphas.split(separator: ":").map { Double($0) }
-        guard parts.count == 3, let start = parts[0], let end = parts[1], let step = parts[2], step > 0, end >= start else {
-            throw ValidationError("--alphas must be start:end:step with step > 0, e.g. 0:2:0.25 (got \(alphas)).")
+        guard parts.count == 3, let start = parts[0], let end = parts[1], let step = parts[2],
+              start.isFinite, end.isFinite, step.isFinite, step > 0, end >= start else {
+            throw ValidationError("--alphas must be start:end:step of finite numbers with step > 0, e.g. 0:2:0.25 (got \(alphas)).")
+        }
+        guard (end - start) / step < Double(Self.maxAlphas) else {
+            throw ValidationError("--alphas \(alphas) has \(Int(((end - start) / step).rounded(.down)) + 1) values; at most \(Self.maxAlphas) are allowed. Use a larger step.")
         }
         return stride(from: start, through: end + step / 1e6, by: step).map { $0 }
     }

@@ -12,11 +12,11 @@ struct Run: ParsableCommand {
     var dataset: String?
     @Option(help: "The expected next token, e.g. \" 5\" (mind the leading space).") var answer: String?
     @Flag(help: "Score only the first token of a multi-token --answer instead of refusing it.") var firstToken = false
-    @Option(name: .customLong("top-k"), help: "How many top tokens to show.") var topK = 10
+    @Option(name: .customLong("top-k"), parsing: .unconditional, help: "How many top tokens to show.") var topK = 10
     @Option(help: "table or json.") var format: OutputFormat = .table
 
     func validate() throws {
-        guard topK > 0 else { throw ValidationError("--top-k must be at least 1 (got \(topK)).") }
+        try FlagCheck.count(topK, "--top-k", in: 1...1_000)
         guard prompt == nil || dataset == nil else { throw ValidationError("give either --prompt TEXT or --dataset NAME, not both.") }
         guard prompt != nil || dataset != nil || modelOptions.plan != nil else {
             throw ValidationError("give --prompt TEXT, --dataset NAME, or a --plan with checks.")
@@ -35,9 +35,14 @@ struct Run: ParsableCommand {
             family = nil
         }
         if let family {
-            let evaluation = try DatasetEvaluation(model: model, dataset: family, prependBOS: !modelOptions.noBos,
-                                                   topK: min(topK, model.vocabSize), firstTokenOnly: firstToken)
-            try DatasetTable.print(evaluation, format: format)
+            var evaluation = DatasetEvaluation()
+            evaluation.prependBOS = !modelOptions.noBos
+            evaluation.topK = min(topK, model.vocabSize)
+            evaluation.firstTokenOnly = firstToken
+            var table = DatasetTable(family, format: format)
+            try table.begin(family)
+            let summary = try evaluation.run(model, dataset: family) { try table.row($0) }
+            try table.end(summary)
             return
         }
         let tokens = try model.encode(prompt: prompt!, prependBOS: !modelOptions.noBos)

@@ -93,7 +93,7 @@ final class CLITests: CLITestCase {
 
         try expectBadInput(["run", "--model", tinyHub, "--prompt", "1", "--bogus"], mentions: ["Unknown option '--bogus'"])
         try expectBadInput(["frobnicate"], mentions: ["frobnicate"])
-        try expectBadInput(["run", "--model", tinyHub, "--prompt", "x", "--top-k", "0"], mentions: ["--top-k must be at least 1"])
+        try expectBadInput(["run", "--model", tinyHub, "--prompt", "x", "--top-k", "0"], mentions: ["--top-k must be from 1 to 1000 (got 0)"])
         try expectBadInput(["run", "--model", tinyHub, "--prompt", "x", "--top-k", "ten"], mentions: ["ten"])
         try expectBadInput(["init", "--config", "gpt5", "-o", "out"], mentions: ["\"gpt5\"", "gpt2-medium"])
 

@@ -1,0 +1,59 @@
+import XCTest
+@testable import Scalpel
+
+/// Numeric flags are checked before any work (positive counts, finite values, bounded grids), and
+/// negative numbers are accepted as option values; JSON reports non-finite numbers as null.
+final class CommandFlagTests: CLITestCase {
+    func testCountsMustBePositiveAndBounded() throws {
+        for (args, flag) in [(["bench", "--runs", "0"], "--runs"), (["bench", "--batch", "0"], "--batch"),
+                             (["bench", "--batch", "-3"], "--batch"), (["bench", "--tokens", "-1"], "--tokens"),
+                             (["bench", "--batch-runs", "0"], "--batch-runs"), (["bench", "--batch", "100000", "--tokens", "100000"], "--batch × --tokens"),
+                             (["run", "--prompt", "1", "--top-k", "-5"], "--top-k"), (["lens", "--prompt", "1", "--top-k", "0"], "--top-k"),
+                             (["trace", "--prompt", "1", "--hooks", "blocks.0.hook_resid_post", "--batch-size", "0"], "--batch-size")] {
+            try expectBadInput(args, mentions: [flag])
+        }
+    }
+
+    func testValuesMustBeFiniteAndGridsBounded() throws {
+        for alphas in ["0:inf:1", "nan:1:0.5", "0:1:0", "1:0:0.5", "0:1e9:1e-3", "a:b:c"] {
+            try expectBadInput(["paths", "--direction", "next", "--family", "digits", "--alphas", alphas], mentions: ["--alphas", alphas])
+        }
+        try expectBadInput(["paths", "--add-vector", "blocks.0.hook_mlp_out", "--vector-prompt", "1 2", "--prompt", "3 4",
+                            "--expect", " 5", "--layer", "0", "--n", "inf"], mentions: ["--n", "finite"])
+    }
+
+    func testNegativeNumbersAreOptionValues() throws {
+        let lens = try scalpel(["lens", "--prompt", "1 2 3 4", "--positions", "-1", "--format", "json"])
+        XCTAssertEqual(lens.status, 0, lens.stderr)
+        let paths = try scalpel(["paths", "--direction", "next", "--family", "digits", "--alphas", "-1:0:0.5", "--format", "json"])
+        XCTAssertEqual(paths.status, 0, paths.stderr)
+        XCTAssertTrue(paths.stdout.contains("\"alpha\":-1"), paths.stdout)
+    }
+
+    func testJSONWritesNonFiniteNumbersAsNull() throws {
+        struct Row: Encodable { var a: Float; var b: [Double]; var c: String }
+        XCTAssertEqual(try JSONText.encode(Row(a: .nan, b: [1, .infinity, -.infinity], c: "x")),
+                       #"{"a":null,"b":[1,null,null],"c":"x","non_finite":3}"#)
+        XCTAssertEqual(try JSONText.encode(Row(a: 2, b: [], c: "nan")), #"{"a":2,"b":[],"c":"nan","non_finite":0}"#)
+    }
+
+    /// A dataset runs in batches: the results do not depend on the batch size.
+    func testDatasetEvaluationDoesNotDependOnTheBatchSize() throws {
+        let model = try ModelLocation.load(nil)
+        let dataset = StudyDatasets.named("digits")!
+        func results(batch: Int) throws -> ([ItemResult], DatasetSummary) {
+            var evaluation = DatasetEvaluation()
+            evaluation.batchSize = batch
+            var items: [ItemResult] = []
+            let summary = try evaluation.run(model, dataset: dataset) { items.append($0) }
+            return (items, summary)
+        }
+        let (one, oneSummary) = try results(batch: 1), (all, allSummary) = try results(batch: 64)
+        XCTAssertEqual(one.count, dataset.items.count)
+        XCTAssertEqual(one.map(\.prompt), dataset.items.map(\.prompt))
+        XCTAssertEqual(one.map { $0.score?.rank }, all.map { $0.score?.rank })
+        for (a, b) in zip(one, all) { XCTAssertEqual(a.logitDiff!, b.logitDiff!, accuracy: 1e-4) }
+        XCTAssertEqual(oneSummary.correct, allSummary.correct)
+        XCTAssertEqual(oneSummary.meanLogitDiff!, allSummary.meanLogitDiff!, accuracy: 1e-4)
+    }
+}
