@@ -1,1 +1,7 @@
 #include <cblas.h>
+
+// OpenBLAS's own buffer pool (exported by libopenblas, not declared in cblas.h). Scalpel takes and
+// returns one buffer per core at start, while there is room, because under a limit on address space
+// OpenBLAS retries a failed allocation forever.
+void *blas_memory_alloc(int procpos);
+void blas_memory_free(void *buffer);

@@ -20,7 +20,14 @@ struct ScalpelCommand: ParsableCommand {
             usageError(error)
         }
         OutputTarget.handleSignals()
+        MemoryBudget.onExhausted = { bytes in
+            let error = MemoryError.exhausted(bytes: bytes, limitMB: MemoryBudget.limitBytes.map { $0 >> 20 })
+            OutputTarget.abandonAll()
+            FileHandle.standardError.write(Data("error: \(error.message)\n".utf8))
+            exitNow(1)
+        }
         do {
+            try MemoryBudget.check()
             // For tests of the exit status: fail the way an unexpected bug would.
             if let text = ProcessInfo.processInfo.environment["SCALPEL_TEST_INTERNAL_ERROR"], !text.isEmpty {
                 throw InjectedFailure(description: "injected by SCALPEL_TEST_INTERNAL_ERROR=\(text)")

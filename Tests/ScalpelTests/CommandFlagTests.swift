@@ -57,3 +57,31 @@ final class CommandFlagTests: CLITestCase {
         XCTAssertEqual(oneSummary.meanLogitDiff!, allSummary.meanLogitDiff!, accuracy: 1e-4)
     }
 }
+
+/// Under a limit on address space a command either runs or exits 1 with a message: never a hang
+/// in OpenBLAS's allocator, never a crash.
+final class MemoryLimitTests: CLITestCase {
+    func testTooSmallALimitIsReportedAtStart() throws {
+        let result = try scalpel(["run", "--prompt", "1 2 3 4"], shellPrefix: "ulimit -v 300000 &&")
+        XCTAssertEqual(result.status, 1, result.stderr)
+        XCTAssertTrue(result.stderr.hasPrefix("error: the memory limit"), result.stderr)
+        XCTAssertTrue(result.stderr.contains("300 MB") || result.stderr.contains("292 MB"), result.stderr)
+    }
+
+    func testCommandsRunUnderAWorkableLimit() throws {
+        let run = try scalpel(["run", "--dataset", "digits", "--format", "json"], shellPrefix: "ulimit -v 2000000 &&")
+        XCTAssertEqual(run.status, 0, run.stderr)
+        let lens = try scalpel(["lens", "--dataset", "months", "--positions", "all"], shellPrefix: "ulimit -v 2000000 &&")
+        XCTAssertEqual(lens.status, 0, lens.stderr)
+    }
+
+    /// A tensor that cannot be allocated ends in `MemoryBudget.exhausted` (exit 1 on the command
+    /// line), not in a Swift allocation crash.
+    func testAnImpossibleAllocationIsReported() throws {
+        // 65,536 prompts × 16 tokens × d_model 128 floats is 512 MB for each activation.
+        let result = try scalpel(["bench", "--batch", "65536", "--tokens", "16", "--runs", "1", "--batch-runs", "1"],
+                                 shellPrefix: "ulimit -v 1500000 &&")
+        XCTAssertEqual(result.status, 1, result.stderr)
+        XCTAssertTrue(result.stderr.contains("out of memory"), result.stderr)
+    }
+}

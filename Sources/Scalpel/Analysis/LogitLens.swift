@@ -87,8 +87,8 @@ public struct LogitLens {
         let vocab = model.vocabSize
         let chunks = max(1, (total * vocab * MemoryLayout<Float>.size + logitsChunkBytes - 1) / logitsChunkBytes)
         let chunkRows = (total + chunks - 1) / chunks  // equal chunks: sgemm slows down on a small remainder
-        let logits = UnsafeMutablePointer<Float>.allocate(capacity: min(total, chunkRows) * vocab)
-        defer { logits.deallocate() }
+        let buffer = FloatStorage(count: min(total, chunkRows) * vocab)  // a failed allocation is reported, not a crash
+        let logits = buffer.pointer
         cells.withUnsafeMutableBufferPointer { out in
             let out = out
             for first in stride(from: 0, to: total, by: chunkRows) {

@@ -242,6 +242,9 @@ extension OutputTarget {
         }
     }
 
+    /// Removes every temporary output before the process ends early (out of memory).
+    public static func abandonAll() { _ = Staging.shared.removeAll() }
+
     private static func interrupted(by signal: String) -> Never {
         let removed = Staging.shared.removeAll()
         var message = "error: interrupted by \(signal)"

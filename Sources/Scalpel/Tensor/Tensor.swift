@@ -8,9 +8,12 @@ public final class FloatStorage: @unchecked Sendable {
     /// Keeps a memory map (or any other owner of `pointer`) alive; nil when we own the memory.
     private let owner: AnyObject?
 
+    /// `count` zeros. An allocation that fails (a memory limit) goes to `MemoryBudget.exhausted`
+    /// instead of stopping the process the way a Swift allocation does.
     public init(count: Int) {
-        pointer = .allocate(capacity: Swift.max(count, 1))
-        pointer.initialize(repeating: 0, count: count)
+        let (bytes, overflow) = Swift.max(count, 1).multipliedReportingOverflow(by: MemoryLayout<Float>.stride)
+        guard !overflow, let memory = calloc(bytes, 1) else { MemoryBudget.exhausted(bytes: overflow ? Int.max : bytes) }
+        pointer = memory.bindMemory(to: Float.self, capacity: Swift.max(count, 1))
         self.count = count
         owner = nil
     }
@@ -24,7 +27,7 @@ public final class FloatStorage: @unchecked Sendable {
 
     var isBorrowed: Bool { owner != nil }
 
-    deinit { if owner == nil { pointer.deallocate() } }
+    deinit { if owner == nil { free(pointer) } }
 }
 
 /// A dense row-major float32 tensor with value semantics (copy on write).

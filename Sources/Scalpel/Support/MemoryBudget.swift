@@ -1,0 +1,63 @@
+import Foundation
+
+/// Running under a limit on address space (`ulimit -v`, a cluster's memory limit). Two things go
+/// wrong there without care: OpenBLAS retries a failed allocation forever, and a failed Swift
+/// allocation stops the process with a crash. So the command line checks the limit at start
+/// (`check`), OpenBLAS's buffers are reserved while there is room (`OpenBLAS.coreName`), and a
+/// failed allocation of Scalpel's own tensors ends in `exhausted`, which the command line turns
+/// into a message and exit status 1.
+public enum MemoryBudget {
+    /// Room left beyond OpenBLAS's buffers for the first steps of any command.
+    static let headroomBytes = 64 << 20
+
+    /// What to do when a tensor cannot be allocated; the command line replaces it.
+    nonisolated(unsafe) public static var onExhausted: (_ bytes: Int) -> Never = { bytes in
+        fatalError("out of memory: could not allocate \(bytes) bytes")
+    }
+
+    static func exhausted(bytes: Int) -> Never { onExhausted(bytes) }
+
+    /// The smaller of the soft limits on address space and on data, in bytes; nil when unlimited.
+    public static var limitBytes: Int? {
+        [RLIMIT_AS, RLIMIT_DATA].compactMap { resource -> Int? in
+            var limit = rlimit()
+            guard getrlimit(__rlimit_resource_t(resource.rawValue), &limit) == 0, limit.rlim_cur != rlim_t.max else { return nil }
+            return Int(clamping: limit.rlim_cur)
+        }.min()
+    }
+
+    /// Address space this process uses now (VmSize), in bytes.
+    static var usedBytes: Int {
+        guard let status = try? String(contentsOfFile: "/proc/self/status", encoding: .utf8),
+              let line = status.split(separator: "\n").first(where: { $0.hasPrefix("VmSize:") }),
+              let kilobytes = Int(line.split(separator: " ").dropFirst().first ?? "") else { return 0 }
+        return kilobytes * 1024
+    }
+
+    /// Refuses to start under a limit too small for OpenBLAS's buffers and a first step, since
+    /// OpenBLAS would then spin in its allocator instead of failing; then sets OpenBLAS up, which
+    /// reserves its buffers before a model takes the room.
+    public static func check() throws {
+        if let limit = limitBytes {
+            let cores = max(1, ProcessInfo.processInfo.activeProcessorCount)
+            let needed = usedBytes + cores * OpenBLAS.bufferBytes + headroomBytes
+            if needed > limit { throw MemoryError.limitTooSmall(limitMB: limit >> 20, neededMB: (needed >> 20) + 1) }
+        }
+        _ = OpenBLAS.coreName
+    }
+}
+
+public enum MemoryError: UserFacingError, Equatable {
+    case limitTooSmall(limitMB: Int, neededMB: Int)
+    case exhausted(bytes: Int, limitMB: Int?)
+
+    public var message: String {
+        switch self {
+        case let .limitTooSmall(limit, needed):
+            return "the memory limit (ulimit -v or -d) allows \(limit) MB of address space, and Scalpel needs at least \(needed) MB before it loads a model (OpenBLAS reserves its work buffers). Raise the limit."
+        case let .exhausted(bytes, limit):
+            let size = bytes == Int.max ? "an impossibly large block" : "\((bytes + (1 << 20) - 1) >> 20) MB"
+            return "out of memory: could not allocate \(size)\(limit.map { " under the memory limit of \($0) MB" } ?? ""). Run fewer prompts at a time (smaller --batch-size or dataset), use a smaller model, or raise the limit."
+        }
+    }
+}
