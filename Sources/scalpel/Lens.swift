@@ -163,7 +163,7 @@ struct Trace: ParsableCommand {
     func run() throws {
         if FileManager.default.fileExists(atPath: output) && !force { throw FileError.exists(path: output) }
         let (model, plan) = try modelOptions.loadWithPlan()
-        var file = ActivationFile(hooks: HookFilter(list: hooks), gzip: gzip ? 4 : nil)
+        var file = ActivationFile(hooks: try HookFilter(list: hooks), gzip: gzip ? 4 : nil)
         let names = try ActivationFile.resolve(file.hooks, in: model)
         let items = try promptOptions.items()
         let prompts = try items.map { try model.encode(prompt: $0.prompt, prependBOS: !modelOptions.noBos) }

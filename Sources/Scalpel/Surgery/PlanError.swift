@@ -5,6 +5,7 @@ import Foundation
 /// `--blocks` on the command line.
 public enum PlanError: UserFacingError, Equatable {
     case blockSyntax(location: String, entry: String)
+    case emptyBlockList(location: String)
     case layerOutOfRange(location: String, entry: String, layer: Int, layers: Int)
     case headOutOfRange(location: String, entry: String, heads: Int)
     case neuronOutOfRange(location: String, entry: String, neurons: Int)
@@ -19,6 +20,8 @@ public enum PlanError: UserFacingError, Equatable {
         switch self {
         case let .blockSyntax(location, entry):
             return "\(location): \"\(entry)\" is not a block. Use \"a-b\", \"i\", \"i.attn\", \"i.mlp\", \"i.mlp.noln\" or \"name:i\" (a model from `models:`)."
+        case let .emptyBlockList(location):
+            return "\(location): the block list is empty. Give blocks separated by commas, e.g. --blocks \"0-7,9.mlp\"."
         case let .layerOutOfRange(location, entry, layer, layers):
             return "\(location): block \(layer) in \"\(entry)\": model has \(layers) layers (0–\(layers - 1))."
         case let .headOutOfRange(location, entry, heads):
