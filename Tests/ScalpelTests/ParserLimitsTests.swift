@@ -33,7 +33,7 @@ final class ParserLimitsTests: ScratchTestCase {
     }
 
     /// "Billion laughs": nine levels of ten aliases each, never used by the plan. It took 3.6 GB and
-    /// then crashed; now it stops at 100,000 values.
+    /// then crashed; now it stops when aliases stand for 100,000 values.
     func testAliasBombIsRefusedEvenWhenUnused() throws {
         var lines = ["a0: &a0 [lol, lol, lol, lol, lol, lol, lol, lol, lol, lol]"]
         for level in 1..<9 { lines.append("a\(level): &a\(level) [" + Array(repeating: "*a\(level - 1)", count: 10).joined(separator: ", ") + "]") }
@@ -41,10 +41,13 @@ final class ParserLimitsTests: ScratchTestCase {
         let plan = try write("blocks: [\"0\"]\nedits: []\nchecks: []\n" + "description: x\n" + "name: bomb\n" + "models: {}\n", "ok.yaml")
         XCTAssertNoThrow(try Plan.load(plan))
         let bombPlan = try write("blocks: [\"0\"]\nunused:\n" + bomb.split(separator: "\n").map { "  " + $0 }.joined(separator: "\n") + "\n", "bomb.yaml")
-        assertError(try Plan.load(bombPlan), YAMLFileError.self, equals: .tooManyValues(path: bombPlan.path, line: 7, limit: 100_000),
+        assertError(try Plan.load(bombPlan), YAMLFileError.self, equals: .tooManyAliasedValues(path: bombPlan.path, line: 7, limit: 100_000),
                     mentions: [bombPlan.path + ":7", "100000 values", "alias"])
         let bombData = try write("name: x\nitems: [{prompt: a}]\n" + bomb + "\n", "bomb-dataset.yaml")
         assertError(try DatasetFiles.load(bombData), YAMLFileError.self, mentions: [bombData.path, "aliases"])
+        // Values written out are not limited: 30,000 items are 150,000 values.
+        let big = try write("name: big\nitems:\n" + String(repeating: "  - {prompt: a, answer: \" b\"}\n", count: 30_000), "big.yaml")
+        XCTAssertEqual(try DatasetFiles.load(big)[0].items.count, 30_000)
     }
 
     /// Aliases count as deep as what they stand for: 64 aliases of a 63-level list nested in each other.
@@ -213,7 +216,7 @@ final class ParserLimitsTests: ScratchTestCase {
         XCTAssertEqual(mkfifo(fifo.path, 0o600), 0)
         let folder = scratch.appendingPathComponent("folder.yaml")
         try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
-        for (path, kind) in [(fifo.path, "a FIFO (named pipe)"), (folder.path, "a folder"), ("/dev/null", "a device")] {
+        for (path, kind) in [(fifo.path, "a FIFO"), (folder.path, "a folder"), ("/dev/null", "a device")] {
             let url = URL(fileURLWithPath: path)
             let expected = FileError.notRegular(path: path, kind: kind)
             let mentions = [path, "is not a regular file", kind]
@@ -234,7 +237,7 @@ final class ParserLimitsTests: ScratchTestCase {
             let file = model.appendingPathComponent(name)
             try? FileManager.default.removeItem(at: file)
             XCTAssertEqual(mkfifo(file.path, 0o600), 0)
-            assertError(try Checkpoint.load(from: model), FileError.self, equals: .notRegular(path: file.path, kind: "a FIFO (named pipe)"))
+            assertError(try Checkpoint.load(from: model), FileError.self, equals: .notRegular(path: file.path, kind: "a FIFO"))
         }
         let archive = scratch.appendingPathComponent("fifo.h5")
         XCTAssertEqual(mkfifo(archive.path, 0o600), 0)

@@ -12,6 +12,7 @@ public enum DatasetFiles {
     public static func resolve(_ nameOrPath: String) throws -> PromptDataset {
         if let builtIn = StudyDatasets.named(nameOrPath) { return builtIn }
         let looksLikeFile = nameOrPath.contains("/") || ["yaml", "yml", "json", "jsonl", "txt"].contains(URL(fileURLWithPath: nameOrPath).pathExtension)
+            || FileManager.default.fileExists(atPath: nameOrPath)
         guard looksLikeFile else { throw DatasetError.unknown(name: nameOrPath, known: StudyDatasets.all.map(\.name)) }
         let families = try load(URL(fileURLWithPath: nameOrPath))
         guard families.count == 1 else {

@@ -47,9 +47,7 @@ public enum RandomCheckpoint {
         if let tokenizerFolder {
             for file in ["vocab.json", "merges.txt"] {
                 let source = tokenizerFolder.appendingPathComponent(file)
-                guard let data = fm.contents(atPath: source.path) else {
-                    throw FileError.missing(path: source.path, hint: "--tokenizer must name a folder with vocab.json and merges.txt.")
-                }
+                let data = try InputFile.read(source.path, missingHint: "--tokenizer must name a folder with vocab.json and merges.txt.")
                 try AtomicOutput.write(data, to: directory.appendingPathComponent(file), overwrite: true)
             }
         }

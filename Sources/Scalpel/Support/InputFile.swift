@@ -81,7 +81,7 @@ public enum InputFile {
             }
             return size
         case S_IFDIR: kind = "a folder"
-        case S_IFIFO: kind = "a FIFO (named pipe)"
+        case S_IFIFO: kind = "a FIFO"
         case S_IFCHR, S_IFBLK: kind = "a device"
         case S_IFSOCK: kind = "a socket"
         default: kind = "a special file"

@@ -8,16 +8,18 @@ import Yams
 /// would crash or exhaust memory, and what Yams would silently get wrong:
 /// - nesting deeper than `maximumDepth` (Yams builds trees recursively: ~5,000 levels overflow
 ///   the stack);
-/// - more than `maximumNodes` values once aliases are expanded (an alias bomb, "billion laughs",
-///   takes gigabytes even when its last alias is never read);
+/// - aliases standing for more than `maximumAliasedValues` values in all (an alias bomb, "billion
+///   laughs", takes gigabytes even when its last alias is never read). Values written out are not
+///   limited: their memory grows with the file's size, not faster;
 /// - a key given twice in one mapping (Yams keeps one without a word);
 /// - an alias to an anchor not defined before it.
 /// Aliases count as what they stand for, in both depth and size.
 public enum YAMLFile {
     /// The study's files nest 4 levels; 64 leaves room for any hand-written file.
     public static let maximumDepth = 64
-    /// Values (scalars and collections) after alias expansion: far more than a plan or dataset needs.
-    public static let maximumNodes = 100_000
+    /// Values (scalars and collections) that aliases may stand for, in all: far more than any plan
+    /// or dataset file needs.
+    public static let maximumAliasedValues = 100_000
 
     /// The document's root node (nil when the file holds no document), after `check`.
     static func compose(_ text: String, path: String) throws -> Node? {
@@ -81,7 +83,9 @@ private struct EventScan {
     }
 
     let path: String
+    /// Values so far, aliases expanded; and how many of them aliases stand for.
     var nodes = 0
+    var aliasedValues = 0
     var frames: [Frame] = []
     /// Per anchor, the values it stands for and how many levels deep it goes.
     var anchors: [String: (nodes: Int, height: Int)] = [:]
@@ -102,6 +106,10 @@ private struct EventScan {
                 throw YAMLFileError.syntax(path: path, line: line, reason: "alias *\(name) names no anchor &\(name) defined before it")
             }
             try child(scalarKey: nil, line: line)
+            aliasedValues += anchored.nodes
+            guard aliasedValues <= YAMLFile.maximumAliasedValues else {
+                throw YAMLFileError.tooManyAliasedValues(path: path, line: line, limit: YAMLFile.maximumAliasedValues)
+            }
             try add(nodes: anchored.nodes, reaching: frames.count + anchored.height, line: line)
         case YAML_SEQUENCE_START_EVENT, YAML_MAPPING_START_EVENT:
             try child(scalarKey: nil, line: line)
@@ -132,9 +140,6 @@ private struct EventScan {
             throw YAMLFileError.tooDeep(path: path, line: line, limit: YAMLFile.maximumDepth)
         }
         nodes += count
-        guard nodes <= YAMLFile.maximumNodes else {
-            throw YAMLFileError.tooManyValues(path: path, line: line, limit: YAMLFile.maximumNodes)
-        }
         if let top = frames.indices.last { frames[top].deepest = max(frames[top].deepest, level) }
     }
 
@@ -208,7 +213,7 @@ struct YAMLFields {
 public enum YAMLFileError: UserFacingError, Equatable {
     case syntax(path: String, line: Int?, reason: String)
     case tooDeep(path: String, line: Int, limit: Int)
-    case tooManyValues(path: String, line: Int, limit: Int)
+    case tooManyAliasedValues(path: String, line: Int, limit: Int)
     case duplicateKey(path: String, line: Int, key: String)
     case unknownField(location: String, known: [String])
     case missingField(location: String)
@@ -222,9 +227,9 @@ public enum YAMLFileError: UserFacingError, Equatable {
         case let .tooDeep(path, line, limit):
             return "\(path):\(line): nested more than \(limit) levels deep (lists and mappings inside each other, aliases "
                 + "counted as what they stand for). Scalpel reads at most \(limit) levels; flatten the file."
-        case let .tooManyValues(path, line, limit):
-            return "\(path):\(line): more than \(limit) values once aliases (*name) are expanded. Scalpel refuses larger "
-                + "YAML files, which is how an alias bomb exhausts memory; write the values out or split the file."
+        case let .tooManyAliasedValues(path, line, limit):
+            return "\(path):\(line): the aliases (*name) of this file stand for more than \(limit) values in all. Scalpel "
+                + "refuses this, which is how an alias bomb exhausts memory; write the values out instead of aliasing them."
         case let .duplicateKey(path, line, key):
             return "\(path):\(line): key \"\(key)\" appears twice in the same mapping. Keep one of them."
         case let .unknownField(location, known):
