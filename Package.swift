@@ -22,9 +22,11 @@ let package = Package(
                        providers: [.apt(["libssl-dev", "pkg-config"])]),
         // The few-rows matrix product of a single prompt's forward pass (C, for AVX-512 intrinsics).
         .target(name: "CKernels"),
+        // renameat2 (no-replace and exchange renames) for the output-safety contract.
+        .target(name: "CFileSystem"),
         .target(
             name: "Scalpel",
-            dependencies: ["COpenBLAS", "CHDF5", "CCrypto", "CKernels", .product(name: "Yams", package: "Yams")],
+            dependencies: ["COpenBLAS", "CHDF5", "CCrypto", "CKernels", "CFileSystem", .product(name: "Yams", package: "Yams")],
             exclude: ["Resources/README.md"],
             resources: [.copy("Resources/bundled-model")],
             swiftSettings: [.unsafeFlags(["-Ounchecked"], .when(configuration: .release))]

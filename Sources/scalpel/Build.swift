@@ -13,12 +13,11 @@ struct Build: ParsableCommand {
 
     func run() throws {
         let plan = try Plan.load(URL(fileURLWithPath: planFile))
-        let destination = URL(fileURLWithPath: output ?? "outputs/models/\(plan.name).h5")
-        if FileManager.default.fileExists(atPath: destination.path) && !force { throw FileError.exists(path: destination.path) }
+        let destination = try output.map { try OutputTarget($0, overwrite: force) }
+            ?? OutputTarget.named(plan.name, in: "outputs/models", extension: "h5", field: "\(plan.origin): name", overwrite: force)
         let (base, others) = try Surgeon.loadModels(for: plan, baseOverride: model)
         let built = try Surgeon.build(plan, base: base, others: others)
-        try ModelArchive.write(built, plan: plan, to: destination, overwrite: force,
-                               commandLine: CommandLine.arguments.joined(separator: " "))
+        try ModelArchive.write(built, plan: plan, to: destination, commandLine: CommandLine.arguments.joined(separator: " "))
         print(ModelSummary(built).text)
         print("\nwrote \(destination.path)")
     }
@@ -32,14 +31,14 @@ struct ExportHF: ParsableCommand {
     @Argument(help: "A .h5 archive or checkpoint folder (or use --plan / --blocks).") var source: String?
     @OptionGroup var modelOptions: ModelOptions
     @Option(name: .shortAndLong, help: "Output folder.") var output: String
-    @Flag(help: "Overwrite an existing output folder.") var force = false
+    @Flag(help: "Replace an output folder that Scalpel wrote before.") var force = false
 
     func run() throws {
+        let destination = try OutputTarget(output, kind: .folder, overwrite: force)
         var options = modelOptions
         if let source { options.model = source }
         let model = try options.load()
-        let destination = URL(fileURLWithPath: output)
-        try HuggingFaceExport.write(model, to: destination, overwrite: force)
+        try HuggingFaceExport.write(model, to: destination)
         print("wrote \(destination.path): load it with GPT2LMHeadModel.from_pretrained(\"\(destination.path)\")")
     }
 }

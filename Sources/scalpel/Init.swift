@@ -10,13 +10,14 @@ struct Init: ParsableCommand {
     @Option(help: "Random seed.") var seed: UInt64 = 0
     @Option(name: .shortAndLong, help: "Output folder.") var output: String
     @Option(help: "Copy vocab.json and merges.txt from this folder.") var tokenizer: String?
-    @Flag(help: "Overwrite an existing checkpoint.") var force = false
+    @Flag(help: "Replace a checkpoint folder that Scalpel wrote before.") var force = false
 
     func run() throws {
         guard let shape = GPT2Config.presets[config] else {
             throw ValidationError("unknown --config \"\(config)\"; choose one of \(GPT2Config.presets.keys.sorted().joined(separator: ", ")).")
         }
-        try RandomCheckpoint.write(config: shape, seed: seed, to: URL(fileURLWithPath: output), overwrite: force,
+        let destination = try OutputTarget(output, kind: .folder, overwrite: force)
+        try RandomCheckpoint.write(config: shape, seed: seed, to: destination,
                                    tokenizerFolder: tokenizer.map { URL(fileURLWithPath: $0) })
         print("wrote a random \(config) checkpoint (seed \(seed)) to \(output)")
     }

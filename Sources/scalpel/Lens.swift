@@ -40,9 +40,9 @@ struct Lens: ParsableCommand {
     }
 
     func run() throws {
-        for path in [output, plot].compactMap({ $0 }) where FileManager.default.fileExists(atPath: path) && !force {
-            throw FileError.exists(path: path)
-        }
+        let outputTarget = try output.map { try OutputTarget($0, overwrite: force) }
+        let plotTarget = try plot.map { try OutputTarget($0, overwrite: force) }
+        try OutputTarget.checkDistinct([outputTarget, plotTarget].compactMap { $0 })
         let (model, plan) = try modelOptions.loadWithPlan()
         let items = try promptOptions.items()
         let targetID = try target.map { try model.answerID($0) }
@@ -60,13 +60,13 @@ struct Lens: ParsableCommand {
         let progress = ProgressBar(total: inputs.count, label: "lens")
         let result = try lens.run(model, prompts: inputs, progress: progress.update)
         progress.finish()
-        if let output {
-            try LensFile.write(result, to: URL(fileURLWithPath: output), overwrite: force,
-                               attributes: provenanceAttributes(model: model, plan: plan))
-        }
-        if let plot {
-            let svg = LensPlot.svg(result, title: "Logit lens · \(model.name)", tokenText: model.tokenText)
-            try AtomicOutput.write(Data(svg.utf8), to: URL(fileURLWithPath: plot), overwrite: force)
+        try OutputTarget.together {
+            if let outputTarget {
+                try LensFile.write(result, to: outputTarget, attributes: provenanceAttributes(model: model, plan: plan))
+            }
+            if let plotTarget {
+                try plotTarget.write(Data(LensPlot.svg(result, title: "Logit lens · \(model.name)", tokenText: model.tokenText).utf8))
+            }
         }
         switch format {
         case .json: try Output.json(result)
@@ -161,7 +161,7 @@ struct Trace: ParsableCommand {
     @Flag(help: "Overwrite an existing output file.") var force = false
 
     func run() throws {
-        if FileManager.default.fileExists(atPath: output) && !force { throw FileError.exists(path: output) }
+        let destination = try OutputTarget(output, overwrite: force)
         let (model, plan) = try modelOptions.loadWithPlan()
         var file = ActivationFile(hooks: try HookFilter(list: hooks), gzip: gzip ? 4 : nil)
         let names = try ActivationFile.resolve(file.hooks, in: model)
@@ -170,8 +170,8 @@ struct Trace: ParsableCommand {
         file.batchSize = max(1, batchSize)
         file.attributes = provenanceAttributes(model: model, plan: plan)
         let progress = ProgressBar(total: prompts.count, label: "trace")
-        try file.write(model: model, texts: items.map(\.prompt), prompts: prompts, to: URL(fileURLWithPath: output),
-                       overwrite: force, progress: progress.update)
+        try file.write(model: model, texts: items.map(\.prompt), prompts: prompts, to: destination,
+                       progress: progress.update)
         progress.finish()
         print("wrote \(output): \(prompts.count) prompts × \(names.count) hooks")
     }

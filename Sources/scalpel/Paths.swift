@@ -43,9 +43,9 @@ struct Paths: ParsableCommand {
     @Option(help: "Scale on the final residual.") var q: Float = 0
 
     func run() throws {
-        for path in [output, plot].compactMap({ $0 }) where FileManager.default.fileExists(atPath: path) && !force {
-            throw FileError.exists(path: path)
-        }
+        let outputTarget = try output.map { try OutputTarget($0, overwrite: force) }
+        let plotTarget = try plot.map { try OutputTarget($0, overwrite: force) }
+        try OutputTarget.checkDistinct([outputTarget, plotTarget].compactMap { $0 })
         let (model, plan) = try modelOptions.loadWithPlan()
         if let addVector { return try runAddition(model, hook: addVector) }
         var search = VectorPaths()
@@ -67,12 +67,12 @@ struct Paths: ParsableCommand {
         }
         progress.finish()
         let summaries = PathSummary.summarize(points)
-        if let output {
-            try PathsFile.write(search: search, directions: directions, points: points, model: model, to: URL(fileURLWithPath: output),
-                                overwrite: force, attributes: provenanceAttributes(model: model, plan: plan))
-        }
-        if let plot {
-            try AtomicOutput.write(Data(PathsPlot.svg(summaries, points: points, model: model).utf8), to: URL(fileURLWithPath: plot), overwrite: force)
+        try OutputTarget.together {
+            if let outputTarget {
+                try PathsFile.write(search: search, directions: directions, points: points, model: model, to: outputTarget,
+                                    attributes: provenanceAttributes(model: model, plan: plan))
+            }
+            if let plotTarget { try plotTarget.write(Data(PathsPlot.svg(summaries, points: points, model: model).utf8)) }
         }
         switch format {
         case .json: try Output.json(summaries)

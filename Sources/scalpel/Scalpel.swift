@@ -19,6 +19,7 @@ struct ScalpelCommand: ParsableCommand {
         } catch {
             usageError(error)
         }
+        OutputTarget.handleSignals()
         do {
             // For tests of the exit status: fail the way an unexpected bug would.
             if let text = ProcessInfo.processInfo.environment["SCALPEL_TEST_INTERNAL_ERROR"], !text.isEmpty {
@@ -27,14 +28,21 @@ struct ScalpelCommand: ParsableCommand {
             try command.run()
         } catch let error as UserFacingError {
             FileHandle.standardError.write(Data("error: \(error.message)\n".utf8))
-            Foundation.exit(1)
+            exitNow(1)
         } catch {
             // ValidationError, help requests (run by a help command), CleanExit, ExitCode.
             if String(reflecting: type(of: error)).hasPrefix("ArgumentParser.") { usageError(error) }
             // Anything else thrown while running is a bug in Scalpel, not the user's input.
             FileHandle.standardError.write(Data("internal error: \(error)\n".utf8))
-            Foundation.exit(2)
+            exitNow(2)
         }
+    }
+
+    /// Exits without atexit handlers: after a failed write HDF5's own clean-up at exit may touch the
+    /// file it could not finish, and nothing at exit is needed once the output is flushed.
+    static func exitNow(_ status: Int32) -> Never {
+        fflush(nil)
+        _exit(status)
     }
 
     /// Help and version requests exit 0; usage errors from argument parsing are bad input (status 1).

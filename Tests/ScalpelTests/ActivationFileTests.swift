@@ -11,7 +11,7 @@ final class ActivationFileTests: XCTestCase {
         var writer = ActivationFile(hooks: HookFilter(["blocks.*.hook_resid_pre", "blocks.1.attn.hook_pattern"]), gzip: 4)
         writer.batchSize = 2  // several batches, so appends across batches are exercised
         writer.attributes = ["model": "odd-head"]
-        try writer.write(model: model, texts: reference.prompts.map { "\($0)" }, prompts: reference.prompts, to: url, overwrite: false)
+        try writer.write(model: model, texts: reference.prompts.map { "\($0)" }, prompts: reference.prompts, to: try OutputTarget(url, overwrite: false))
 
         let file = try HDF5File.open(url)
         defer { try? file.close() }
@@ -64,7 +64,7 @@ final class ActivationFileTests: XCTestCase {
         let url = folder.appendingPathComponent("trace.h5")
         let writer = ActivationFile(hooks: HookFilter(["hook_embed"]))
         // The second prompt is longer than n_positions (32): the run fails after the file was opened.
-        XCTAssertThrowsError(try writer.write(model: model, texts: ["a", "b"], prompts: [[999, 1], Array(repeating: 5, count: 40)], to: url, overwrite: false))
+        XCTAssertThrowsError(try writer.write(model: model, texts: ["a", "b"], prompts: [[999, 1], Array(repeating: 5, count: 40)], to: try OutputTarget(url, overwrite: false)))
         XCTAssertEqual(try FileManager.default.contentsOfDirectory(atPath: folder.path), [])
     }
 }

@@ -247,10 +247,10 @@ final class BadInputTests: ScratchTestCase {
         let model = try Checkpoint.load(from: TestFiles.model("tiny-hub"))
         let output = scratch.appendingPathComponent("model.h5")
         try Data("old contents".utf8).write(to: output)
-        assertError(try ModelArchive.write(model, plan: nil, to: output, overwrite: false), FileError.self,
+        assertError(try ModelArchive.write(model, plan: nil, to: try OutputTarget(output, overwrite: false)), FileError.self,
                     equals: .exists(path: output.path), mentions: ["--force"])
         XCTAssertEqual(try Data(contentsOf: output), Data("old contents".utf8))
-        try ModelArchive.write(model, plan: nil, to: output, overwrite: true)
+        try ModelArchive.write(model, plan: nil, to: try OutputTarget(output, overwrite: true))
         XCTAssertEqual(try ModelArchive.load(from: output).blocks.count, 2)
         XCTAssertEqual(try leftovers(), ["model.h5"])
     }
@@ -260,12 +260,12 @@ final class BadInputTests: ScratchTestCase {
         let file = scratch.appendingPathComponent("a-file")
         try Data("x".utf8).write(to: file)
         let underFile = file.appendingPathComponent("model.h5")
-        assertError(try ModelArchive.write(model, plan: nil, to: underFile, overwrite: false), FileError.self, mentions: [underFile.path, "cannot write"])
-        assertError(try HuggingFaceExport.write(model, to: file.appendingPathComponent("hf"), overwrite: false), FileError.self,
+        assertError(try ModelArchive.write(model, plan: nil, to: try OutputTarget(underFile, overwrite: false)), FileError.self, mentions: [underFile.path, "cannot write"])
+        assertError(try HuggingFaceExport.write(model, to: try OutputTarget(file.appendingPathComponent("hf"), kind: .folder, overwrite: false)), FileError.self,
                     mentions: [file.appendingPathComponent("hf").path])
         if FileManager.default.fileExists(atPath: "/proc/self") {
             // Root may write anywhere by permission bits, but nothing can be created in /proc.
-            assertError(try ModelArchive.write(model, plan: nil, to: URL(fileURLWithPath: "/proc/x.h5"), overwrite: false), FileError.self,
+            assertError(try ModelArchive.write(model, plan: nil, to: try OutputTarget(URL(fileURLWithPath: "/proc/x.h5"), overwrite: false)), FileError.self,
                         equals: .unwritable(path: "/proc/x.h5", reason: "cannot create a file in /proc: No such file or directory"))
         }
     }
@@ -303,7 +303,7 @@ final class BadInputTests: ScratchTestCase {
     func testTruncatedArchive() throws {
         let model = try Checkpoint.load(from: TestFiles.model("tiny-hub"))
         let url = scratch.appendingPathComponent("model.h5")
-        try ModelArchive.write(model, plan: nil, to: url, overwrite: false)
+        try ModelArchive.write(model, plan: nil, to: try OutputTarget(url, overwrite: false))
         let size = try BadInputFiles.size(url)
         try truncate(url, to: size / 2)
         assertError(try ModelArchive.load(from: url), ArchiveError.self, mentions: [url.path, "truncated"])
@@ -312,7 +312,7 @@ final class BadInputTests: ScratchTestCase {
     func testExportRefusesMLPWithoutLayerNorm() throws {
         let model = try buildPlan("base: \(TestFiles.model("tiny-hub").path)\nblocks: [\"0\", \"1.mlp.noln\"]")
         let output = scratch.appendingPathComponent("hf")
-        assertError(try HuggingFaceExport.write(model, to: output, overwrite: false), PlanError.self,
+        assertError(try HuggingFaceExport.write(model, to: try OutputTarget(output, kind: .folder, overwrite: false)), PlanError.self,
                     mentions: ["block 1", "mlp.noln", "LayerNorm", "every GPT-2 MLP has one"])
         XCTAssertFalse(FileManager.default.fileExists(atPath: output.path))
     }
@@ -326,7 +326,7 @@ final class BadInputTests: ScratchTestCase {
         let old = Data((0..<4096).map { UInt8($0 % 251) })
         try old.write(to: output)
         var temporaryPath = ""
-        assertError(try AtomicOutput.write(to: output, overwrite: true) { temporary -> Void in
+        assertError(try OutputTarget(output, overwrite: true).write { temporary -> Void in
             temporaryPath = temporary.path
             try Data(repeating: 7, count: 10_000).write(to: temporary)
             XCTAssertTrue(FileManager.default.fileExists(atPath: temporary.path))
@@ -338,7 +338,7 @@ final class BadInputTests: ScratchTestCase {
 
         // A failure on a new destination leaves nothing.
         let fresh = scratch.appendingPathComponent("fresh.bin")
-        XCTAssertThrowsError(try AtomicOutput.write(to: fresh, overwrite: false) { temporary -> Void in
+        XCTAssertThrowsError(try OutputTarget(fresh, overwrite: false).write { temporary -> Void in
             try Data(repeating: 1, count: 100).write(to: temporary)
             throw CocoaError(.fileWriteOutOfSpace)
         })
@@ -349,11 +349,11 @@ final class BadInputTests: ScratchTestCase {
     /// Errors about the temporary file (HDF5 or Foundation) are reported against the output the user named.
     func testWriteFailuresNameTheOutput() throws {
         let output = scratch.appendingPathComponent("folder-output")
-        assertError(try AtomicOutput.write(to: output, overwrite: false) { temporary -> Void in
+        assertError(try OutputTarget(output, overwrite: false).write { temporary -> Void in
             try Data("x".utf8).write(to: temporary.appendingPathComponent("missing-subfolder/config.json"))
         }, FileError.self, mentions: [output.appendingPathComponent("missing-subfolder/config.json").path, "cannot write"])
         let archive = scratch.appendingPathComponent("out.h5")
-        assertError(try AtomicOutput.write(to: archive, overwrite: false) { temporary -> Void in
+        assertError(try OutputTarget(archive, overwrite: false).write { temporary -> Void in
             throw HDF5Error.failed(file: temporary.path, object: "/embed/W_E", operation: "writing",
                                    reason: "can't write data: file write failed: errno = 28, error message = 'No space left on device', offset = 0")
         }, FileError.self, equals: .unwritable(path: archive.path, reason: "writing /embed/W_E failed: No space left on device"))
@@ -426,7 +426,7 @@ enum BadInputFiles {
         let tokenizer = try TestFiles.sharedGPT2()
         return try make("gpt2-vocab") { url in
             try RandomCheckpoint.write(config: GPT2Config(nLayer: 1, nEmbd: 8, nHead: 2, nPositions: 8, vocabSize: 50257, bosTokenID: 50256),
-                                       seed: 3, to: url, overwrite: true, tokenizerFolder: tokenizer)
+                                       seed: 3, to: try OutputTarget(url, kind: .folder, overwrite: true), tokenizerFolder: tokenizer)
         }
     }
 
@@ -434,7 +434,7 @@ enum BadInputFiles {
     static func twelveLayers() throws -> Model {
         try Checkpoint.load(from: try make("twelve") { url in
             try RandomCheckpoint.write(config: GPT2Config(nLayer: 12, nEmbd: 24, nHead: 12, nPositions: 16, vocabSize: 32),
-                                       seed: 5, to: url, overwrite: true)
+                                       seed: 5, to: try OutputTarget(url, kind: .folder, overwrite: true))
         })
     }
 
@@ -462,7 +462,7 @@ enum BadInputFiles {
         let file = try SafetensorsFile(url: url)
         var tensors = try file.names.sorted().map { (name: $0, tensor: try file.tensor($0)) }
         edit(&tensors)
-        try SafetensorsWriter.write(tensors, metadata: ["format": "pt"], to: url, overwrite: true)
+        try SafetensorsWriter.write(tensors, metadata: ["format": "pt"], to: try OutputTarget(url, overwrite: true))
         return folder
     }
 

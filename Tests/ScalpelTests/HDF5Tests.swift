@@ -232,8 +232,8 @@ final class HDF5Tests: XCTestCase {
         let prompts = ["first", "zweite Zeile ü", "третий", "四", "🚀 five", "six"]
         let tokens: [Int32] = (0..<24).map { $0 % 5 == 4 ? -1 : $0 }
 
-        try AtomicOutput.write(to: path, overwrite: false) { temporary in
-            let file = try HDF5File.create(at: temporary)
+        try OutputTarget(path, overwrite: false).write { temporary in
+            let file = try HDF5File.create(at: temporary, overwrite: true)  // the empty temporary file exists
             let root = try file.root
             let resid = try root.createAppendable("blocks.0.hook_resid_post", .float32, rowShape: [4, 3],
                                                   dims: ["prompt", "pos", "d_model"], gzip: 4)

@@ -76,7 +76,7 @@ final class SafetensorsTests: XCTestCase {
         let metadata = ["format": "pt", "note": "quote \" backslash \\ newline \n tab \t ünïcode ✓"]
         let url = folder.appendingPathComponent("sub/model.safetensors")
         try SafetensorsWriter.write([("z.weight", a), ("scalar", b), ("empty", empty), ("a/b \"c\"", c)],
-                                    metadata: metadata, to: url, overwrite: false)
+                                    metadata: metadata, to: try OutputTarget(url, overwrite: false))
 
         // The header is padded with spaces to a multiple of 8 bytes.
         let raw = [UInt8](try Data(contentsOf: url))
@@ -111,10 +111,10 @@ final class SafetensorsTests: XCTestCase {
         XCTAssertTrue(try SafetensorsFile(url: url).tensor("z.weight").isIdentical(to: a))
 
         // Refuses to overwrite unless asked; no metadata means no __metadata__ key.
-        XCTAssertThrowsError(try SafetensorsWriter.write([("x", b)], metadata: [:], to: url, overwrite: false)) {
+        XCTAssertThrowsError(try SafetensorsWriter.write([("x", b)], metadata: [:], to: try OutputTarget(url, overwrite: false))) {
             XCTAssertEqual($0 as? FileError, .exists(path: url.path))
         }
-        try SafetensorsWriter.write([("x", b)], metadata: [:], to: url, overwrite: true)
+        try SafetensorsWriter.write([("x", b)], metadata: [:], to: try OutputTarget(url, overwrite: true))
         let rewritten = try SafetensorsFile(url: url)
         XCTAssertEqual(rewritten.names, ["x"])
         XCTAssertEqual(rewritten.metadata, [:])
@@ -126,7 +126,7 @@ final class SafetensorsTests: XCTestCase {
         let url = folder.appendingPathComponent("w.safetensors")
         let cases: [[(name: String, tensor: Tensor)]] = [[("x", t), ("x", t)], [("__metadata__", t)]]
         for tensors in cases {
-            XCTAssertThrowsError(try SafetensorsWriter.write(tensors, metadata: [:], to: url, overwrite: false)) { error in
+            XCTAssertThrowsError(try SafetensorsWriter.write(tensors, metadata: [:], to: try OutputTarget(url, overwrite: false))) { error in
                 guard let e = error as? SafetensorsError, case .invalidTensorName = e else { return XCTFail("\(error)") }
                 XCTAssertTrue(e.message.contains(url.path))
             }

@@ -88,7 +88,7 @@ final class SurgeryParityTests: XCTestCase {
         for c in try Self.cases() {
             let model = try build(c)
             let url = folder.appendingPathComponent("\(c.name).h5")
-            try ModelArchive.write(model, plan: try Plan.parse(Self.planText(c), origin: c.name), to: url, overwrite: false)
+            try ModelArchive.write(model, plan: try Plan.parse(Self.planText(c), origin: c.name), to: try OutputTarget(url, overwrite: false))
             let loaded = try ModelLocation.load(url.path)
             XCTAssertEqual(loaded.blocks.map(ModelSummary.describe), model.blocks.map(ModelSummary.describe), c.name)
             let a = try model.run(c.prompts, logitsAt: .all), b = try loaded.run(c.prompts, logitsAt: .all)
@@ -103,12 +103,12 @@ final class SurgeryParityTests: XCTestCase {
             let model = try build(c)
             let destination = folder.appendingPathComponent(c.name)
             if model.blocks.contains(where: { $0.mlp != nil && $0.mlp?.ln == nil }) {
-                XCTAssertThrowsError(try HuggingFaceExport.write(model, to: destination, overwrite: false), c.name) { error in
+                XCTAssertThrowsError(try HuggingFaceExport.write(model, to: try OutputTarget(destination, kind: .folder, overwrite: false)), c.name) { error in
                     XCTAssertTrue("\(error)".contains("no LayerNorm"), "\(error)")
                 }
                 continue
             }
-            try HuggingFaceExport.write(model, to: destination, overwrite: false)
+            try HuggingFaceExport.write(model, to: try OutputTarget(destination, kind: .folder, overwrite: false))
             let reloaded = try Checkpoint.load(from: destination)
             XCTAssertEqual(reloaded.blocks.count, model.blocks.count)
             let a = try model.run(c.prompts, logitsAt: .all), b = try reloaded.run(c.prompts, logitsAt: .all)

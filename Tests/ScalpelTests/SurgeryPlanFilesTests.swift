@@ -14,7 +14,7 @@ final class SurgeryPlanFilesTests: XCTestCase {
         if let url = randomGPT2 { return url }
         let url = TestFiles.temporaryFolder().appendingPathComponent("gpt2")
         try RandomCheckpoint.write(config: GPT2Config(nLayer: 12, nEmbd: 24, nHead: 12, nPositions: 32, vocabSize: 64),
-                                   seed: 7, to: url, overwrite: true)
+                                   seed: 7, to: try OutputTarget(url, kind: .folder, overwrite: true))
         randomGPT2 = url
         return url
     }

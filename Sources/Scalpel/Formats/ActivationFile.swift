@@ -26,12 +26,12 @@ public struct ActivationFile {
         return HookName.all(in: model).filter(filter.matches)
     }
 
-    /// Runs `prompts` through `model` in batches and writes everything to `url` (atomically).
-    public func write(model: Model, texts: [String], prompts: [[Int]], to url: URL, overwrite: Bool,
+    /// Runs `prompts` through `model` in batches and writes everything to `target`.
+    public func write(model: Model, texts: [String], prompts: [[Int]], to target: OutputTarget,
                       progress: ((Int) -> Void)? = nil) throws {
         let names = try Self.resolve(hooks, in: model)
         let maxLength = prompts.map(\.count).max() ?? 0
-        try ScalpelFile.write(to: url, overwrite: overwrite, format: "scalpel-activations", attributes: attributes) { root in
+        try ScalpelFile.write(to: target, format: "scalpel-activations", attributes: attributes) { root in
             try Self.writePrompts(root, texts: texts, prompts: prompts)
             let group = try root.createGroup("activations")
             var datasets: [String: HDF5Dataset] = [:]

@@ -8,7 +8,7 @@ import Foundation
 /// zero rows of its output projection, plus its mean's contribution in the bias for mean ablations.
 /// A block without its LayerNorm, or blocks of different MLP widths, are refused.
 public enum HuggingFaceExport {
-    public static func write(_ model: Model, to directory: URL, overwrite: Bool) throws {
+    public static func write(_ model: Model, to target: OutputTarget) throws {
         let tensors = try self.tensors(model)
         var config = model.config
         config.nLayer = model.blocks.count
@@ -16,9 +16,8 @@ public enum HuggingFaceExport {
         var json = config.huggingFaceJSON
         json["tie_word_embeddings"] = model.tiedEmbeddings
         let configData = try JSONSerialization.data(withJSONObject: json, options: [.prettyPrinted, .sortedKeys])
-        try AtomicOutput.write(to: directory, overwrite: overwrite) { folder in
-            try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
-            try SafetensorsWriter.write(tensors, metadata: ["format": "pt"], to: folder.appendingPathComponent("model.safetensors"), overwrite: true)
+        try target.write { folder in
+            try SafetensorsWriter.writeFile(tensors, metadata: ["format": "pt"], at: folder.appendingPathComponent("model.safetensors"))
             try configData.write(to: folder.appendingPathComponent("config.json"))
             if let tokenizer = model.tokenizer {
                 try tokenizer.vocabData.write(to: folder.appendingPathComponent("vocab.json"))

@@ -4,13 +4,13 @@ import Foundation
 /// and a `lens/` group of labelled datasets, [prompt, row, position(, k)], padded with -1 / NaN when
 /// prompts have different numbers of selected positions.
 public enum LensFile {
-    public static func write(_ result: LensResult, to url: URL, overwrite: Bool, attributes: [String: String]) throws {
+    public static func write(_ result: LensResult, to target: OutputTarget, attributes: [String: String]) throws {
         let prompts = result.prompts
         let rows = result.rows.count
         let width = prompts.map(\.positions.count).max() ?? 0
         let k = prompts.first?.cells.first?.first?.top.count ?? 0
         let hasTarget = prompts.contains { $0.target != nil }
-        try ScalpelFile.write(to: url, overwrite: overwrite, format: "scalpel-activations", attributes: attributes) { root in
+        try ScalpelFile.write(to: target, format: "scalpel-activations", attributes: attributes) { root in
             try ActivationFile.writePrompts(root, texts: prompts.map(\.prompt), prompts: prompts.map(\.tokens))
             let lens = try root.createGroup("lens")
             try lens.setAttribute("normalization", result.normalization.rawValue)

@@ -12,14 +12,14 @@ public enum ModelArchive {
     public static let format = "scalpel-model"
     public static let formatVersion = 1
 
-    public static func write(_ model: Model, plan: Plan?, to url: URL, overwrite: Bool, commandLine: String = "") throws {
+    public static func write(_ model: Model, plan: Plan?, to target: OutputTarget, commandLine: String = "") throws {
         let source = try provenance(model)
         let config = model.config.huggingFaceJSON.merging(["n_layer": model.blocks.count]) { $1 }
         let attributes = [
             "config": String(decoding: try JSONSerialization.data(withJSONObject: config, options: [.sortedKeys]), as: UTF8.self),
             "name": model.name, "plan": plan?.text ?? "", "source": source, "command_line": commandLine,
         ]
-        try ScalpelFile.write(to: url, overwrite: overwrite, format: format, attributes: attributes) { root in
+        try ScalpelFile.write(to: target, format: format, attributes: attributes) { root in
             try root.setAttribute("format_version", formatVersion)
             try root.setAttribute("tied_embeddings", model.tiedEmbeddings ? 1 : 0)
             if let tokenizer = model.tokenizer {

@@ -8,14 +8,14 @@ import Foundation
 ///   `decode_rank`, `propagated_rank`, `decode_top` [point, k], `propagated_top` [point, k]
 public enum PathsFile {
     public static func write(search: VectorPaths, directions: [VectorPaths.Direction], points: [PathPoint], model: Model,
-                             to url: URL, overwrite: Bool, attributes: [String: String]) throws {
+                             to target: OutputTarget, attributes: [String: String]) throws {
         let layers = search.layers ?? Array(model.blocks.indices)
         let d = model.dModel
         var families: [String: VectorPaths.Items] = [:]
         for direction in directions { families[direction.from.family.name] = direction.from; families[direction.to.family.name] = direction.to }
         var representations: [String: [Int: Tensor]] = [:]
         for (name, items) in families { representations[name] = try search.representations(items, model: model, layers: layers) }
-        try ScalpelFile.write(to: url, overwrite: overwrite, format: "scalpel-paths", attributes: attributes) { root in
+        try ScalpelFile.write(to: target, format: "scalpel-paths", attributes: attributes) { root in
             try root.setAttribute("template", search.template.rawValue)
             try root.setAttribute("leave_one_out", search.leaveOneOut ? 1 : 0)
             try root.setAttribute("layers", layers)

@@ -682,21 +682,26 @@ struct HeaderJSONParser {
 
 /// Writes float32 tensors in the safetensors format.
 public enum SafetensorsWriter {
-    /// Writes `tensors` (as F32, in the given order) and `metadata` to `url`, atomically. The header
-    /// is padded with spaces to a multiple of 8 bytes, as the reference writer does, so the data
-    /// region (and every tensor) starts 8-byte aligned. Refuses an existing file unless `overwrite`.
+    /// Writes `tensors` (as F32, in the given order) and `metadata` to `target`.
     public static func write(_ tensors: [(name: String, tensor: Tensor)], metadata: [String: String],
-                             to url: URL, overwrite: Bool) throws {
-        let path = url.path
+                             to target: OutputTarget) throws {
         var seen = Set<String>()
         for (name, _) in tensors {
             if name == "__metadata__" {
-                throw SafetensorsError.invalidTensorName(path: path, tensor: name, reason: "the name is reserved for the metadata")
+                throw SafetensorsError.invalidTensorName(path: target.path, tensor: name, reason: "the name is reserved for the metadata")
             }
             guard seen.insert(name).inserted else {
-                throw SafetensorsError.invalidTensorName(path: path, tensor: name, reason: "two tensors have this name")
+                throw SafetensorsError.invalidTensorName(path: target.path, tensor: name, reason: "two tensors have this name")
             }
         }
+        try target.write { temporary in try writeFile(tensors, metadata: metadata, at: temporary) }
+    }
+
+    /// Writes the file at `url` directly (inside an output's temporary file or folder), with tensor
+    /// names already checked. The header is padded with spaces to a multiple of 8 bytes, as the
+    /// reference writer does, so the data region (and every tensor) starts 8-byte aligned.
+    static func writeFile(_ tensors: [(name: String, tensor: Tensor)], metadata: [String: String], at url: URL) throws {
+        let path = url.path
 
         var parts: [String] = []
         if !metadata.isEmpty {
@@ -713,31 +718,29 @@ public enum SafetensorsWriter {
         var header = Array(("{" + parts.joined(separator: ",") + "}").utf8)
         while header.count % 8 != 0 { header.append(0x20) }
 
-        try AtomicOutput.write(to: url, overwrite: overwrite) { temporary in
-            guard let file = fopen(temporary.path, "wb") else {
-                throw FileError.unwritable(path: path, reason: String(cString: strerror(errno)))
-            }
-            var failed = false
-            func put(_ pointer: UnsafeRawPointer, _ count: Int) {
-                if !failed, count > 0, fwrite(pointer, 1, count, file) != count { failed = true }
-            }
-            var length = UInt64(header.count).littleEndian
-            withUnsafeBytes(of: &length) { put($0.baseAddress!, 8) }
-            header.withUnsafeBytes { put($0.baseAddress!, $0.count) }
-            for (_, tensor) in tensors {
-                #if _endian(little)
-                put(UnsafeRawPointer(tensor.pointer), tensor.count * 4)
-                #else
-                let swapped = tensor.buffer.map { $0.bitPattern.littleEndian }
-                swapped.withUnsafeBytes { put($0.baseAddress!, $0.count) }
-                #endif
-            }
-            let reason = failed ? String(cString: strerror(errno)) : ""
-            if fclose(file) != 0 && !failed {
-                throw FileError.unwritable(path: path, reason: String(cString: strerror(errno)))
-            }
-            if failed { throw FileError.unwritable(path: path, reason: reason) }
+        guard let file = fopen(path, "wb") else {
+            throw FileError.unwritable(path: path, reason: String(cString: strerror(errno)))
         }
+        var failed = false
+        func put(_ pointer: UnsafeRawPointer, _ count: Int) {
+            if !failed, count > 0, fwrite(pointer, 1, count, file) != count { failed = true }
+        }
+        var length = UInt64(header.count).littleEndian
+        withUnsafeBytes(of: &length) { put($0.baseAddress!, 8) }
+        header.withUnsafeBytes { put($0.baseAddress!, $0.count) }
+        for (_, tensor) in tensors {
+            #if _endian(little)
+            put(UnsafeRawPointer(tensor.pointer), tensor.count * 4)
+            #else
+            let swapped = tensor.buffer.map { $0.bitPattern.littleEndian }
+            swapped.withUnsafeBytes { put($0.baseAddress!, $0.count) }
+            #endif
+        }
+        let reason = failed ? String(cString: strerror(errno)) : ""
+        if fclose(file) != 0 && !failed {
+            throw FileError.unwritable(path: path, reason: String(cString: strerror(errno)))
+        }
+        if failed { throw FileError.unwritable(path: path, reason: reason) }
     }
 
     /// A JSON string literal.

@@ -3,9 +3,9 @@ import Foundation
 /// Every HDF5 file Scalpel writes: made under a temporary name and renamed when complete, with root
 /// attributes `format`, `tool_version` and the caller's provenance (model, plan, command line).
 enum ScalpelFile {
-    static func write(to url: URL, overwrite: Bool, format: String, attributes: [String: String],
+    static func write(to target: OutputTarget, format: String, attributes: [String: String],
                       _ body: (HDF5Group) throws -> Void) throws {
-        try AtomicOutput.write(to: url, overwrite: overwrite) { temporary in
+        try target.write { temporary in
             let file = try HDF5File.create(at: temporary, overwrite: true)
             let root = try file.root
             try root.setAttribute("format", format)

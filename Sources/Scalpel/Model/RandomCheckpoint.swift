@@ -5,8 +5,15 @@ import Foundation
 /// benchmarks and tests. Initialised as Hugging Face does: N(0, 0.02) weights, residual projections
 /// N(0, 0.02/sqrt(2·n_layer)), zero biases, unit LayerNorm weights.
 public enum RandomCheckpoint {
-    public static func write(config: GPT2Config, seed: UInt64, to directory: URL, overwrite: Bool,
+    public static func write(config: GPT2Config, seed: UInt64, to target: OutputTarget,
                              tokenizerFolder: URL? = nil) throws {
+        // The tokenizer files are read first, so that a wrong --tokenizer costs nothing and writes nothing.
+        let tokenizerFiles = try tokenizerFolder.map { folder in
+            try ["vocab.json", "merges.txt"].map { name -> (String, Data) in
+                let source = folder.appendingPathComponent(name)
+                (name, try InputFile.read(source.path, missingHint: "--tokenizer must name a folder with vocab.json and merges.txt."))
+            }
+        } ?? []
         var rng = SeededRandom(seed: seed)
         let d = config.nEmbd, inner = config.nInner
         let residualStd = 0.02 / Float(2 * config.nLayer).squareRoot()
@@ -35,21 +42,11 @@ public enum RandomCheckpoint {
         }
         tensors += [("ln_f.weight", ones(d)), ("ln_f.bias", Tensor(zeros: [d]))]
 
-        let fm = FileManager.default
-        if fm.fileExists(atPath: directory.appendingPathComponent("model.safetensors").path) && !overwrite {
-            throw FileError.exists(path: directory.path)
-        }
-        try? fm.createDirectory(at: directory, withIntermediateDirectories: true)
-        try SafetensorsWriter.write(tensors, metadata: ["format": "pt"],
-                                    to: directory.appendingPathComponent("model.safetensors"), overwrite: overwrite)
         let json = try JSONSerialization.data(withJSONObject: config.huggingFaceJSON, options: [.prettyPrinted, .sortedKeys])
-        try AtomicOutput.write(json, to: directory.appendingPathComponent("config.json"), overwrite: true)
-        if let tokenizerFolder {
-            for file in ["vocab.json", "merges.txt"] {
-                let source = tokenizerFolder.appendingPathComponent(file)
-                let data = try InputFile.read(source.path, missingHint: "--tokenizer must name a folder with vocab.json and merges.txt.")
-                try AtomicOutput.write(data, to: directory.appendingPathComponent(file), overwrite: true)
-            }
+        try target.write { folder in
+            try SafetensorsWriter.writeFile(tensors, metadata: ["format": "pt"], at: folder.appendingPathComponent("model.safetensors"))
+            try json.write(to: folder.appendingPathComponent("config.json"))
+            for (name, data) in tokenizerFiles { try data.write(to: folder.appendingPathComponent(name)) }
         }
     }
 }
