@@ -11,7 +11,7 @@ public enum RandomCheckpoint {
         let tokenizerFiles = try tokenizerFolder.map { folder in
             try ["vocab.json", "merges.txt"].map { name -> (String, Data) in
                 let source = folder.appendingPathComponent(name)
-                (name, try InputFile.read(source.path, missingHint: "--tokenizer must name a folder with vocab.json and merges.txt."))
+                return (name, try InputFile.read(source.path, missingHint: "--tokenizer must name a folder with vocab.json and merges.txt."))
             }
         } ?? []
         var rng = SeededRandom(seed: seed)
