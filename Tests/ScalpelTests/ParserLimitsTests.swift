@@ -75,6 +75,8 @@ final class ParserLimitsTests: ScratchTestCase {
         assertError(try DatasetFiles.load(dataset), YAMLFileError.self, mentions: [dataset.path + ":3", "\"answer\""])
         let json = try write(#"{"name": "d", "items": [{"prompt": "a"}], "name": "e"}"#, "dup.json")
         assertError(try DatasetFiles.load(json), YAMLFileError.self, mentions: [json.path + ":1", "\"name\""])
+        let jsonl = try write("{\"prompt\": \"a\"}\r\n{\"prompt\": \"b\", \"prompt\": \"c\"}\r\n", "dup.jsonl")
+        assertError(try DatasetFiles.load(jsonl), DatasetError.self, mentions: [jsonl.path + ":2", "\"prompt\"", "twice"])
         // The same key in two different mappings is fine.
         XCTAssertNoThrow(try DatasetFiles.load(try write("name: d\nitems:\n  - {prompt: a}\n  - {prompt: b}\n", "ok.yaml")))
     }

@@ -61,6 +61,7 @@ public enum DatasetFiles {
             guard let object = (try? JSONSerialization.jsonObject(with: Data(line.utf8))) as? [String: Any] else {
                 throw problem("not a JSON object {\"prompt\": …} (fields: \(known.joined(separator: ", ")))")
             }
+            if let key = JSONKeys.firstDuplicate(in: Data(line.utf8)) { throw problem("field \"\(key)\" is given twice; keep one") }
             for key in object.keys.sorted() where !known.contains(key) {
                 throw problem("unknown field \"\(key)\". Known fields: \(known.joined(separator: ", ")).")
             }
