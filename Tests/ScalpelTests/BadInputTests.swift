@@ -215,7 +215,7 @@ final class BadInputTests: ScratchTestCase {
                     mentions: ["plan.yaml, base", "\"no-such-model\"", "--model"])
         assertError(try Plan.load(scratch.appendingPathComponent("absent.yaml")), FileError.self, mentions: ["absent.yaml"])
         let plan = try writePlan("blocks: [\"0\", \"o:1\"]")
-        assertError(try Plan.load(plan), PlanError.self, equals: .unknownModel(location: "\(plan.path):1, blocks", name: "o", known: []))
+        assertError(try Plan.load(plan), PlanError.self, equals: .unknownModel(location: "\(plan.path):1, blocks[1]", name: "o", known: []))
     }
 
     func testUnknownDataset() throws {

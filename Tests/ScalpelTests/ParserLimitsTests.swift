@@ -86,7 +86,7 @@ final class ParserLimitsTests: ScratchTestCase {
         assertError(try DatasetFiles.load(unknown), YAMLFileError.self,
                     mentions: [unknown.path + ":4", "items[0].anwser", "unknown field", "answer"])
         let wrongType = try write("name: d\nitems:\n  - prompt: [a, b]\n", "list.yaml")
-        assertError(try DatasetFiles.load(wrongType), YAMLFileError.self, equals: .wrongType(location: "\(wrongType.path):3, items[0].prompt", expected: "a string"))
+        assertError(try DatasetFiles.load(wrongType), YAMLFileError.self, equals: .unexpected(location: "\(wrongType.path):3, items[0].prompt", found: "a list", expected: "a string"))
         let nullPrompt = try write("name: d\nitems:\n  - prompt:\n", "null.yaml")
         assertError(try DatasetFiles.load(nullPrompt), YAMLFileError.self, mentions: [nullPrompt.path, "items[0].prompt", "a string"])
         let itemsNotList = try write("name: d\nitems: {prompt: a}\n", "map.yaml")

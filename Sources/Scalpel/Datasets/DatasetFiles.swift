@@ -109,7 +109,7 @@ public enum DatasetFiles {
         let known = PromptItem.CodingKeys.allCases.map(\.rawValue)
         let entries = try reader.mapping(node, at: field, known: known, expected: "an item {prompt, answer, corrupted_prompt, corrupted_answer}")
         let prompt = try reader.string(try reader.required(entries, "prompt", in: node, at: field), at: "\(field).prompt")
-        guard !prompt.isEmpty else { throw YAMLFileError.wrongType(location: reader.location(entries["prompt"], "\(field).prompt"), expected: "a non-empty prompt") }
+        guard !prompt.isEmpty else { throw reader.unexpected(entries["prompt"], at: "\(field).prompt", expected: "a non-empty prompt") }
         func optional(_ key: String) throws -> String? { try entries[key].map { try reader.string($0, at: "\(field).\(key)") } }
         return PromptItem(prompt: prompt, answer: try optional("answer"),
                           corruptedPrompt: try optional("corrupted_prompt"), corruptedAnswer: try optional("corrupted_answer"))

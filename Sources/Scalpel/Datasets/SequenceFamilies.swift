@@ -72,14 +72,13 @@ extension SequenceFamilies {
             let name = try reader.string(try reader.required(entries, "name", in: node, at: field), at: "\(field).name")
             let itemList = try reader.required(entries, "items", in: node, at: field)
             let items = try reader.strings(itemList, at: "\(field).items")
-            guard !items.isEmpty else { throw YAMLFileError.wrongType(location: reader.location(itemList, "\(field).items"), expected: "at least one item") }
+            guard !items.isEmpty else { throw reader.unexpected(itemList, at: "\(field).items", expected: "at least one item") }
             let values = try entries["values"].map { list in
                 let values = try reader.list(list, at: "\(field).values").enumerated().map {
                     try reader.int($1, at: "\(field).values[\($0)]", in: valueRange)
                 }
                 guard values.count == items.count else {
-                    throw YAMLFileError.wrongType(location: reader.location(list, "\(field).values"),
-                                                  expected: "one value per item (family \(name) has \(items.count) items, \(values.count) values)")
+                    throw reader.unexpected(list, at: "\(field).values", expected: "one value per item (\(items.count) items, \(values.count) values)")
                 }
                 return values
             }

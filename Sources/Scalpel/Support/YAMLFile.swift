@@ -160,7 +160,7 @@ struct YAMLFields {
 
     /// The entries of a mapping whose keys must all be among `known`.
     func mapping(_ node: Node, at field: String, known: [String], expected: String) throws -> [String: Node] {
-        guard let mapping = node.mapping else { throw YAMLFileError.wrongType(location: location(node, field), expected: expected) }
+        guard let mapping = node.mapping else { throw unexpected(node, at: field, expected: expected) }
         var entries: [String: Node] = [:]
         for (key, value) in mapping {
             let name = key.scalar?.string ?? "\(key)"
@@ -183,13 +183,28 @@ struct YAMLFields {
     /// A scalar, as text: `name: 12` is the name "12". A null, list or mapping is an error.
     func string(_ node: Node, at field: String) throws -> String {
         guard let scalar = node.scalar, node.null == nil || scalar.style != .plain else {
-            throw YAMLFileError.wrongType(location: location(node, field), expected: "a string")
+            throw unexpected(node, at: field, expected: "a string")
         }
         return scalar.string
     }
 
+    /// The error for a value that is not what `field` needs, showing what was found.
+    func unexpected(_ node: Node?, at field: String, expected: String) -> YAMLFileError {
+        let found: String
+        switch node {
+        case nil: found = "nothing"
+        case .sequence(let list)?: found = list.isEmpty ? "an empty list" : "a list"
+        case .mapping?: found = "a mapping"
+        case .scalar(let scalar)?:
+            if node?.null != nil && scalar.style == .plain { found = "null" } else {
+                found = "\"" + (scalar.string.count > 40 ? scalar.string.prefix(40) + "…" : scalar.string) + "\""
+            }
+        }
+        return .unexpected(location: location(node, field), found: found, expected: expected)
+    }
+
     func list(_ node: Node, at field: String) throws -> [Node] {
-        guard let sequence = node.sequence else { throw YAMLFileError.wrongType(location: location(node, field), expected: "a list") }
+        guard let sequence = node.sequence else { throw unexpected(node, at: field, expected: "a list") }
         return Array(sequence)
     }
 
@@ -199,7 +214,7 @@ struct YAMLFields {
 
     func int(_ node: Node, at field: String, in range: ClosedRange<Int>) throws -> Int {
         guard node.scalar?.style == .plain, let value = node.int else {
-            throw YAMLFileError.wrongType(location: location(node, field), expected: "an integer")
+            throw unexpected(node, at: field, expected: "an integer")
         }
         guard range.contains(value) else {
             throw YAMLFileError.outOfRange(location: location(node, field), value: value, range: range)
@@ -217,7 +232,7 @@ public enum YAMLFileError: UserFacingError, Equatable {
     case duplicateKey(path: String, line: Int, key: String)
     case unknownField(location: String, known: [String])
     case missingField(location: String)
-    case wrongType(location: String, expected: String)
+    case unexpected(location: String, found: String, expected: String)
     case outOfRange(location: String, value: Int, range: ClosedRange<Int>)
 
     public var message: String {
@@ -236,8 +251,8 @@ public enum YAMLFileError: UserFacingError, Equatable {
             return "\(location): unknown field. Known fields: \(known.joined(separator: ", "))."
         case let .missingField(location):
             return "\(location): required field is missing."
-        case let .wrongType(location, expected):
-            return "\(location): expected \(expected)."
+        case let .unexpected(location, found, expected):
+            return "\(location): expected \(expected), found \(found)."
         case let .outOfRange(location, value, range):
             return "\(location): \(value) is out of range; give an integer from \(range.lowerBound) to \(range.upperBound)."
         }

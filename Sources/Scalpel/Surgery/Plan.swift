@@ -50,15 +50,15 @@ public struct Plan: Sendable {
         }
         var models: [String: String] = [:]
         if let node = fields["models"] {
-            guard let mapping = node.mapping else { throw YAMLFileError.wrongType(location: reader.location(node, "models"), expected: "a mapping of name: path") }
+            guard let mapping = node.mapping else { throw reader.unexpected(node, at: "models", expected: "a mapping of name: path") }
             for (key, value) in mapping {
                 let name = try reader.string(key, at: "models")
                 models[name] = try reader.string(value, at: "models.\(name)")
             }
         }
-        for (spec, node) in zip(blocks, blockNodes) {
+        for (index, (spec, node)) in zip(blocks, blockNodes).enumerated() {
             if let name = spec.model, models[name] == nil {
-                throw PlanError.unknownModel(location: reader.location(node, "blocks"), name: name, known: models.keys.sorted())
+                throw PlanError.unknownModel(location: reader.location(node, "blocks[\(index)]"), name: name, known: models.keys.sorted())
             }
         }
         let edits = try (fields["edits"].map { try reader.list($0, at: "edits") } ?? []).enumerated().map { index, node in
@@ -102,7 +102,7 @@ public struct Edit: Sendable {
         let entries = try reader.mapping(node, at: field, known: Self.fields, expected: "a mapping such as {ablate_heads: [\"9.1\"], mode: zero}")
         let kinds = ["ablate_heads", "keep_heads", "ablate_neurons"].filter { entries[$0] != nil }
         guard kinds.count == 1, let kind = kinds.first, let unitList = entries[kind] else {
-            throw YAMLFileError.wrongType(location: here, expected: "exactly one of ablate_heads, keep_heads, ablate_neurons")
+            throw reader.unexpected(node, at: field, expected: "exactly one of ablate_heads, keep_heads, ablate_neurons")
         }
         let units = try reader.strings(unitList, at: "\(field).\(kind)").map { text in
             guard let unit = UnitRef(text) else {
