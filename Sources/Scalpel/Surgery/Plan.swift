@@ -102,7 +102,8 @@ public struct Edit: Sendable {
         let entries = try reader.mapping(node, at: field, known: Self.fields, expected: "a mapping such as {ablate_heads: [\"9.1\"], mode: zero}")
         let kinds = ["ablate_heads", "keep_heads", "ablate_neurons"].filter { entries[$0] != nil }
         guard kinds.count == 1, let kind = kinds.first, let unitList = entries[kind] else {
-            throw reader.unexpected(node, at: field, expected: "exactly one of ablate_heads, keep_heads, ablate_neurons")
+            throw YAMLFileError.unexpected(location: here, found: kinds.isEmpty ? "none of them" : kinds.joined(separator: " and "),
+                                           expected: "exactly one of ablate_heads, keep_heads, ablate_neurons")
         }
         let units = try reader.strings(unitList, at: "\(field).\(kind)").map { text in
             guard let unit = UnitRef(text) else {
