@@ -1,4 +1,6 @@
-import CYaml  // libyaml, which Yams bundles: its event parser lets us check a file without building it
+// libyaml, the C target Yams 5.0.1 (pinned in Package.swift) builds and SwiftPM makes visible to
+// packages that depend on Yams. Its event parser lets us check a file without building it.
+import CYaml
 import Foundation
 import Yams
 
