@@ -167,7 +167,7 @@ struct Trace: ParsableCommand {
     func run() throws {
         let destination = try OutputTarget(output, overwrite: force)
         let (model, plan) = try modelOptions.loadWithPlan()
-        var file = ActivationFile(hooks: HookFilter(list: hooks), gzip: gzip ? 4 : nil)
+        var file = ActivationFile(hooks: try HookFilter(list: hooks), gzip: gzip ? 4 : nil)
         let names = try ActivationFile.resolve(file.hooks, in: model)
         let items = try promptOptions.items()
         let prompts = try items.map { try model.encode(prompt: $0.prompt, prependBOS: !modelOptions.noBos) }

@@ -176,7 +176,7 @@ final class BadInputTests: ScratchTestCase {
     func testUnknownBlockSyntax() throws {
         for entry in ["9.foo", "a-b", "3-1", "-1", "9.attn.noln", ""] {
             let url = try writePlan("blocks: [\"0\", \"\(entry)\"]")
-            assertError(try Plan.load(url), PlanError.self, equals: .blockSyntax(location: "\(url.path), blocks[1]", entry: entry),
+            assertError(try Plan.load(url), PlanError.self, equals: .blockSyntax(location: "\(url.path):1, blocks[1]", entry: entry),
                         mentions: [url.path, "blocks[1]", "\"\(entry)\""])
         }
         assertError(try Plan.inline(blocks: "0,9.foo"), PlanError.self, equals: .blockSyntax(location: "--blocks", entry: "9.foo"))
@@ -191,13 +191,13 @@ final class BadInputTests: ScratchTestCase {
                     mentions: [url.path, "blocks[1]", "block 14", "model has 12 layers"])
         assertError(try Surgeon.build(try Plan.inline(blocks: "0-12"), base: model), PlanError.self, mentions: ["--blocks", "block 12", "12 layers"])
         let edits = try Plan.parse("blocks: [\"0-11\"]\nedits: [{ablate_heads: [\"12.0\"]}]", origin: "p.yaml")
-        assertError(try Surgeon.build(edits, base: model), PlanError.self, mentions: ["p.yaml, edits[0]", "block 12", "12 layers"])
+        assertError(try Surgeon.build(edits, base: model), PlanError.self, mentions: ["p.yaml:2, edits[0]", "block 12", "12 layers"])
     }
 
     func testHeadOutOfRange() throws {
         let base = TestFiles.model("tiny-hub").path  // 4 heads
         assertError(try buildPlan("base: \(base)\nblocks: [\"0-1\"]\nedits:\n  - ablate_heads: [\"1.2\", \"1.7\"]"), PlanError.self,
-                    mentions: ["plan.yaml, edits[0]", "\"1.7\"", "4 heads"])
+                    mentions: ["plan.yaml:4, edits[0]", "\"1.7\"", "4 heads"])
         assertError(try buildPlan("base: \(base)\nblocks: [\"0-1\"]\nedits:\n  - ablate_heads: [\"one\"]"), PlanError.self,
                     mentions: ["edits[0].ablate_heads", "\"one\""])
     }
@@ -215,29 +215,29 @@ final class BadInputTests: ScratchTestCase {
                     mentions: ["plan.yaml, base", "\"no-such-model\"", "--model"])
         assertError(try Plan.load(scratch.appendingPathComponent("absent.yaml")), FileError.self, mentions: ["absent.yaml"])
         let plan = try writePlan("blocks: [\"0\", \"o:1\"]")
-        assertError(try Plan.load(plan), PlanError.self, equals: .unknownModel(location: "\(plan.path), blocks", name: "o", known: []))
+        assertError(try Plan.load(plan), PlanError.self, equals: .unknownModel(location: "\(plan.path):1, blocks[1]", name: "o", known: []))
     }
 
     func testUnknownDataset() throws {
         let text = "base: \(TestFiles.model("tiny-hub").path)\nblocks: [\"0-1\"]\nedits:\n  - {ablate_heads: [\"1.1\"], mode: mean, dataset: no-such-family}"
-        assertError(try buildPlan(text), PlanError.self, mentions: ["plan.yaml, edits[0]", "\"no-such-family\"", "scalpel datasets"])
+        assertError(try buildPlan(text), PlanError.self, mentions: ["plan.yaml:4, edits[0]", "\"no-such-family\"", "scalpel datasets"])
     }
 
     func testUnknownFieldsAndBadValues() throws {
         let url = try writePlan("blocks: [\"0\"]\ncolour: red")
-        assertError(try Plan.load(url), PlanError.self,
-                    equals: .unknownField(location: "\(url.path), colour", known: Plan.fields), mentions: ["colour", "blocks"])
-        assertError(try Plan.load(try writePlan("blocks: [\"0\"]\nedits: [{ablate_heads: [\"0.1\"], strength: 2}]")), PlanError.self,
-                    mentions: ["edits[0].strength", "unknown field"])
+        assertError(try Plan.load(url), YAMLFileError.self,
+                    equals: .unknownField(location: "\(url.path):2, colour", known: Plan.fields), mentions: ["colour", "blocks"])
+        assertError(try Plan.load(try writePlan("blocks: [\"0\"]\nedits: [{ablate_heads: [\"0.1\"], strength: 2}]")), YAMLFileError.self,
+                    mentions: ["plan.yaml:2, edits[0].strength", "unknown field"])
         assertError(try Plan.load(try writePlan("blocks: [\"0\"]\nedits: [{ablate_heads: [\"0.1\"], mode: resample}]")), PlanError.self,
                     mentions: ["edits[0].mode", "\"resample\"", "zero or mean"])
-        assertError(try Plan.load(try writePlan("name: x")), PlanError.self, mentions: ["blocks", "missing"])
-        assertError(try Plan.load(try writePlan("blocks: [\"0\"\nname: x")), PlanError.self, mentions: ["plan.yaml", "YAML"])
+        assertError(try Plan.load(try writePlan("name: x")), YAMLFileError.self, mentions: ["blocks", "missing"])
+        assertError(try Plan.load(try writePlan("blocks: [\"0\"\nname: x")), YAMLFileError.self, mentions: ["plan.yaml:2", "YAML"])
     }
 
     func testMeanModeWithoutDataset() throws {
         let url = try writePlan("blocks: [\"0-1\"]\nedits:\n  - ablate_heads: [\"1.1\"]\n    mode: mean")
-        assertError(try Plan.load(url), PlanError.self, equals: .datasetNeeded(location: "\(url.path), edits[0]"),
+        assertError(try Plan.load(url), PlanError.self, equals: .datasetNeeded(location: "\(url.path):3, edits[0]"),
                     mentions: ["mean", "dataset"])
     }
 

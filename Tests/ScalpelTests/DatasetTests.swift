@@ -30,7 +30,7 @@ final class DatasetTests: XCTestCase {
         let json = try write(#"[{"name": "a", "items": [{"prompt": "x"}]}, {"name": "b", "items": [{"prompt": "y", "answer": " z"}]}]"#, "two.json")
         XCTAssertEqual(try DatasetFiles.load(json).map(\.name), ["a", "b"])
         let lines = try write("{\"prompt\": \"1 2 3\", \"answer\": \" 4\"}\n{\"prompt\": 5}\n", "p.jsonl")
-        XCTAssertThrowsError(try DatasetFiles.load(lines)) { XCTAssertEqual($0 as? DatasetError, .malformed(path: lines.path, line: 2, reason: "not a JSON object with a string \"prompt\" (and optional \"answer\", \"corrupted_prompt\", \"corrupted_answer\")")) }
+        XCTAssertThrowsError(try DatasetFiles.load(lines)) { XCTAssertEqual($0 as? DatasetError, .malformed(path: lines.path, line: 2, reason: "field \"prompt\" must be a string")) }
         let missing = try write("name: x\nitems:\n  - {answer: \" 4\"}\n", "missing.yaml")
         XCTAssertThrowsError(try DatasetFiles.load(missing)) { XCTAssertTrue("\($0)".contains("items[0].prompt"), "\($0)") }
         XCTAssertThrowsError(try DatasetFiles.resolve("monthz")) { XCTAssertTrue("\($0)".contains("months"), "\($0)") }

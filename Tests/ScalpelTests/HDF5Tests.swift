@@ -364,7 +364,7 @@ final class HDF5Tests: XCTestCase {
             guard case FileError.missing = error else { return XCTFail("\(error)") }
         }
         XCTAssertThrowsError(try HDF5File.open(folder)) { error in
-            guard case FileError.unreadable = error else { return XCTFail("\(error)") }
+            guard case FileError.notRegular(_, "a folder") = error else { return XCTFail("\(error)") }
         }
     }
 

@@ -243,9 +243,9 @@ final class SafetensorsTests: XCTestCase {
         }
     }
 
-    func testFolderIsUnreadable() {
+    func testFolderIsNotARegularFile() {
         XCTAssertThrowsError(try SafetensorsFile(url: folder)) { error in
-            guard case .unreadable? = error as? FileError else { return XCTFail("\(error)") }
+            guard case .notRegular(_, "a folder")? = error as? FileError else { return XCTFail("\(error)") }
         }
     }
 

@@ -1,5 +1,5 @@
 import Foundation
-import Yams
+import Yams  // Node, the composed document
 
 /// Prompt families from the user's files, and name resolution for `--dataset`.
 ///
@@ -12,6 +12,7 @@ public enum DatasetFiles {
     public static func resolve(_ nameOrPath: String) throws -> PromptDataset {
         if let builtIn = StudyDatasets.named(nameOrPath) { return builtIn }
         let looksLikeFile = nameOrPath.contains("/") || ["yaml", "yml", "json", "jsonl", "txt"].contains(URL(fileURLWithPath: nameOrPath).pathExtension)
+            || FileManager.default.fileExists(atPath: nameOrPath)
         guard looksLikeFile else { throw DatasetError.unknown(name: nameOrPath, known: StudyDatasets.all.map(\.name)) }
         let families = try load(URL(fileURLWithPath: nameOrPath))
         guard families.count == 1 else {
@@ -23,10 +24,7 @@ public enum DatasetFiles {
 
     public static func load(_ url: URL) throws -> [PromptDataset] {
         let path = url.path
-        guard let data = FileManager.default.contents(atPath: path) else {
-            throw FileError.missing(path: path, hint: "Give a built-in dataset name (see `scalpel datasets`) or an existing file.")
-        }
-        guard let text = String(data: data, encoding: .utf8) else { throw FileError.notUTF8(path: path) }
+        let text = try InputFile.readText(path, missingHint: "Give a built-in dataset name (see `scalpel datasets`) or an existing file.")
         let stem = url.deletingPathExtension().lastPathComponent
         let families: [PromptDataset]
         switch url.pathExtension.lowercased() {
@@ -34,7 +32,7 @@ public enum DatasetFiles {
         case "jsonl": families = [PromptDataset(name: stem, description: "prompts from \(url.lastPathComponent)", items: try jsonLines(text, path: path))]
         default: families = try structured(text, path: path)
         }
-        guard families.allSatisfy({ !$0.items.isEmpty }) else { throw FileError.empty(path: path) }
+        guard !families.isEmpty, families.allSatisfy({ !$0.items.isEmpty }) else { throw FileError.empty(path: path) }
         var seen = Set<String>()
         for family in families where !seen.insert(family.name).inserted { throw DatasetError.duplicate(path: path, name: family.name) }
         return families
@@ -42,8 +40,7 @@ public enum DatasetFiles {
 
     static func textItems(_ text: String, path: String) throws -> [PromptItem] {
         var items: [PromptItem] = []
-        for (index, raw) in text.split(separator: "\n", omittingEmptySubsequences: false).enumerated() {
-            let line = raw.hasSuffix("\r") ? String(raw.dropLast()) : String(raw)
+        for (index, line) in InputFile.lines(text).enumerated() {
             if line.trimmingCharacters(in: .whitespaces).isEmpty || line.hasPrefix("#") { continue }
             let fields = line.split(separator: "\t", omittingEmptySubsequences: false).map(String.init)
             guard fields.count <= 2, !fields[0].isEmpty, fields.count == 1 || !fields[1].isEmpty else {
@@ -55,52 +52,66 @@ public enum DatasetFiles {
         return items
     }
 
+    /// One JSON object per line, with the fields of `PromptItem.CodingKeys` and nothing else.
     static func jsonLines(_ text: String, path: String) throws -> [PromptItem] {
         var items: [PromptItem] = []
-        for (index, line) in text.split(separator: "\n", omittingEmptySubsequences: false).enumerated()
-        where !line.trimmingCharacters(in: .whitespaces).isEmpty {
-            do {
-                let item = try JSONDecoder().decode(PromptItem.self, from: Data(line.utf8))
-                guard !item.prompt.isEmpty else { throw DatasetError.malformed(path: path, line: index + 1, reason: "\"prompt\" is empty") }
-                items.append(item)
-            } catch let error as DatasetError {
-                throw error
-            } catch {
-                throw DatasetError.malformed(path: path, line: index + 1,
-                                             reason: "not a JSON object with a string \"prompt\" (and optional \"answer\", \"corrupted_prompt\", \"corrupted_answer\")")
+        let known = PromptItem.CodingKeys.allCases.map(\.rawValue)
+        for (index, line) in InputFile.lines(text).enumerated() where !line.trimmingCharacters(in: .whitespaces).isEmpty {
+            func problem(_ reason: String) -> DatasetError { .malformed(path: path, line: index + 1, reason: reason) }
+            guard let object = (try? JSONSerialization.jsonObject(with: Data(line.utf8))) as? [String: Any] else {
+                throw problem("not a JSON object {\"prompt\": …} (fields: \(known.joined(separator: ", ")))")
             }
+            if let key = JSONKeys.firstDuplicate(in: Data(line.utf8)) { throw problem("field \"\(key)\" is given twice; keep one") }
+            for key in object.keys.sorted() where !known.contains(key) {
+                throw problem("unknown field \"\(key)\". Known fields: \(known.joined(separator: ", ")).")
+            }
+            var fields: [String: String] = [:]
+            for (key, value) in object where !(value is NSNull) {
+                guard let text = value as? String else { throw problem("field \"\(key)\" must be a string") }
+                fields[key] = text
+            }
+            guard let prompt = fields["prompt"], !prompt.isEmpty else { throw problem("\"prompt\" is missing or empty") }
+            items.append(PromptItem(prompt: prompt, answer: fields["answer"],
+                                    corruptedPrompt: fields["corrupted_prompt"], corruptedAnswer: fields["corrupted_answer"]))
         }
         return items
     }
 
+    /// A family, a list of families, or `{datasets: [families]}`, in YAML or JSON.
     static func structured(_ text: String, path: String) throws -> [PromptDataset] {
-        struct Wrapper: Decodable { var datasets: [PromptDataset] }
-        let decoder = YAMLDecoder()
-        do {
-            if let list = try? decoder.decode([PromptDataset].self, from: text) { return list }
-            if let wrapper = try? decoder.decode(Wrapper.self, from: text) { return wrapper.datasets }
-            return [try decoder.decode(PromptDataset.self, from: text)]
-        } catch let error as YamlError {
-            throw DatasetError.malformed(path: path, line: yamlLine(error), reason: "not valid YAML/JSON (\(error))")
-        } catch let DecodingError.keyNotFound(key, context) {
-            throw DatasetError.malformed(path: path, line: nil, reason: "field \(fieldPath(context.codingPath + [key])) is missing")
-        } catch let DecodingError.typeMismatch(_, context) {
-            throw DatasetError.malformed(path: path, line: nil, reason: "field \(fieldPath(context.codingPath)) has the wrong type: \(context.debugDescription)")
-        } catch {
-            throw DatasetError.malformed(path: path, line: nil,
-                                         reason: "expected a family {name, description, items: [{prompt, answer, corrupted_prompt, corrupted_answer}]} or a list of them")
+        let reader = YAMLFields(path: path)
+        guard let root = try YAMLFile.compose(text, path: path) else { return [] }
+        if root.sequence != nil {
+            return try reader.list(root, at: "").enumerated().map { try family($1, reader: reader, field: "[\($0)]") }
         }
+        if root["datasets"] != nil {
+            let entries = try reader.mapping(root, at: "", known: ["datasets"], expected: "{datasets: [families]}")
+            return try reader.list(entries["datasets"]!, at: "datasets").enumerated().map {
+                try family($1, reader: reader, field: "datasets[\($0)]")
+            }
+        }
+        return [try family(root, reader: reader, field: "")]
     }
 
-    static func fieldPath(_ keys: [CodingKey]) -> String {
-        keys.map { $0.intValue.map { "[\($0)]" } ?? ".\($0.stringValue)" }.joined().trimmingCharacters(in: CharacterSet(charactersIn: "."))
+    static func family(_ node: Node, reader: YAMLFields, field: String) throws -> PromptDataset {
+        func at(_ key: String) -> String { field.isEmpty ? key : "\(field).\(key)" }
+        let entries = try reader.mapping(node, at: field, known: ["name", "description", "items"],
+                                         expected: "a family {name, description, items: [{prompt, answer, corrupted_prompt, corrupted_answer}]}")
+        let name = try reader.string(try reader.required(entries, "name", in: node, at: field), at: at("name"))
+        let description = try entries["description"].map { try reader.string($0, at: at("description")) } ?? ""
+        let items = try reader.list(try reader.required(entries, "items", in: node, at: field), at: at("items"))
+        return PromptDataset(name: name, description: description, items: try items.enumerated().map { index, item in
+            try self.item(item, reader: reader, field: at("items[\(index)]"))
+        })
     }
 
-    static func yamlLine(_ error: YamlError) -> Int? {
-        switch error {
-        case let .scanner(_, _, mark, _), let .parser(_, _, mark, _), let .composer(_, _, mark, _):
-            return mark.line
-        default: return nil
-        }
+    static func item(_ node: Node, reader: YAMLFields, field: String) throws -> PromptItem {
+        let known = PromptItem.CodingKeys.allCases.map(\.rawValue)
+        let entries = try reader.mapping(node, at: field, known: known, expected: "an item {prompt, answer, corrupted_prompt, corrupted_answer}")
+        let prompt = try reader.string(try reader.required(entries, "prompt", in: node, at: field), at: "\(field).prompt")
+        guard !prompt.isEmpty else { throw reader.unexpected(entries["prompt"], at: "\(field).prompt", expected: "a non-empty prompt") }
+        func optional(_ key: String) throws -> String? { try entries[key].map { try reader.string($0, at: "\(field).\(key)") } }
+        return PromptItem(prompt: prompt, answer: try optional("answer"),
+                          corruptedPrompt: try optional("corrupted_prompt"), corruptedAnswer: try optional("corrupted_answer"))
     }
 }

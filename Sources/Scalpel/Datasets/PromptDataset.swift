@@ -13,7 +13,7 @@ public struct PromptItem: Codable, Equatable, Sendable {
         self.corruptedPrompt = corruptedPrompt; self.corruptedAnswer = corruptedAnswer
     }
 
-    enum CodingKeys: String, CodingKey {
+    enum CodingKeys: String, CodingKey, CaseIterable {
         case prompt, answer
         case corruptedPrompt = "corrupted_prompt"
         case corruptedAnswer = "corrupted_answer"

@@ -1,5 +1,5 @@
 import Foundation
-import Yams
+import Yams  // Node, the composed document
 
 /// Ordered item families with a value for each item, so families align by value
 /// (3 ↔ three ↔ third ↔ March ↔ Wednesday ↔ c). Used by `scalpel paths`.
@@ -56,19 +56,33 @@ extension SequenceFamilies {
         throw DatasetError.unknown(name: name, known: (all + extra).map(\.name))
     }
 
+    /// Values are small integers: paths align families by value and step to `value + 1`.
+    public static let valueRange = -1_000_000...1_000_000
+
     /// Families from a YAML/JSON file: a list of `{name, items: [...], values: [...]?}`.
     public static func load(_ url: URL) throws -> [SequenceFamily] {
-        guard let data = FileManager.default.contents(atPath: url.path) else {
-            throw FileError.missing(path: url.path, hint: "Give a YAML or JSON file with a list of {name, items, values}.")
+        let path = url.path
+        let text = try InputFile.readText(path, missingHint: "Give a YAML or JSON file with a list of {name, items, values}.")
+        let reader = YAMLFields(path: path)
+        guard let root = try YAMLFile.compose(text, path: path) else { throw FileError.empty(path: path) }
+        return try reader.list(root, at: "").enumerated().map { index, node in
+            let field = "[\(index)]"
+            let entries = try reader.mapping(node, at: field, known: ["name", "items", "values"],
+                                             expected: "a family {name, items: [...], values: [...] (optional)}")
+            let name = try reader.string(try reader.required(entries, "name", in: node, at: field), at: "\(field).name")
+            let itemList = try reader.required(entries, "items", in: node, at: field)
+            let items = try reader.strings(itemList, at: "\(field).items")
+            guard !items.isEmpty else { throw reader.unexpected(itemList, at: "\(field).items", expected: "at least one item") }
+            let values = try entries["values"].map { list in
+                let values = try reader.list(list, at: "\(field).values").enumerated().map {
+                    try reader.int($1, at: "\(field).values[\($0)]", in: valueRange)
+                }
+                guard values.count == items.count else {
+                    throw reader.unexpected(list, at: "\(field).values", expected: "one value per item (\(items.count) items, \(values.count) values)")
+                }
+                return values
+            }
+            return SequenceFamily(name: name, items: items, values: values)
         }
-        guard let text = String(data: data, encoding: .utf8) else { throw FileError.notUTF8(path: url.path) }
-        let families: [SequenceFamily]
-        do { families = try YAMLDecoder().decode([SequenceFamily].self, from: text) } catch {
-            throw DatasetError.malformed(path: url.path, line: nil, reason: "expected a list of {name, items: [...], values: [...] (optional)}: \(error)")
-        }
-        for family in families where family.values.count != family.items.count {
-            throw DatasetError.malformed(path: url.path, line: nil, reason: "family \(family.name): \(family.items.count) items but \(family.values.count) values")
-        }
-        return families
     }
 }

@@ -67,8 +67,8 @@ struct TensorSource {
         if fm.fileExists(atPath: single.path) {
             try add(file: single)
         } else if fm.fileExists(atPath: index.path) {
-            guard let data = fm.contents(atPath: index.path),
-                  let json = try? JSONSerialization.jsonObject(with: data) as? [String: Any],
+            let data = try InputFile.read(index.path, missingHint: "")
+            guard let json = try? JSONSerialization.jsonObject(with: data) as? [String: Any],
                   let map = json["weight_map"] as? [String: String] else {
                 throw CheckpointError.brokenIndex(path: index.path, reason: "no \"weight_map\" object of tensor name → file name")
             }

@@ -45,37 +45,46 @@ public struct HookFilter: Sendable, Equatable {
     public init(_ patterns: [String]) { self.patterns = patterns }
     public static let none = HookFilter([])
 
-    /// Parses a comma-separated list.
-    public init(list: String) {
-        patterns = list.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }.filter { !$0.isEmpty }
+    /// Parses a comma-separated list (`--hooks`); an empty list or entry is an error.
+    public init(list: String) throws {
+        patterns = list.split(separator: ",", omittingEmptySubsequences: false).map { $0.trimmingCharacters(in: .whitespaces) }
+        guard !patterns.contains(where: \.isEmpty) else { throw HookFilterError.emptyPattern(list: list) }
     }
 
     public var isEmpty: Bool { patterns.isEmpty }
 
     public func matches(_ name: String) -> Bool {
-        patterns.contains { Self.glob($0[...], name[...]) }
+        patterns.contains { Self.glob($0, name) }
     }
 
     /// The patterns that match no hook of `model`, each with the valid names closest to it.
     public func unmatched(in model: Model) -> [(pattern: String, suggestions: [String])] {
         let names = HookName.all(in: model)
-        return patterns.filter { pattern in !names.contains { Self.glob(pattern[...], $0[...]) } }
+        return patterns.filter { pattern in !names.contains { Self.glob(pattern, $0) } }
             .map { pattern in (pattern, Self.closest(to: pattern, among: names)) }
     }
 
-    static func glob(_ pattern: Substring, _ text: Substring) -> Bool {
-        guard let first = pattern.first else { return text.isEmpty }
-        if first == "*" {
-            let rest = pattern.dropFirst()
-            var tail = text
-            while true {
-                if glob(rest, tail) { return true }
-                if tail.isEmpty { return false }
-                tail = tail.dropFirst()
+    /// Whether `text` matches `pattern`, where `*` matches any run of characters. Greedy, with one
+    /// backtrack point (the last star): O(pattern × text) at worst, where trying every split at
+    /// every star took exponential time (8 stars ran past a minute).
+    static func glob(_ pattern: String, _ text: String) -> Bool {
+        let pattern = Array(pattern.utf8), text = Array(text.utf8)
+        let star = UInt8(ascii: "*")
+        var p = 0, t = 0
+        var lastStar: Int?, textAtLastStar = 0
+        while t < text.count {
+            if p < pattern.count && pattern[p] == star {
+                lastStar = p; textAtLastStar = t; p += 1       // let the star match nothing, for now
+            } else if p < pattern.count && pattern[p] == text[t] {
+                p += 1; t += 1
+            } else if let lastStar {
+                p = lastStar + 1; textAtLastStar += 1; t = textAtLastStar  // the star takes one more character
+            } else {
+                return false
             }
         }
-        guard let c = text.first, c == first else { return false }
-        return glob(pattern.dropFirst(), text.dropFirst())
+        while p < pattern.count && pattern[p] == star { p += 1 }
+        return p == pattern.count
     }
 
     static func closest(to pattern: String, among names: [String], count: Int = 3) -> [String] {
@@ -98,6 +107,18 @@ public struct HookFilter: Sendable, Equatable {
             previous = current
         }
         return previous[b.count]
+    }
+}
+
+public enum HookFilterError: UserFacingError, Equatable {
+    case emptyPattern(list: String)
+
+    public var message: String {
+        switch self {
+        case let .emptyPattern(list):
+            return "--hooks \"\(list)\" has an empty entry. Give hook names or globs separated by commas, "
+                + "e.g. --hooks \"blocks.*.hook_resid_post,blocks.9.attn.hook_pattern\"."
+        }
     }
 }
 

@@ -11,10 +11,7 @@ public enum RandomCheckpoint {
         let tokenizerFiles = try tokenizerFolder.map { folder in
             try ["vocab.json", "merges.txt"].map { name -> (String, Data) in
                 let source = folder.appendingPathComponent(name)
-                guard case .file = FileSystemEntry(source.path), let data = FileManager.default.contents(atPath: source.path) else {
-                    throw FileError.missing(path: source.path, hint: "--tokenizer must name a folder with vocab.json and merges.txt.")
-                }
-                return (name, data)
+                return (name, try InputFile.read(source.path, missingHint: "--tokenizer must name a folder with vocab.json and merges.txt."))
             }
         } ?? []
         var rng = SeededRandom(seed: seed)

@@ -23,6 +23,7 @@ public final class MappedFile: @unchecked Sendable {
     /// a folder, a special file or a failed open/map throws `FileError.unreadable`.
     public init(path: String, missingHint: String) throws {
         self.path = path
+        try InputFile.checkRegular(path, missingHint: missingHint)  // never open a FIFO or device
         var fd: Int32
         repeat { fd = open(path, O_RDONLY | O_CLOEXEC) } while fd < 0 && errno == EINTR
         guard fd >= 0 else {

@@ -16,6 +16,8 @@ extension UserFacingError {
 /// Errors about files in general: missing, unreadable, unwritable, refusing to overwrite.
 public enum FileError: UserFacingError, Equatable {
     case missing(path: String, hint: String)
+    /// A folder, FIFO, device or socket where a file is expected; `kind` says which ("a folder").
+    case notRegular(path: String, kind: String)
     case unreadable(path: String, reason: String)
     case unwritable(path: String, reason: String)
     case exists(path: String)
@@ -25,6 +27,7 @@ public enum FileError: UserFacingError, Equatable {
     public var message: String {
         switch self {
         case let .missing(path, hint): return "\(path): no such file. \(hint)"
+        case let .notRegular(path, kind): return "\(path): is not a regular file (it is \(kind)). Give the path of a file."
         case let .unreadable(path, reason): return "\(path): cannot read (\(reason))."
         case let .unwritable(path, reason): return "\(path): cannot write (\(reason)). Choose a writable output path with -o."
         case let .exists(path): return "\(path) already exists. Pass --force to overwrite it, or choose another path with -o."

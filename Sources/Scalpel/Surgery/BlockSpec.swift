@@ -54,7 +54,8 @@ public struct BlockSpec: Equatable, Sendable, CustomStringConvertible {
 
     /// Parses a comma-separated list (`--blocks "0-7,9.mlp"`).
     public static func parseList(_ text: String) throws -> [BlockSpec] {
-        try text.split(separator: ",").map { entry in
+        guard !text.trimmingCharacters(in: .whitespaces).isEmpty else { throw PlanError.emptyBlockList(location: "--blocks") }
+        return try text.split(separator: ",", omittingEmptySubsequences: false).map { entry in
             guard let spec = BlockSpec(String(entry)) else { throw PlanError.blockSyntax(location: "--blocks", entry: String(entry)) }
             return spec
         }

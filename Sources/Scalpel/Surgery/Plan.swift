@@ -1,5 +1,5 @@
 import Foundation
-import Yams
+import Yams  // Node, the composed document
 
 /// A surgery plan (DESIGN.md "Surgery plans"): which blocks to keep, from which models, and which
 /// heads or neurons to ablate. Parsing checks every field; `Surgeon` checks ranges against the models.
@@ -31,50 +31,50 @@ public struct Plan: Sendable {
     }
 
     public static func load(_ url: URL) throws -> Plan {
-        guard let data = FileManager.default.contents(atPath: url.path) else {
-            throw FileError.missing(path: url.path, hint: "Give a plan file (see surgery-plans/) or --blocks \"0-7,9.mlp\".")
-        }
-        guard let text = String(data: data, encoding: .utf8) else { throw FileError.notUTF8(path: url.path) }
+        let text = try InputFile.readText(url.path, missingHint: "Give a plan file (see surgery-plans/) or --blocks \"0-7,9.mlp\".")
         return try parse(text, origin: url.path, folder: url.deletingLastPathComponent())
     }
 
     public static func parse(_ text: String, origin: String, folder: URL? = nil) throws -> Plan {
-        let document: Any?
-        do { document = try Yams.load(yaml: text) } catch let error as YamlError {
-            throw PlanError.notYAML(path: origin, line: DatasetFiles.yamlLine(error), reason: "\(error)")
+        let reader = YAMLFields(path: origin)
+        guard let root = try YAMLFile.compose(text, path: origin) else {
+            throw YAMLFileError.missingField(location: reader.location(nil, "blocks"))
         }
-        guard let root = document as? [String: Any] else { throw PlanError.wrongType(location: origin, expected: "a mapping with `blocks:`") }
-        let reader = FieldReader(origin: origin)
-        for key in root.keys where !fields.contains(key) {
-            throw PlanError.unknownField(location: reader.at(key), known: fields)
-        }
-        guard let blockList = root["blocks"] else { throw PlanError.missingField(location: reader.at("blocks")) }
-        let blocks = try reader.strings(blockList, at: "blocks").enumerated().map { index, entry in
-            guard let spec = BlockSpec(entry) else { throw PlanError.blockSyntax(location: reader.at("blocks[\(index)]"), entry: entry) }
+        let fields = try reader.mapping(root, at: "", known: Self.fields, expected: "a mapping with `blocks:`")
+        let blockList = try reader.required(fields, "blocks", in: root, at: "")
+        let blockNodes = try reader.list(blockList, at: "blocks")
+        let blocks = try blockNodes.enumerated().map { index, node in
+            let entry = try reader.string(node, at: "blocks[\(index)]")
+            guard let spec = BlockSpec(entry) else { throw PlanError.blockSyntax(location: reader.location(node, "blocks[\(index)]"), entry: entry) }
             return spec
         }
-        let models = try root["models"].map { try reader.stringMap($0, at: "models") } ?? [:]
-        for spec in blocks {
+        var models: [String: String] = [:]
+        if let node = fields["models"] {
+            guard let mapping = node.mapping else { throw reader.unexpected(node, at: "models", expected: "a mapping of name: path") }
+            for (key, value) in mapping {
+                let name = try reader.string(key, at: "models")
+                models[name] = try reader.string(value, at: "models.\(name)")
+            }
+        }
+        for (index, (spec, node)) in zip(blocks, blockNodes).enumerated() {
             if let name = spec.model, models[name] == nil {
-                throw PlanError.unknownModel(location: reader.at("blocks"), name: name, known: models.keys.sorted())
+                throw PlanError.unknownModel(location: reader.location(node, "blocks[\(index)]"), name: name, known: models.keys.sorted())
             }
         }
-        let edits = try (root["edits"].map { try reader.list($0, at: "edits") } ?? []).enumerated().map { index, entry in
-            try Edit(entry, reader: reader, location: "edits[\(index)]")
+        let edits = try (fields["edits"].map { try reader.list($0, at: "edits") } ?? []).enumerated().map { index, node in
+            try Edit(node, reader: reader, field: "edits[\(index)]")
         }
-        let checks = try (root["checks"].map { try reader.list($0, at: "checks") } ?? []).enumerated().map { index, entry in
-            guard let map = entry as? [String: Any], let prompt = map["prompt"] as? String, !prompt.isEmpty else {
-                throw PlanError.wrongType(location: reader.at("checks[\(index)]"), expected: "{prompt: TEXT, answer: TEXT}")
-            }
-            for key in map.keys where !["prompt", "answer"].contains(key) {
-                throw PlanError.unknownField(location: reader.at("checks[\(index)].\(key)"), known: ["prompt", "answer"])
-            }
-            return PromptItem(prompt: prompt, answer: map["answer"] as? String)
+        let checks = try (fields["checks"].map { try reader.list($0, at: "checks") } ?? []).enumerated().map { index, node in
+            let field = "checks[\(index)]"
+            let entries = try reader.mapping(node, at: field, known: ["prompt", "answer"], expected: "{prompt: TEXT, answer: TEXT}")
+            let prompt = try reader.string(try reader.required(entries, "prompt", in: node, at: field), at: "\(field).prompt")
+            guard !prompt.isEmpty else { throw PlanError.badValue(location: reader.location(node, "\(field).prompt"), value: prompt, expected: "a non-empty prompt") }
+            return PromptItem(prompt: prompt, answer: try entries["answer"].map { try reader.string($0, at: "\(field).answer") })
         }
-        let name = try root["name"].map { try reader.string($0, at: "name") }
+        let name = try fields["name"].map { try reader.string($0, at: "name") }
             ?? URL(fileURLWithPath: origin).deletingPathExtension().lastPathComponent
-        return Plan(name: name, description: try root["description"].map { try reader.string($0, at: "description") } ?? "",
-                    base: try root["base"].map { try reader.string($0, at: "base") }, blocks: blocks, models: models,
+        return Plan(name: name, description: try fields["description"].map { try reader.string($0, at: "description") } ?? "",
+                    base: try fields["base"].map { try reader.string($0, at: "base") }, blocks: blocks, models: models,
                     edits: edits, checks: checks, text: text, origin: origin, folder: folder)
     }
 }
@@ -97,21 +97,17 @@ public struct Edit: Sendable {
 
     static let fields = ["ablate_heads", "keep_heads", "ablate_neurons", "mode", "dataset"]
 
-    init(_ entry: Any, reader: FieldReader, location: String) throws {
-        let here = reader.at(location)
-        guard let map = entry as? [String: Any] else {
-            throw PlanError.wrongType(location: here, expected: "a mapping such as {ablate_heads: [\"9.1\"], mode: zero}")
+    init(_ node: Node, reader: YAMLFields, field: String) throws {
+        let here = reader.location(node, field)
+        let entries = try reader.mapping(node, at: field, known: Self.fields, expected: "a mapping such as {ablate_heads: [\"9.1\"], mode: zero}")
+        let kinds = ["ablate_heads", "keep_heads", "ablate_neurons"].filter { entries[$0] != nil }
+        guard kinds.count == 1, let kind = kinds.first, let unitList = entries[kind] else {
+            throw YAMLFileError.unexpected(location: here, found: kinds.isEmpty ? "none of them" : kinds.joined(separator: " and "),
+                                           expected: "exactly one of ablate_heads, keep_heads, ablate_neurons")
         }
-        for key in map.keys where !Self.fields.contains(key) {
-            throw PlanError.unknownField(location: reader.at("\(location).\(key)"), known: Self.fields)
-        }
-        let kinds = ["ablate_heads", "keep_heads", "ablate_neurons"].filter { map[$0] != nil }
-        guard kinds.count == 1, let kind = kinds.first else {
-            throw PlanError.wrongType(location: here, expected: "exactly one of ablate_heads, keep_heads, ablate_neurons")
-        }
-        let units = try reader.strings(map[kind]!, at: "\(location).\(kind)").map { text in
+        let units = try reader.strings(unitList, at: "\(field).\(kind)").map { text in
             guard let unit = UnitRef(text) else {
-                throw PlanError.badValue(location: reader.at("\(location).\(kind)"), value: text, expected: "layer.index, e.g. \"9.1\"")
+                throw PlanError.badValue(location: reader.location(unitList, "\(field).\(kind)"), value: text, expected: "layer.index, e.g. \"9.1\"")
             }
             return unit
         }
@@ -120,12 +116,12 @@ public struct Edit: Sendable {
         case "keep_heads": target = .keepHeads(units)
         default: target = .ablateNeurons(units)
         }
-        let modeText = try map["mode"].map { try reader.string($0, at: "\(location).mode") } ?? "zero"
+        let modeText = try entries["mode"].map { try reader.string($0, at: "\(field).mode") } ?? "zero"
         guard let mode = Mode(rawValue: modeText) else {
-            throw PlanError.badValue(location: reader.at("\(location).mode"), value: modeText, expected: "zero or mean")
+            throw PlanError.badValue(location: reader.location(entries["mode"], "\(field).mode"), value: modeText, expected: "zero or mean")
         }
         self.mode = mode
-        dataset = try map["dataset"].map { try reader.string($0, at: "\(location).dataset") }
+        dataset = try entries["dataset"].map { try reader.string($0, at: "\(field).dataset") }
         if mode == .mean && dataset == nil { throw PlanError.datasetNeeded(location: here) }
         self.location = here
     }
@@ -142,27 +138,4 @@ public struct UnitRef: Hashable, Sendable, CustomStringConvertible {
         self.layer = layer; self.index = index
     }
     public var description: String { "\(layer).\(index)" }
-}
-
-/// Typed access to a YAML tree, with errors that name the file and field.
-struct FieldReader {
-    let origin: String
-    func at(_ field: String) -> String { "\(origin), \(field)" }
-
-    func string(_ value: Any, at field: String) throws -> String {
-        if let text = value as? String { return text }
-        if let number = value as? Int { return String(number) }
-        throw PlanError.wrongType(location: at(field), expected: "a string")
-    }
-    func list(_ value: Any, at field: String) throws -> [Any] {
-        guard let list = value as? [Any] else { throw PlanError.wrongType(location: at(field), expected: "a list") }
-        return list
-    }
-    func strings(_ value: Any, at field: String) throws -> [String] {
-        try list(value, at: field).enumerated().map { try string($1, at: "\(field)[\($0)]") }
-    }
-    func stringMap(_ value: Any, at field: String) throws -> [String: String] {
-        guard let map = value as? [String: Any] else { throw PlanError.wrongType(location: at(field), expected: "a mapping of name: path") }
-        return try map.mapValues { try string($0, at: field) }
-    }
 }

@@ -1,13 +1,11 @@
 import Foundation
 
-/// Everything that can be wrong with a surgery plan. `location` names the file and field, e.g.
-/// `surgery-plans/l0-7.yaml, blocks[1]`, or `--blocks` on the command line.
+/// What can be wrong with what a surgery plan says (its YAML form is checked by `YAMLFileError`).
+/// `location` names the file, line and field, e.g. `surgery-plans/l0-7.yaml:3, blocks[1]`, or
+/// `--blocks` on the command line.
 public enum PlanError: UserFacingError, Equatable {
-    case notYAML(path: String, line: Int?, reason: String)
-    case missingField(location: String)
-    case wrongType(location: String, expected: String)
-    case unknownField(location: String, known: [String])
     case blockSyntax(location: String, entry: String)
+    case emptyBlockList(location: String)
     case layerOutOfRange(location: String, entry: String, layer: Int, layers: Int)
     case headOutOfRange(location: String, entry: String, heads: Int)
     case neuronOutOfRange(location: String, entry: String, neurons: Int)
@@ -20,16 +18,10 @@ public enum PlanError: UserFacingError, Equatable {
 
     public var message: String {
         switch self {
-        case let .notYAML(path, line, reason):
-            return "\(path)\(line.map { ":\($0)" } ?? ""): not a valid YAML plan (\(reason))."
-        case let .missingField(location):
-            return "\(location): required field is missing."
-        case let .wrongType(location, expected):
-            return "\(location): expected \(expected)."
-        case let .unknownField(location, known):
-            return "\(location): unknown field. Known fields: \(known.joined(separator: ", "))."
         case let .blockSyntax(location, entry):
             return "\(location): \"\(entry)\" is not a block. Use \"a-b\", \"i\", \"i.attn\", \"i.mlp\", \"i.mlp.noln\" or \"name:i\" (a model from `models:`)."
+        case let .emptyBlockList(location):
+            return "\(location): the block list is empty. Give blocks separated by commas, e.g. --blocks \"0-7,9.mlp\"."
         case let .layerOutOfRange(location, entry, layer, layers):
             return "\(location): block \(layer) in \"\(entry)\": model has \(layers) layers (0–\(layers - 1))."
         case let .headOutOfRange(location, entry, heads):

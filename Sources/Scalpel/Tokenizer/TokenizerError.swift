@@ -7,6 +7,9 @@ public enum TokenizerError: UserFacingError, Equatable {
     case vocabNotAnObject(path: String)
     case vocabBadID(path: String, piece: String)
     case vocabDuplicateID(path: String, id: Int, first: String, second: String)
+    case vocabIDTooLarge(path: String, piece: String, id: Int, count: Int)
+    case vocabDuplicatePiece(path: String, piece: String)
+    case vocabEmpty(path: String)
     case mergeBadLine(path: String, line: Int, text: String)
     case mergeNotInVocab(path: String, line: Int, piece: String)
 
@@ -29,6 +32,13 @@ public enum TokenizerError: UserFacingError, Equatable {
         case let .vocabDuplicateID(path, id, first, second):
             return "\(path): id \(id) is given to both \(quoted(first)) and \(quoted(second)); "
                 + "each id must name one piece. \(Self.source)"
+        case let .vocabIDTooLarge(path, piece, id, count):
+            return "\(path): the id of \(quoted(piece)) is \(id), but the file has \(count) pieces; ids must be 0 to "
+                + "\(count - 1), each used once. \(Self.source)"
+        case let .vocabDuplicatePiece(path, piece):
+            return "\(path): the piece \(quoted(piece)) is given twice; each piece must appear once. \(Self.source)"
+        case let .vocabEmpty(path):
+            return "\(path): the vocabulary is empty. \(Self.source)"
         case let .mergeBadLine(path, line, text):
             return "\(path), line \(line): expected two pieces separated by one space, found "
                 + "\(quoted(text)). \(Self.source)"

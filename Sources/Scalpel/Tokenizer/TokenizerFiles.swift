@@ -2,47 +2,46 @@ import Foundation
 
 /// Reading vocab.json and merges.txt, with errors that say which file and which line is wrong.
 extension GPT2Tokenizer {
+    /// Ids must be exactly 0 … n−1 for n pieces, each used once: the tokenizer sizes its tables by
+    /// the largest id, so one huge id would allocate without bound.
     static func readVocab(_ data: Data, path: String) throws -> [String: Int] {
-        let url = URL(fileURLWithPath: path)
         let vocab: [String: Int]
         do {
             vocab = try JSONDecoder().decode([String: Int].self, from: data)
         } catch {
-            throw vocabProblem(data, path: url.path)
+            throw vocabProblem(data, path: path)
         }
+        guard !vocab.isEmpty else { throw TokenizerError.vocabEmpty(path: path) }
+        if let key = JSONKeys.firstDuplicate(in: data) { throw TokenizerError.vocabDuplicatePiece(path: path, piece: key) }
         var pieceOfID: [Int: String] = [:]
         pieceOfID.reserveCapacity(vocab.count)
         for (piece, id) in vocab {
-            guard id >= 0 else { throw TokenizerError.vocabBadID(path: url.path, piece: piece) }
+            guard id >= 0 else { throw TokenizerError.vocabBadID(path: path, piece: piece) }
+            guard id < vocab.count else { throw TokenizerError.vocabIDTooLarge(path: path, piece: piece, id: id, count: vocab.count) }
             if let other = pieceOfID.updateValue(piece, forKey: id) {
                 let (first, second) = other < piece ? (other, piece) : (piece, other)
-                throw TokenizerError.vocabDuplicateID(path: url.path, id: id, first: first, second: second)
+                throw TokenizerError.vocabDuplicateID(path: path, id: id, first: first, second: second)
             }
         }
         return vocab
     }
 
-    /// One merge per line, "left right"; a first line starting "#version" is a header. Line
-    /// ends may be "\n" or "\r\n"; blank lines are skipped.
+    /// One merge per line, "left right"; a first line starting "#version" is a header. Lines may
+    /// end in "\n", "\r\n" or "\r"; blank lines are skipped.
     static func readMerges(_ data: Data, path: String, vocab: [String: Int]) throws -> [(String, String)] {
-        let url = URL(fileURLWithPath: path)
-        guard let text = String(data: data, encoding: .utf8) else { throw TokenizerError.notUTF8(path: url.path) }
+        guard let text = String(data: data, encoding: .utf8) else { throw TokenizerError.notUTF8(path: path) }
         var merges: [(String, String)] = []
         merges.reserveCapacity(50_000)
-        // Split on scalars, not Characters: "\r\n" is one Character, and so is a space followed
-        // by a combining mark.
-        let lines = text.unicodeScalars.split(separator: "\n", omittingEmptySubsequences: false)
-        for (index, rawLine) in lines.enumerated() {
-            var line = rawLine
-            if line.last == "\r" { line = line.dropLast() }
-            if line.isEmpty || (index == 0 && String(line).hasPrefix("#version")) { continue }
-            let parts = line.split(separator: " ", omittingEmptySubsequences: false)
+        for (index, line) in InputFile.lines(text).enumerated() {
+            if line.isEmpty || (index == 0 && line.hasPrefix("#version")) { continue }
+            // Split on scalars: a space followed by a combining mark is one Character.
+            let parts = line.unicodeScalars.split(separator: " ", omittingEmptySubsequences: false)
             guard parts.count == 2, !parts[0].isEmpty, !parts[1].isEmpty else {
-                throw TokenizerError.mergeBadLine(path: url.path, line: index + 1, text: String(line))
+                throw TokenizerError.mergeBadLine(path: path, line: index + 1, text: String(line))
             }
             let (left, right) = (String(parts[0]), String(parts[1]))
             for piece in [left, right, left + right] where vocab[piece] == nil {
-                throw TokenizerError.mergeNotInVocab(path: url.path, line: index + 1, piece: piece)
+                throw TokenizerError.mergeNotInVocab(path: path, line: index + 1, piece: piece)
             }
             merges.append((left, right))
         }
@@ -56,7 +55,7 @@ extension GPT2Tokenizer {
             return .vocabNotAnObject(path: path)
         }
         for (piece, value) in entries.sorted(by: { $0.key < $1.key }) {
-            guard let number = value as? NSNumber, number.doubleValue == number.doubleValue.rounded() else {
+            guard JSONNumbers.integer(value) != nil else {
                 return .vocabBadID(path: path, piece: piece)
             }
         }
@@ -64,13 +63,10 @@ extension GPT2Tokenizer {
     }
 
     static func readFile(_ url: URL) throws -> Data {
-        guard FileManager.default.fileExists(atPath: url.path) else {
-            throw TokenizerError.missingFile(path: url.path)
-        }
         do {
-            return try Data(contentsOf: url)
-        } catch {
-            throw TokenizerError.unreadable(path: url.path, reason: error.localizedDescription)
+            return try InputFile.read(url.path, missingHint: "")
+        } catch FileError.missing {
+            throw TokenizerError.missingFile(path: url.path)
         }
     }
 }

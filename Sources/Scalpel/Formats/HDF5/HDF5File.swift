@@ -40,11 +40,7 @@ public final class HDF5File {
     public static func open(_ url: URL, writable: Bool = false) throws -> HDF5File {
         HDF5Library.prepare()
         let path = url.path
-        var isFolder: ObjCBool = false
-        guard FileManager.default.fileExists(atPath: path, isDirectory: &isFolder) else {
-            throw FileError.missing(path: path, hint: "Check the path.")
-        }
-        if isFolder.boolValue { throw FileError.unreadable(path: path, reason: "it is a folder") }
+        try InputFile.checkRegular(path, missingHint: "Check the path.")
         guard FileManager.default.isReadableFile(atPath: path) else {
             throw FileError.unreadable(path: path, reason: "permission denied")
         }
