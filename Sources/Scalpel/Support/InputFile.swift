@@ -73,20 +73,16 @@ public enum InputFile {
 
     @discardableResult
     private static func regularSize(_ info: stat, path: String) throws -> Int {
-        let kind: String
-        switch info.st_mode & S_IFMT {
-        case S_IFREG:
+        switch FileSystemEntry(mode: info.st_mode) {
+        case .file:
             guard let size = Int(exactly: info.st_size), size >= 0 else {
                 throw FileError.unreadable(path: path, reason: "impossible file size \(info.st_size)")
             }
             return size
-        case S_IFDIR: kind = "a folder"
-        case S_IFIFO: kind = "a FIFO"
-        case S_IFCHR, S_IFBLK: kind = "a device"
-        case S_IFSOCK: kind = "a socket"
-        default: kind = "a special file"
+        case .folder: throw FileError.notRegular(path: path, kind: "a folder")
+        case let .other(kind): throw FileError.notRegular(path: path, kind: kind)
+        case .none: throw FileError.notRegular(path: path, kind: "a special file")  // stat found something
         }
-        throw FileError.notRegular(path: path, kind: kind)
     }
 
     private static func error(_ code: Int32, path: String, missingHint: String) -> FileError {

@@ -71,9 +71,8 @@ public struct OutputTarget: Sendable, Hashable {
     /// Why an existing folder is not one Scalpel wrote (nil when it is, with nothing else in it).
     static func foreignContent(ofFolder path: String) -> String? {
         let marker = URL(fileURLWithPath: path).appendingPathComponent(folderMarker)
-        var info = stat()
-        guard case .file = FileSystemEntry(marker.path), stat(marker.path, &info) == 0, info.st_size < 1 << 20,
-              let data = FileManager.default.contents(atPath: marker.path),
+        guard case .file = FileSystemEntry(marker.path), let size = try? InputFile.checkRegular(marker.path, missingHint: ""),
+              size < 1 << 20, let data = try? InputFile.read(marker.path, missingHint: ""),
               let json = try? JSONSerialization.jsonObject(with: data) as? [String: Any],
               json["tool"] as? String == "scalpel", let files = json["files"] as? [String] else {
             return "it has no \(folderMarker) marker"
@@ -258,7 +257,7 @@ extension OutputTarget {
     }
 }
 
-/// What is at a path, without following a final symbolic link.
+/// What is at a path (for outputs, without following a final symbolic link).
 enum FileSystemEntry {
     case none, file, folder
     /// A symbolic link, FIFO, device or socket, named for messages.
@@ -267,14 +266,18 @@ enum FileSystemEntry {
     init(_ path: String) {
         var info = stat()
         guard lstat(path, &info) == 0 else { self = .none; return }
-        switch info.st_mode & S_IFMT {
+        self.init(mode: info.st_mode)
+    }
+
+    init(mode: mode_t) {
+        switch mode & S_IFMT {
         case S_IFREG: self = .file
         case S_IFDIR: self = .folder
         case S_IFLNK: self = .other("a symbolic link")
         case S_IFIFO: self = .other("a FIFO")
         case S_IFCHR, S_IFBLK: self = .other("a device")
         case S_IFSOCK: self = .other("a socket")
-        default: self = .other("not a regular file")
+        default: self = .other("a special file")
         }
     }
 }
