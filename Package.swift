@@ -28,8 +28,7 @@ let package = Package(
             name: "Scalpel",
             dependencies: ["COpenBLAS", "CHDF5", "CCrypto", "CKernels", "CFileSystem", .product(name: "Yams", package: "Yams")],
             exclude: ["Resources/README.md"],
-            resources: [.copy("Resources/bundled-model")],
-            swiftSettings: [.unsafeFlags(["-Ounchecked"], .when(configuration: .release))]
+            resources: [.copy("Resources/bundled-model")]
         ),
         .executableTarget(
             name: "scalpel",

@@ -34,6 +34,8 @@ public enum CheckpointError: UserFacingError, Equatable {
     case missingTensor(path: String, name: String)
     case unexpectedTensor(path: String, name: String)
     case shapeMismatch(path: String, name: String, expected: [Int], found: [Int])
+    /// Two tensors of the files that name one weight (`X` and `transformer.X`).
+    case duplicateTensor(path: String, name: String, otherPath: String, otherName: String)
 
     public var message: String {
         switch self {
@@ -49,6 +51,9 @@ public enum CheckpointError: UserFacingError, Equatable {
             return "\(path): unexpected tensor \"\(name)\": not part of GPT2LMHeadModel. Is this a GPT-2 checkpoint?"
         case let .shapeMismatch(path, name, expected, found):
             return "\(path): tensor \"\(name)\" has shape \(found) but config.json implies \(expected). The config and the weights disagree."
+        case let .duplicateTensor(path, name, otherPath, otherName):
+            let place = path == otherPath ? path : "\(path) and \(otherPath)"
+            return "\(place): tensors \"\(name)\" and \"\(otherName)\" are the same weight under two names (the `transformer.` prefix is optional). Keep one of them and re-save the checkpoint."
         }
     }
 }
@@ -96,7 +101,14 @@ struct TensorSource {
     private mutating func add(file url: URL) throws {
         let file = try SafetensorsFile(url: url)
         opened[url.path] = file
-        for name in file.names { locations[Self.canonical(name)] = (url.path, name) }
+        for name in file.names {
+            let canonical = Self.canonical(name)
+            // `X` and `transformer.X` name one weight: which to use would be a silent guess.
+            if let first = locations[canonical] {
+                throw CheckpointError.duplicateTensor(path: first.file, name: first.name, otherPath: url.path, otherName: name)
+            }
+            locations[canonical] = (url.path, name)
+        }
     }
 
     func contains(_ name: String) -> Bool { locations[name] != nil }

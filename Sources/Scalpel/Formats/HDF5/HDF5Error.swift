@@ -54,7 +54,13 @@ public enum HDF5Error: UserFacingError, Equatable {
 
 /// Process-wide HDF5 set-up and error-stack helpers.
 enum HDF5Library {
-    private static let opened: Bool = { H5open() >= 0 }()
+    /// HDF5's exit handler would close files that are still open. After a failed close (a full
+    /// disk, a file-size limit) HDF5 1.10 keeps a dangling id, and closing it again at exit crashed
+    /// the process after it had reported the error; the operating system reclaims the files anyway.
+    private static let opened: Bool = {
+        H5dont_atexit()
+        return H5open() >= 0
+    }()
 
     /// Opens the library (so the H5T_* globals are valid) and silences automatic error printing
     /// on the calling thread. Cheap; called before every operation because the silencing is
