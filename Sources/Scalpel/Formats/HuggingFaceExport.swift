@@ -13,6 +13,7 @@ public enum HuggingFaceExport {
         var config = model.config
         config.nLayer = model.blocks.count
         config.nInner = try mlpWidth(model)
+        config.nHead = try headCount(model)
         var json = config.huggingFaceJSON
         json["tie_word_embeddings"] = model.tiedEmbeddings
         let configData = try JSONSerialization.data(withJSONObject: json, options: [.prettyPrinted, .sortedKeys])
@@ -34,6 +35,15 @@ public enum HuggingFaceExport {
         return widths.first ?? model.config.nInner
     }
 
+    /// The one head count of every attention block (a block stitched from another model may differ).
+    static func headCount(_ model: Model) throws -> Int {
+        let counts = Set(model.blocks.compactMap { $0.attention?.nHead })
+        guard counts.count <= 1 else {
+            throw PlanError.cannotExport(reason: "its attention blocks have different head counts (\(counts.sorted().map(String.init).joined(separator: ", "))); GPT-2's config has one n_head.")
+        }
+        return counts.first ?? model.config.nHead
+    }
+
     /// The model's tensors under Hugging Face names (`transformer.h.0.attn.c_attn.weight`, …).
     static func tensors(_ model: Model) throws -> [(name: String, tensor: Tensor)] {
         let d = model.dModel, inner = try mlpWidth(model)
@@ -47,7 +57,7 @@ public enum HuggingFaceExport {
                 throw PlanError.cannotExport(reason: "block \(i) (\(block.source).mlp.noln) has no LayerNorm before its MLP, and every GPT-2 MLP has one.")
             }
             if let attention = block.attention {
-                let (weight, bias) = foldHeads(attention, dHead: d / attention.nHead)
+                let (weight, bias) = foldHeads(attention, dHead: attention.dHead)
                 out += [("\(h).ln_1.weight", attention.ln.weight), ("\(h).ln_1.bias", attention.ln.bias),
                         ("\(h).attn.c_attn.weight", attention.qkvWeight), ("\(h).attn.c_attn.bias", attention.qkvBias),
                         ("\(h).attn.c_proj.weight", weight), ("\(h).attn.c_proj.bias", bias)]

@@ -1,16 +1,25 @@
 import Foundation
 
 /// The HDF5 model archive of DESIGN.md: config, tokenizer, weights in TransformerLens shapes, each
-/// block's source and parts, the plan text and the source checkpoints' SHA-256.
+/// block's source, parts and head count, the plan text and the source checkpoints' SHA-256.
 ///
 /// Weights are stored exactly (float32), so a loaded archive gives bit-identical logits to the
 /// graph it was saved from. Head and neuron ablations are stored as the values written in place of
 /// the unit (`attn/ablated_heads` + `attn/ablation_values`, `mlp/ablated_neurons` + `mlp/ablation_values`).
 /// With tied embeddings `unembed/W_U` is a hard link to `embed/W_E` and so has W_E's shape [d_vocab, d_model]
 /// (root attribute `tied_embeddings` = 1); untied, it is [d_model, d_vocab] as in TransformerLens.
+///
+/// Archives are read as untrusted input: every attribute, shape, index and size is checked against
+/// the model before it is used, links that leave the file are refused, and the weights must match
+/// the checksum written with them (`WeightChecksum`).
 public enum ModelArchive {
     public static let format = "scalpel-model"
     public static let formatVersion = 1
+    /// Root attribute holding `WeightChecksum` of the weights, as hex.
+    static let checksumAttribute = "weights_sha256"
+    /// Scalpel's own paths are at most four levels deep (`blocks/3/attn/W_Q`); links deeper than
+    /// this are never opened, so they need not be checked.
+    static let deepestPath = 6
 
     public static func write(_ model: Model, plan: Plan?, to target: OutputTarget, commandLine: String = "") throws {
         let source = try provenance(model)
@@ -20,6 +29,11 @@ public enum ModelArchive {
             "name": model.name, "plan": plan?.text ?? "", "source": source, "command_line": commandLine,
         ]
         try ScalpelFile.write(to: target, format: format, attributes: attributes) { root in
+            var checksum = WeightChecksum()
+            func put(_ group: HDF5Group, _ name: String, _ tensor: Tensor, _ dims: [String]) throws {
+                let dataset = try group.writeTensor(name, tensor, dims: dims)
+                checksum.add(dataset.path, tensor)
+            }
             try root.setAttribute("format_version", formatVersion)
             try root.setAttribute("tied_embeddings", model.tiedEmbeddings ? 1 : 0)
             if let tokenizer = model.tokenizer {
@@ -28,33 +42,44 @@ public enum ModelArchive {
                 try group.writeStrings("merges", [String(decoding: tokenizer.mergesData, as: UTF8.self)])
             }
             let embed = try root.createGroup("embed")
-            try embed.writeTensor("W_E", model.embedding.tokens, dims: ["d_vocab", "d_model"])
-            try embed.writeTensor("W_pos", model.embedding.positions, dims: ["n_ctx", "d_model"])
+            try put(embed, "W_E", model.embedding.tokens, ["d_vocab", "d_model"])
+            try put(embed, "W_pos", model.embedding.positions, ["n_ctx", "d_model"])
             let blocks = try root.createGroup("blocks")
             for (i, block) in model.blocks.enumerated() {
-                try writeBlock(block, into: try blocks.createGroup("\(i)"), dModel: model.dModel)
+                try writeBlock(block, into: try blocks.createGroup("\(i)"), dModel: model.dModel, checksum: &checksum)
             }
             let lnFinal = try root.createGroup("ln_final")
-            try lnFinal.writeTensor("w", model.lnFinal.weight, dims: ["d_model"])
-            try lnFinal.writeTensor("b", model.lnFinal.bias, dims: ["d_model"])
+            try put(lnFinal, "w", model.lnFinal.weight, ["d_model"])
+            try put(lnFinal, "b", model.lnFinal.bias, ["d_model"])
             let unembed = try root.createGroup("unembed")
             if model.tiedEmbeddings {
                 try root.linkHard(from: "embed/W_E", to: "unembed/W_U")
             } else {
-                try unembed.writeTensor("W_U", transpose(model.unembed), dims: ["d_model", "d_vocab"])
+                try put(unembed, "W_U", transpose(model.unembed), ["d_model", "d_vocab"])
             }
+            try root.setAttribute(checksumAttribute, checksum.hex)
         }
     }
 
-    static func writeBlock(_ block: Block, into group: HDF5Group, dModel d: Int) throws {
+    static func writeBlock(_ block: Block, into group: HDF5Group, dModel d: Int, checksum: inout WeightChecksum) throws {
+        func put(_ group: HDF5Group, _ name: String, _ tensor: Tensor, _ dims: [String]) throws {
+            let dataset = try group.writeTensor(name, tensor, dims: dims)
+            checksum.add(dataset.path, tensor)
+        }
+        func putIndices(_ group: HDF5Group, _ name: String, _ indices: [Int]) throws {
+            let values = indices.map { Int32($0) }
+            let dataset = try group.writeInt32(name, values, shape: [values.count], dims: ["ablated"])
+            checksum.add(dataset.path, values)
+        }
         try group.setAttribute("source", block.source.description)
         var parts: [String] = []
         if let attention = block.attention {
             parts.append("attn")
-            let h = attention.nHead, dh = d / h
+            let h = attention.nHead, dh = attention.dHead
+            try group.setAttribute("n_heads", h)
             let ln = try group.createGroup("ln1")
-            try ln.writeTensor("w", attention.ln.weight, dims: ["d_model"])
-            try ln.writeTensor("b", attention.ln.bias, dims: ["d_model"])
+            try put(ln, "w", attention.ln.weight, ["d_model"])
+            try put(ln, "b", attention.ln.bias, ["d_model"])
             let attn = try group.createGroup("attn")
             for (k, name) in ["Q", "K", "V"].enumerated() {
                 // c_attn [d, 3d] columns k·d + head·dh + j  →  W_[head, i, j]
@@ -64,80 +89,87 @@ public enum ModelArchive {
                         out[(head * d + i) * dh + j] = src[i * 3 * d + k * d + head * dh + j]
                     } } }
                 }
-                try attn.writeTensor("W_\(name)", w, dims: ["n_heads", "d_model", "d_head"])
+                try put(attn, "W_\(name)", w, ["n_heads", "d_model", "d_head"])
                 let b = Tensor(shape: [h, dh], data: Array(attention.qkvBias.scalars[(k * d)..<((k + 1) * d)]))
-                try attn.writeTensor("b_\(name)", b, dims: ["n_heads", "d_head"])
+                try put(attn, "b_\(name)", b, ["n_heads", "d_head"])
             }
-            try attn.writeTensor("W_O", attention.outWeight.reshaped([h, dh, d]), dims: ["n_heads", "d_head", "d_model"])
-            try attn.writeTensor("b_O", attention.outBias, dims: ["d_model"])
+            try put(attn, "W_O", attention.outWeight.reshaped([h, dh, d]), ["n_heads", "d_head", "d_model"])
+            try put(attn, "b_O", attention.outBias, ["d_model"])
             let ablated = attention.headAblations.keys.sorted()
             if !ablated.isEmpty {
-                try attn.writeInt32("ablated_heads", ablated.map { Int32($0) }, shape: [ablated.count], dims: ["ablated"])
+                try putIndices(attn, "ablated_heads", ablated)
                 let values = ablated.flatMap { head -> [Float] in
                     if case let .mean(v) = attention.headAblations[head]! { return v.scalars }
                     return Array(repeating: 0, count: dh)
                 }
-                try attn.writeTensor("ablation_values", Tensor(shape: [ablated.count, dh], data: values), dims: ["ablated", "d_head"])
+                try put(attn, "ablation_values", Tensor(shape: [ablated.count, dh], data: values), ["ablated", "d_head"])
             }
         }
         if let mlp = block.mlp {
             parts.append(mlp.ln == nil ? "mlp.noln" : "mlp")
             if let lnParams = mlp.ln {
                 let ln = try group.createGroup("ln2")
-                try ln.writeTensor("w", lnParams.weight, dims: ["d_model"])
-                try ln.writeTensor("b", lnParams.bias, dims: ["d_model"])
+                try put(ln, "w", lnParams.weight, ["d_model"])
+                try put(ln, "b", lnParams.bias, ["d_model"])
             }
             let g = try group.createGroup("mlp")
-            try g.writeTensor("W_in", mlp.inWeight, dims: ["d_model", "d_mlp"])
-            try g.writeTensor("b_in", mlp.inBias, dims: ["d_mlp"])
-            try g.writeTensor("W_out", mlp.outWeight, dims: ["d_mlp", "d_model"])
-            try g.writeTensor("b_out", mlp.outBias, dims: ["d_model"])
+            try put(g, "W_in", mlp.inWeight, ["d_model", "d_mlp"])
+            try put(g, "b_in", mlp.inBias, ["d_mlp"])
+            try put(g, "W_out", mlp.outWeight, ["d_mlp", "d_model"])
+            try put(g, "b_out", mlp.outBias, ["d_model"])
             let ablated = mlp.neuronAblations.keys.sorted()
             if !ablated.isEmpty {
-                try g.writeInt32("ablated_neurons", ablated.map { Int32($0) }, shape: [ablated.count], dims: ["ablated"])
-                try g.writeTensor("ablation_values", Tensor(shape: [ablated.count], data: ablated.map { mlp.neuronAblations[$0]! }), dims: ["ablated"])
+                try putIndices(g, "ablated_neurons", ablated)
+                try put(g, "ablation_values", Tensor(shape: [ablated.count], data: ablated.map { mlp.neuronAblations[$0]! }), ["ablated"])
             }
         }
         try group.setAttribute("parts", parts.joined(separator: ","))
     }
 
     public static func load(from url: URL) throws -> Model {
+        let path = url.path
         let file: HDF5File
         do { file = try HDF5File.open(url) } catch let HDF5Error.notHDF5(_, reason) {
-            throw ArchiveError.corrupt(path: url.path, reason: reason)
+            throw ArchiveError.corrupt(path: path, reason: reason)
         }
         defer { try? file.close() }
         // Weights stored contiguously are borrowed from a memory map of the file, as with safetensors.
-        let map = try? MappedFile(path: url.path, missingHint: "")
+        let map = try MappedFile(path: path, missingHint: "The archive disappeared while Scalpel was reading it.")
         let root = try file.root
-        let path = url.path
         guard root.hasAttribute("format"), try root.stringAttribute("format") == format else {
             throw ArchiveError.notAnArchive(path: path)
         }
         let version = try root.intAttribute("format_version")
         guard version == formatVersion else { throw ArchiveError.version(path: path, found: version, supported: formatVersion) }
         do {
+            if let link = try root.firstLinkNotHard(maxDepth: deepestPath) {
+                throw ArchiveError.linkNotHard(path: path, object: link.path, kind: link.kind)
+            }
             guard let json = (try? JSONSerialization.jsonObject(with: Data(try root.stringAttribute("config").utf8))) as? [String: Any] else {
                 throw ArchiveError.corrupt(path: path, reason: "the config attribute is not a JSON object")
             }
             var config = try GPT2Config(json: json, path: "\(path) (config attribute)")
             let d = config.nEmbd
+            var reader = Reader(map: map, path: path)
             var tokenizer: GPT2Tokenizer?
             if root.exists("tokenizer") {
-                tokenizer = try GPT2Tokenizer(vocabData: Data(try root.readStrings("tokenizer/vocab")[0].utf8),
-                                              mergesData: Data(try root.readStrings("tokenizer/merges")[0].utf8),
+                tokenizer = try GPT2Tokenizer(vocabData: Data(try reader.text(root, "tokenizer/vocab").utf8),
+                                              mergesData: Data(try reader.text(root, "tokenizer/merges").utf8),
                                               origin: "\(path) (tokenizer)")
             }
-            let reader = Reader(map: map, path: path)
             let embedding = Embedding(tokens: try reader.read(root, "embed/W_E", [config.vocabSize, d]),
                                       positions: try reader.read(root, "embed/W_pos", [config.nPositions, d]))
-            let blockNames = try root.group("blocks").childNames().compactMap(Int.init).sorted()
-            guard blockNames == Array(0..<blockNames.count) else { throw ArchiveError.corrupt(path: path, reason: "blocks are not numbered 0…n-1") }
-            let blocks = try blockNames.map { try readBlock(try root.group("blocks/\($0)"), config: config, reader: reader) }
+            let blockNames = try root.group("blocks").childNames()
+            guard blockNames == (0..<blockNames.count).map(String.init).sorted() else {
+                throw ArchiveError.corrupt(path: path, reason: "/blocks holds \(blockNames.prefix(5).joined(separator: ", ")), not groups numbered 0…n-1")
+            }
+            let blocks = try (0..<blockNames.count).map { try readBlock(try root.group("blocks/\($0)"), config: config, reader: &reader) }
             config.nLayer = blocks.count
-            let tied = (try? root.intAttribute("tied_embeddings")) == 1
+            let tied = try tiedEmbeddings(root, path: path)
             let unembed = tied ? embedding.tokens : transpose(try reader.read(root, "unembed/W_U", [d, config.vocabSize]))
             let lnFinal = LayerNormParams(weight: try reader.read(root, "ln_final/w", [d]), bias: try reader.read(root, "ln_final/b", [d]))
+            try verifyChecksum(root, computed: reader.checksum, path: path)
+            LoadWarnings.reportNonFinite(reader.nonFinite, in: path)
             return Model(config: config, name: (try? root.stringAttribute("name")) ?? url.deletingPathExtension().lastPathComponent,
                          embedding: embedding, blocks: blocks, lnFinal: lnFinal, unembed: unembed, tiedEmbeddings: tied,
                          tokenizer: tokenizer, sourceFiles: [url])
@@ -146,20 +178,17 @@ public enum ModelArchive {
         }
     }
 
-    static func readBlock(_ group: HDF5Group, config: GPT2Config, reader: Reader) throws -> Block {
+    static func readBlock(_ group: HDF5Group, config: GPT2Config, reader: inout Reader) throws -> Block {
         let path = reader.path
-        func read(_ group: HDF5Group, _ name: String, _ shape: [Int], _ where_: String) throws -> Tensor {
-            try reader.read(group, name, shape)
-        }
-        let where_ = "\(path) \(group.path)"
         guard let source = BlockSource(try group.stringAttribute("source")) else {
             throw ArchiveError.corrupt(path: path, reason: "\(group.path): attribute source is not of the form model:L<layer>")
         }
-        let parts = try group.stringAttribute("parts").split(separator: ",").map(String.init)
-        let d = config.nEmbd, h = config.nHead, dh = config.dHead
+        let parts = try BlockParts(group, path: path)
+        let d = config.nEmbd
         var block = Block(attention: nil, mlp: nil, source: source)
-        if parts.contains("attn") {
-            let qs = try ["Q", "K", "V"].map { try read(group, "attn/W_\($0)", [h, d, dh], where_) }
+        if parts.attention {
+            let h = try headCount(group, config: config, path: path), dh = d / h
+            let qs = try ["Q", "K", "V"].map { try reader.read(group, "attn/W_\($0)", [h, d, dh]) }
             let qkv = Tensor(shape: [d, 3 * d]) { out in
                 for (k, w) in qs.enumerated() { let src = w.pointer
                     for head in 0..<h { for i in 0..<d { for j in 0..<dh {
@@ -167,15 +196,14 @@ public enum ModelArchive {
                     } } }
                 }
             }
-            let bias = try ["Q", "K", "V"].flatMap { try read(group, "attn/b_\($0)", [h, dh], where_).scalars }
+            let bias = try ["Q", "K", "V"].flatMap { try reader.read(group, "attn/b_\($0)", [h, dh]).scalars }
             var attention = AttentionHalf(
-                ln: LayerNormParams(weight: try read(group, "ln1/w", [d], where_), bias: try read(group, "ln1/b", [d], where_)),
+                ln: LayerNormParams(weight: try reader.read(group, "ln1/w", [d]), bias: try reader.read(group, "ln1/b", [d])),
                 qkvWeight: qkv, qkvBias: Tensor(shape: [3 * d], data: bias),
-                outWeight: try read(group, "attn/W_O", [h, dh, d], where_).reshaped([d, d]),
-                outBias: try read(group, "attn/b_O", [d], where_), nHead: h)
-            if group.exists("attn/ablated_heads") {
-                let heads = try group.readInt32("attn/ablated_heads").values.map(Int.init)
-                let values = try read(group, "attn/ablation_values", [heads.count, dh], where_)
+                outWeight: try reader.read(group, "attn/W_O", [h, dh, d]).reshaped([d, d]),
+                outBias: try reader.read(group, "attn/b_O", [d]), nHead: h)
+            if let heads = try reader.ablatedUnits(group, "attn/ablated_heads", below: h, unit: "heads") {
+                let values = try reader.read(group, "attn/ablation_values", [heads.count, dh])
                 for (n, head) in heads.enumerated() {
                     let v = values.rows(n..<(n + 1)).reshaped([dh])
                     attention.headAblations[head] = v.buffer.allSatisfy { $0 == 0 } ? .zero : .mean(v)
@@ -183,15 +211,14 @@ public enum ModelArchive {
             }
             block.attention = attention
         }
-        if let mlpPart = parts.first(where: { $0.hasPrefix("mlp") }) {
-            let inner = try group.dataset("mlp/b_in").shape.first ?? config.nInner
+        if parts.mlp {
+            let inner = try reader.length(group, "mlp/b_in")
             var mlp = MLPHalf(
-                ln: mlpPart == "mlp.noln" ? nil : LayerNormParams(weight: try read(group, "ln2/w", [d], where_), bias: try read(group, "ln2/b", [d], where_)),
-                inWeight: try read(group, "mlp/W_in", [d, inner], where_), inBias: try read(group, "mlp/b_in", [inner], where_),
-                outWeight: try read(group, "mlp/W_out", [inner, d], where_), outBias: try read(group, "mlp/b_out", [d], where_))
-            if group.exists("mlp/ablated_neurons") {
-                let neurons = try group.readInt32("mlp/ablated_neurons").values.map(Int.init)
-                let values = try read(group, "mlp/ablation_values", [neurons.count], where_)
+                ln: parts.mlpLayerNorm ? LayerNormParams(weight: try reader.read(group, "ln2/w", [d]), bias: try reader.read(group, "ln2/b", [d])) : nil,
+                inWeight: try reader.read(group, "mlp/W_in", [d, inner]), inBias: try reader.read(group, "mlp/b_in", [inner]),
+                outWeight: try reader.read(group, "mlp/W_out", [inner, d]), outBias: try reader.read(group, "mlp/b_out", [d]))
+            if let neurons = try reader.ablatedUnits(group, "mlp/ablated_neurons", below: inner, unit: "neurons") {
+                let values = try reader.read(group, "mlp/ablation_values", [neurons.count])
                 for (n, neuron) in neurons.enumerated() { mlp.neuronAblations[neuron] = values[flat: n] }
             }
             block.mlp = mlp
@@ -199,26 +226,165 @@ public enum ModelArchive {
         return block
     }
 
-    /// Reads a float32 dataset of a known shape, borrowing it from the file's memory map when it is
-    /// stored contiguously and aligned.
-    struct Reader {
-        let map: MappedFile?
-        let path: String
+    /// The block's `n_heads` attribute (archives written before it existed: the config's n_head),
+    /// which must divide d_model.
+    static func headCount(_ group: HDF5Group, config: GPT2Config, path: String) throws -> Int {
+        guard group.hasAttribute("n_heads") else { return config.nHead }
+        let heads = try group.intAttribute("n_heads")
+        guard heads >= 1, config.nEmbd % heads == 0 else {
+            throw ArchiveError.invalidAttribute(path: path, object: group.path, attribute: "n_heads", value: "\(heads)",
+                                                expected: "a divisor of d_model (\(config.nEmbd))")
+        }
+        return heads
+    }
 
-        func read(_ group: HDF5Group, _ name: String, _ shape: [Int]) throws -> Tensor {
-            guard group.exists(name) else { throw ArchiveError.corrupt(path: path, reason: "\(group.path)/\(name) is missing") }
-            let dataset = try group.dataset(name)
+    /// `tied_embeddings` (absent means untied): when 1, `unembed/W_U` must be `embed/W_E` itself.
+    static func tiedEmbeddings(_ root: HDF5Group, path: String) throws -> Bool {
+        guard root.hasAttribute("tied_embeddings") else { return false }
+        let value = try root.intAttribute("tied_embeddings")
+        guard value == 0 || value == 1 else {
+            throw ArchiveError.invalidAttribute(path: path, object: "/", attribute: "tied_embeddings", value: "\(value)", expected: "0 or 1")
+        }
+        if value == 1, root.exists("unembed/W_U"), try root.objectInfo("unembed/W_U").address != root.objectInfo("embed/W_E").address {
+            throw ArchiveError.corrupt(path: path, reason: "tied_embeddings is 1 but /unembed/W_U is not a link to /embed/W_E")
+        }
+        return value == 1
+    }
+
+    static func verifyChecksum(_ root: HDF5Group, computed: WeightChecksum, path: String) throws {
+        guard root.hasAttribute(checksumAttribute) else {
+            LoadWarnings.report("\(path): the archive has no weights checksum (written by Scalpel before \(checksumAttribute) existed), "
+                                + "so damage to its weights cannot be detected. Rebuild it with `scalpel build` to add one.")
+            return
+        }
+        let stored = try root.stringAttribute(checksumAttribute)
+        guard stored == computed.hex else { throw ArchiveError.checksumMismatch(path: path) }
+    }
+
+    /// Which halves a block has, from its `parts` attribute: `attn`, `mlp` or `mlp.noln`, comma-separated.
+    struct BlockParts {
+        var attention = false, mlp = false, mlpLayerNorm = false
+
+        init(_ group: HDF5Group, path: String) throws {
+            let text = try group.stringAttribute("parts")
+            var seen: Set<Substring> = []
+            for part in text.split(separator: ",", omittingEmptySubsequences: false) where !text.isEmpty {
+                guard ["attn", "mlp", "mlp.noln"].contains(part), seen.insert(part).inserted, !(part.hasPrefix("mlp") && mlp) else {
+                    throw ArchiveError.invalidAttribute(path: path, object: group.path, attribute: "parts", value: "\"\(text)\"",
+                                                        expected: "\"attn,mlp\", \"attn\", \"mlp\", \"mlp.noln\", \"attn,mlp.noln\" or \"\"")
+                }
+                if part == "attn" { attention = true } else { mlp = true; mlpLayerNorm = part == "mlp" }
+            }
+        }
+    }
+
+    /// Reads datasets of an untrusted archive: each must exist, have the shape the model implies,
+    /// fit in the file (so a few-KB file cannot make Scalpel allocate terabytes) and keep its
+    /// values in this file. Float32 datasets stored contiguously and aligned are borrowed from the
+    /// file's memory map. Records every dataset in `checksum` and counts non-finite values.
+    struct Reader {
+        let map: MappedFile
+        let path: String
+        private(set) var checksum = WeightChecksum()
+        private(set) var nonFinite: [(name: String, count: Int, total: Int)] = []
+
+        init(map: MappedFile, path: String) {
+            self.map = map
+            self.path = path
+        }
+
+        mutating func read(_ group: HDF5Group, _ name: String, _ shape: [Int]) throws -> Tensor {
+            let dataset = try open(group, name)
             let found = try dataset.shape
             guard found == shape else {
-                throw ArchiveError.corrupt(path: path, reason: "\(group.path)/\(name) has shape \(found), expected \(shape)")
+                throw ArchiveError.corrupt(path: path, reason: "\(dataset.path) has shape \(found), expected \(shape)")
             }
-            let count = shape.reduce(1, *)
-            if let map, let base = map.base, let offset = dataset.contiguousFloat32Offset,
-               offset % 4 == 0, offset + count * 4 <= map.count, count > 0 {
+            let count = try elementCount(dataset, shape)
+            let tensor: Tensor
+            if let base = map.base, let offset = dataset.contiguousFloat32Offset,
+               offset % 4 == 0, count > 0, offset <= map.count - count * 4 {
                 let pointer = (base + offset).assumingMemoryBound(to: Float.self)
-                return Tensor(shape: shape, storage: FloatStorage(borrowing: pointer, count: count, owner: map))
+                tensor = Tensor(shape: shape, storage: FloatStorage(borrowing: pointer, count: count, owner: map))
+            } else {
+                tensor = try dataset.readTensor()
             }
-            return try dataset.readTensor()
+            checksum.add(dataset.path, tensor)
+            let bad = LoadWarnings.nonFiniteCount(tensor)
+            if bad > 0 { nonFinite.append((String(dataset.path.dropFirst()), bad, count)) }
+            return tensor
+        }
+
+        /// The length of a one-dimensional dataset (the MLP width, from `mlp/b_in`).
+        func length(_ group: HDF5Group, _ name: String) throws -> Int {
+            let dataset = try open(group, name)
+            let shape = try dataset.shape
+            guard shape.count == 1, shape[0] >= 1 else {
+                throw ArchiveError.corrupt(path: path, reason: "\(dataset.path) has shape \(shape), expected one dimension of at least 1")
+            }
+            return shape[0]
+        }
+
+        /// Ablated head or neuron indices with their values dataset beside them, or nil when the
+        /// block has no ablations: distinct, each in 0..<`bound`.
+        mutating func ablatedUnits(_ group: HDF5Group, _ name: String, below bound: Int, unit: String) throws -> [Int]? {
+            let valuesName = name.split(separator: "/").dropLast().joined(separator: "/") + "/ablation_values"
+            switch (group.exists(name), group.exists(valuesName)) {
+            case (false, false): return nil
+            case (true, true): break
+            case (let hasIndices, _):
+                let (present, missing) = hasIndices ? (name, valuesName) : (valuesName, name)
+                throw ArchiveError.corrupt(path: path, reason: "\(group.path)/\(present) is present but \(group.path)/\(missing) is missing")
+            }
+            let dataset = try open(group, name)
+            let shape = try dataset.shape
+            guard shape.count == 1 else {
+                throw ArchiveError.corrupt(path: path, reason: "\(dataset.path) has shape \(shape), expected one dimension")
+            }
+            _ = try elementCount(dataset, shape)
+            let values = try dataset.readInt32().values
+            var seen: Set<Int32> = []
+            for value in values {
+                guard value >= 0, value < bound else {
+                    throw ArchiveError.indexOutOfRange(path: path, dataset: dataset.path, value: Int(value), count: bound, unit: unit)
+                }
+                guard seen.insert(value).inserted else {
+                    throw ArchiveError.corrupt(path: path, reason: "\(dataset.path) lists \(unit.dropLast()) \(value) twice")
+                }
+            }
+            checksum.add(dataset.path, values)
+            return values.map(Int.init)
+        }
+
+        /// The one string of a tokenizer dataset.
+        func text(_ group: HDF5Group, _ name: String) throws -> String {
+            let dataset = try open(group, name)
+            let shape = try dataset.shape
+            guard shape == [1] else {
+                throw ArchiveError.corrupt(path: path, reason: "\(dataset.path) has shape \(shape), expected one string")
+            }
+            return try dataset.readStrings()[0]
+        }
+
+        private func open(_ group: HDF5Group, _ name: String) throws -> HDF5Dataset {
+            guard group.exists(name) else { throw ArchiveError.corrupt(path: path, reason: "\(group.path)/\(name) is missing") }
+            let dataset = try group.dataset(name)
+            if try dataset.storesValuesInOtherFiles {
+                throw ArchiveError.linkNotHard(path: path, object: dataset.path, kind: "a dataset whose values are stored in other files")
+            }
+            return dataset
+        }
+
+        /// The number of elements of `shape`, when its 4-byte values fit in the file.
+        private func elementCount(_ dataset: HDF5Dataset, _ shape: [Int]) throws -> Int {
+            var bytes = 4
+            for dimension in shape {
+                let (product, overflow) = bytes.multipliedReportingOverflow(by: dimension)
+                guard dimension >= 0, !overflow, product <= map.count else {
+                    throw ArchiveError.datasetLargerThanFile(path: path, dataset: dataset.path, shape: shape, fileSize: map.count)
+                }
+                bytes = product
+            }
+            return bytes / 4
         }
     }
 
@@ -238,10 +404,45 @@ public enum ModelArchive {
     }
 }
 
+/// SHA-256 of an archive's weights, whatever order they are written or read in: the SHA-256 of,
+/// for each weight dataset in sorted path order, its path (`/embed/W_E`), a NUL byte and the
+/// SHA-256 of its little-endian values. The tokenizer is not a weight; a tied `unembed/W_U` is
+/// `embed/W_E` and counted once. In Python, with `paths` the float and int datasets outside
+/// `/tokenizer` (and `/unembed/W_U` when tied):
+///
+///     digest = hashlib.sha256()
+///     for p in sorted(paths):
+///         digest.update(p.encode() + b"\0" + hashlib.sha256(f[p][()].tobytes()).digest())
+struct WeightChecksum {
+    private var digests: [String: [UInt8]] = [:]
+
+    mutating func add(_ path: String, _ tensor: Tensor) {
+        digests[path] = SHA256.digest(UnsafeRawBufferPointer(tensor.buffer))
+    }
+
+    mutating func add(_ path: String, _ values: [Int32]) {
+        digests[path] = values.withUnsafeBytes { SHA256.digest($0) }
+    }
+
+    var hex: String {
+        var bytes: [UInt8] = []
+        for (path, digest) in digests.sorted(by: { $0.key < $1.key }) { bytes += Array(path.utf8) + [0] + digest }
+        return SHA256.hex(of: Data(bytes))
+    }
+}
+
 public enum ArchiveError: UserFacingError, Equatable {
     case notAnArchive(path: String)
     case version(path: String, found: Int, supported: Int)
     case corrupt(path: String, reason: String)
+    case invalidAttribute(path: String, object: String, attribute: String, value: String, expected: String)
+    case indexOutOfRange(path: String, dataset: String, value: Int, count: Int, unit: String)
+    case datasetLargerThanFile(path: String, dataset: String, shape: [Int], fileSize: Int)
+    /// A link or a dataset that would make Scalpel read another file (or follow a soft link).
+    case linkNotHard(path: String, object: String, kind: String)
+    case checksumMismatch(path: String)
+
+    static let rebuild = "Rebuild it with `scalpel build`."
 
     public var message: String {
         switch self {
@@ -250,7 +451,17 @@ public enum ArchiveError: UserFacingError, Equatable {
         case let .version(path, found, supported):
             return "\(path): archive format version \(found), but this Scalpel reads version \(supported). Rebuild the archive with this version (`scalpel build`)."
         case let .corrupt(path, reason):
-            return "\(path): damaged or truncated archive (\(reason)). Rebuild it with `scalpel build`."
+            return "\(path): damaged or truncated archive (\(reason)). \(Self.rebuild)"
+        case let .invalidAttribute(path, object, attribute, value, expected):
+            return "\(path): attribute \"\(attribute)\" of \(object) is \(value); expected \(expected). The archive is damaged. \(Self.rebuild)"
+        case let .indexOutOfRange(path, dataset, value, count, unit):
+            return "\(path): \(dataset) holds \(value), but the block has \(count) \(unit) (0…\(count - 1)). The archive is damaged. \(Self.rebuild)"
+        case let .datasetLargerThanFile(path, dataset, shape, fileSize):
+            return "\(path): \(dataset) declares shape \(shape), more float32 values than the whole file (\(fileSize) bytes) can hold. The archive is damaged or truncated. \(Self.rebuild)"
+        case let .linkNotHard(path, object, kind):
+            return "\(path): \(object) is \(kind). Scalpel archives keep everything in one file and reads nothing outside it. \(Self.rebuild)"
+        case let .checksumMismatch(path):
+            return "archive \(path): weights do not match their checksum (damaged file); rebuild it with scalpel build."
         }
     }
 }

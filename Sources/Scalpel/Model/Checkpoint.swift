@@ -19,6 +19,7 @@ public enum Checkpoint {
         var reader = WeightReader(tensors: tensors, config: config)
         var model = try reader.model(name: directory.standardizedFileURL.lastPathComponent)
         try reader.checkAllUsed()
+        LoadWarnings.reportNonFinite(reader.nonFinite, in: directory.path)
         model.sourceFiles = tensors.files
         if fm.fileExists(atPath: directory.appendingPathComponent("vocab.json").path) {
             model.tokenizer = try GPT2Tokenizer.load(from: directory)
@@ -124,6 +125,8 @@ struct WeightReader {
     let tensors: TensorSource
     let config: GPT2Config
     private var used: Set<String> = []
+    /// Tensors holding NaN or ±Inf, by name, with how many such values.
+    private(set) var nonFinite: [(name: String, count: Int, total: Int)] = []
 
     init(tensors: TensorSource, config: GPT2Config) {
         self.tensors = tensors
@@ -138,6 +141,8 @@ struct WeightReader {
             throw CheckpointError.shapeMismatch(path: path, name: name, expected: shape, found: tensor.shape)
         }
         used.insert(name)
+        let bad = LoadWarnings.nonFiniteCount(tensor)
+        if bad > 0 { nonFinite.append((name, bad, tensor.count)) }
         return tensor
     }
 
@@ -168,7 +173,7 @@ struct WeightReader {
         if tensors.contains("lm_head.weight") {
             let head = try read("lm_head.weight", [config.vocabSize, d])
             tied = head.isIdentical(to: embedding.tokens)
-            if !tied { unembed = head }
+            if !tied { unembed = head } else { nonFinite.removeAll { $0.name == "lm_head.weight" } }
         }
         return Model(config: config, name: name, embedding: embedding, blocks: blocks, lnFinal: lnFinal,
                      unembed: unembed, tiedEmbeddings: tied, tokenizer: nil)

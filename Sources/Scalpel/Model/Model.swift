@@ -78,9 +78,14 @@ public struct AttentionHalf: Sendable {
     /// [d_model, d_model]: rows laid out (head, d_head).
     public var outWeight: Tensor
     public var outBias: Tensor
+    /// This block's own head count: a block stitched from another model of the same width may
+    /// have a different one than the model's config.
     public var nHead: Int
     /// Heads whose output `z` is replaced: by zeros, or by a fixed mean vector [d_head].
     public var headAblations: [Int: HeadAblation] = [:]
+
+    /// d_model / n_heads.
+    public var dHead: Int { outBias.count / nHead }
 
     var parameterCount: Int { ln.count + qkvWeight.count + qkvBias.count + outWeight.count + outBias.count }
 }
@@ -110,6 +115,8 @@ extension Tensor {
     /// Replaces head `head` of z [tokens, heads·d_head] by zeros or by a fixed mean vector [d_head].
     mutating func setHead(_ head: Int, dHead: Int, to ablation: HeadAblation) {
         let width = shape.dropFirst().reduce(1, *), rows = count / width
+        // Loaders and the surgeon check heads against the block; writing past a row would corrupt memory.
+        precondition(head >= 0 && (head + 1) * dHead <= width, "head \(head) of \(width / dHead) written")
         let p = mutablePointer
         for r in 0..<rows {
             let slot = p + r * width + head * dHead

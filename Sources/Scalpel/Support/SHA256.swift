@@ -1,7 +1,7 @@
 import CCrypto
 import Foundation
 
-/// SHA-256 of files, for recording which checkpoint an archive was built from.
+/// SHA-256 of files, for recording which checkpoint an archive was built from, and of buffers.
 public enum SHA256 {
     public static func hex(ofFile url: URL) throws -> String {
         let file = try MappedFile(path: url.path, missingHint: "The checkpoint file disappeared while Scalpel was reading it.")
@@ -11,6 +11,13 @@ public enum SHA256 {
         }
         guard ok == 1 else { throw FileError.unreadable(path: url.path, reason: "SHA-256 failed") }
         return digest.map { String(format: "%02x", $0) }.joined()
+    }
+
+    /// The 32-byte digest of `bytes`.
+    public static func digest(_ bytes: UnsafeRawBufferPointer) -> [UInt8] {
+        var digest = [UInt8](repeating: 0, count: 32)
+        _ = scalpel_sha256(bytes.baseAddress, bytes.count, &digest)
+        return digest
     }
 
     public static func hex(of data: Data) -> String {

@@ -33,8 +33,9 @@ public enum Surgeon {
                     guard unit.layer < base.blocks.count else {
                         throw PlanError.layerOutOfRange(location: edit.location, entry: unit.description, layer: unit.layer, layers: base.blocks.count)
                     }
-                    guard unit.index < base.config.nHead else {
-                        throw PlanError.headOutOfRange(location: edit.location, entry: unit.description, heads: base.config.nHead)
+                    let heads = base.blocks[unit.layer].attention?.nHead ?? base.config.nHead
+                    guard unit.index < heads else {
+                        throw PlanError.headOutOfRange(location: edit.location, entry: unit.description, heads: heads)
                     }
                 }
             case let .ablateNeurons(units):
@@ -42,8 +43,9 @@ public enum Surgeon {
                     guard unit.layer < base.blocks.count else {
                         throw PlanError.layerOutOfRange(location: edit.location, entry: unit.description, layer: unit.layer, layers: base.blocks.count)
                     }
-                    guard unit.index < base.config.nInner else {
-                        throw PlanError.neuronOutOfRange(location: edit.location, entry: unit.description, neurons: base.config.nInner)
+                    let neurons = base.blocks[unit.layer].mlp?.dMLP ?? base.config.nInner
+                    guard unit.index < neurons else {
+                        throw PlanError.neuronOutOfRange(location: edit.location, entry: unit.description, neurons: neurons)
                     }
                 }
             }
@@ -111,12 +113,18 @@ public enum Surgeon {
             var targets: [(block: Int, head: Int)] = []
             if case .keepHeads = edit.target {
                 let kept = Set(units)
-                for (i, block) in model.blocks.enumerated() where block.attention != nil {
+                for (i, block) in model.blocks.enumerated() {
+                    guard let attention = block.attention else { continue }
                     let keptHere = block.source.model == baseName ? kept.filter { $0.layer == block.source.layer }.map(\.index) : []
-                    targets += (0..<model.config.nHead).filter { !keptHere.contains($0) }.map { (i, $0) }
+                    // Every head of this block, which may have more or fewer than the base model's.
+                    targets += (0..<attention.nHead).filter { !keptHere.contains($0) }.map { (i, $0) }
                 }
             } else {
                 for unit in units { targets += try blocks(fromLayer: unit.layer, needing: "attn").map { ($0, unit.index) } }
+                for target in targets where target.head >= model.blocks[target.block].attention!.nHead {
+                    throw PlanError.headOutOfRange(location: edit.location, entry: "\(model.blocks[target.block].source.layer).\(target.head)",
+                                                   heads: model.blocks[target.block].attention!.nHead)
+                }
             }
             let means = try prompts.map { try Means.heads(targets, of: model, prompts: $0) }
             for (n, target) in targets.enumerated() {
@@ -125,6 +133,10 @@ public enum Surgeon {
         case let .ablateNeurons(units):
             var targets: [(block: Int, neuron: Int)] = []
             for unit in units { targets += try blocks(fromLayer: unit.layer, needing: "mlp").map { ($0, unit.index) } }
+            for target in targets where target.neuron >= model.blocks[target.block].mlp!.dMLP {
+                throw PlanError.neuronOutOfRange(location: edit.location, entry: "\(model.blocks[target.block].source.layer).\(target.neuron)",
+                                                 neurons: model.blocks[target.block].mlp!.dMLP)
+            }
             let means = try prompts.map { try Means.neurons(targets, of: model, prompts: $0) }
             for (n, target) in targets.enumerated() {
                 model.blocks[target.block].mlp!.neuronAblations[target.neuron] = means?[n] ?? 0
@@ -138,10 +150,10 @@ public enum Surgeon {
 /// once at build time so the ablation is a fixed vector, exportable as a bias.
 enum Means {
     static func heads(_ targets: [(block: Int, head: Int)], of model: Model, prompts: [[Int]]) throws -> [Tensor] {
-        let dHead = model.config.dHead
         let hooks = Set(targets.map { HookName.block($0.block, "attn.hook_z") })
         let cache = try run(model, prompts: prompts, hooks: hooks)
         return targets.map { target in
+            let dHead = model.blocks[target.block].attention!.dHead  // the block's own head size
             let tensors = cache[HookName.block(target.block, "attn.hook_z")]!
             var sum = [Double](repeating: 0, count: dHead), rows = 0
             for z in tensors {  // [pos, head, d_head]

@@ -54,6 +54,16 @@ public final class HDF5Dataset: HDF5Object {
         return Int(offset)
     }
 
+    /// Whether the values are kept outside this file: in external raw files (`H5Pset_external`) or
+    /// as a virtual dataset that maps other files. Readers of untrusted files refuse both.
+    public var storesValuesInOtherFiles: Bool {
+        get throws {
+            try withCreationProperties { dcpl in
+                H5Pget_layout(dcpl) == H5D_VIRTUAL || H5Pget_external_count(dcpl) != 0
+            }
+        }
+    }
+
     /// Whether the chunks are gzip-compressed.
     public var isCompressed: Bool {
         get throws {

@@ -44,6 +44,36 @@ public final class HDF5Group: HDF5Object {
         }
     }
 
+    /// The first link at most `maxDepth` levels below this group that is not a hard link (a soft
+    /// link, an external link to another file, a user-defined link), as its path and kind; nil when
+    /// there is none. Readers of untrusted files call this before opening paths, because opening a
+    /// path follows such links, into other files too. Each group is searched once, however many
+    /// hard links lead to it, so cycles of hard links end.
+    public func firstLinkNotHard(maxDepth: Int) throws -> (path: String, kind: String)? {
+        var pending: [(group: HDF5Group, depth: Int)] = [(self, 1)]
+        var searched: Set<UInt64> = [try objectInfo(".").address]
+        while let (group, depth) = pending.popLast() {
+            for (index, name) in try group.childNames().enumerated() {
+                var info = H5L_info_t()
+                try file.check(H5Lget_info_by_idx(group.id, ".", H5_INDEX_NAME, H5_ITER_INC, hsize_t(index), &info,
+                                                  scalpel_h5p_default()), "inspecting links of", group.path)
+                let path = group.childPath(name)
+                switch info.type {
+                case H5L_TYPE_HARD: break
+                case H5L_TYPE_SOFT: return (path, "a soft link")
+                case H5L_TYPE_EXTERNAL: return (path, "an external link to another file")
+                default: return (path, "a user-defined link")
+                }
+                guard depth < maxDepth else { continue }
+                let child = try group.objectInfo(name)
+                if child.kind == .group, searched.insert(child.address).inserted {
+                    pending.append((try group.group(name), depth + 1))
+                }
+            }
+        }
+        return nil
+    }
+
     /// Whether `path` names an object (false when the file is closed).
     public func exists(_ path: String) -> Bool {
         guard (try? validate(path, for: childPath(path))) != nil else { return false }

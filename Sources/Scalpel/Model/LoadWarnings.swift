@@ -1,0 +1,30 @@
+import Foundation
+
+/// What loading a model reports without refusing it: non-finite weights (NaN, ±Inf), and archives
+/// too old to carry a weights checksum. Both are decisions recorded in docs/DECISIONS.md.
+public enum LoadWarnings {
+    /// Where warnings go: stderr, one line each. Tests replace it to read them.
+    nonisolated(unsafe) public static var handler: (String) -> Void = { message in
+        FileHandle.standardError.write(Data("warning: \(message)\n".utf8))
+    }
+
+    static func report(_ message: String) { handler(message) }
+
+    /// Warns once per model, naming every tensor that holds NaN or ±Inf and how many values.
+    static func reportNonFinite(_ tensors: [(name: String, count: Int, total: Int)], in source: String) {
+        guard !tensors.isEmpty else { return }
+        let list = tensors.map { "\($0.name) (\($0.count) of \($0.total) values)" }.joined(separator: ", ")
+        report("\(source): non-finite weights (NaN or Inf) in \(list). Results computed from them will be NaN or Inf; "
+               + "re-save or re-download the checkpoint unless you are studying a damaged model.")
+    }
+
+    /// The number of NaN and ±Inf values in `tensor` (all exponent bits set), in one pass that the
+    /// compiler vectorises.
+    static func nonFiniteCount(_ tensor: Tensor) -> Int {
+        tensor.buffer.withMemoryRebound(to: UInt32.self) { bits in
+            var count = 0
+            for word in bits { count &+= (word & 0x7F80_0000) == 0x7F80_0000 ? 1 : 0 }
+            return count
+        }
+    }
+}
