@@ -414,19 +414,27 @@ public enum ModelArchive {
 ///     for p in sorted(paths):
 ///         digest.update(p.encode() + b"\0" + hashlib.sha256(f[p][()].tobytes()).digest())
 struct WeightChecksum {
-    private var digests: [String: [UInt8]] = [:]
+    private enum Values { case floats(Tensor), integers([Int32]) }
+    private var datasets: [(path: String, values: Values)] = []
 
-    mutating func add(_ path: String, _ tensor: Tensor) {
-        digests[path] = SHA256.digest(UnsafeRawBufferPointer(tensor.buffer))
-    }
+    mutating func add(_ path: String, _ tensor: Tensor) { datasets.append((path, .floats(tensor))) }
+    mutating func add(_ path: String, _ values: [Int32]) { datasets.append((path, .integers(values))) }
 
-    mutating func add(_ path: String, _ values: [Int32]) {
-        digests[path] = values.withUnsafeBytes { SHA256.digest($0) }
-    }
-
+    /// The checksum as hex. The datasets are hashed in parallel (each on one core), which halves
+    /// the check on two cores; it is the bulk of an archive's load time.
     var hex: String {
+        let sorted = datasets.sorted { $0.path < $1.path }
+        var digests = [[UInt8]](repeating: [], count: sorted.count)
+        digests.withUnsafeMutableBufferPointer { slots in
+            DispatchQueue.concurrentPerform(iterations: sorted.count) { i in
+                switch sorted[i].values {
+                case let .floats(tensor): slots[i] = SHA256.digest(UnsafeRawBufferPointer(tensor.buffer))
+                case let .integers(values): slots[i] = values.withUnsafeBytes { SHA256.digest($0) }
+                }
+            }
+        }
         var bytes: [UInt8] = []
-        for (path, digest) in digests.sorted(by: { $0.key < $1.key }) { bytes += Array(path.utf8) + [0] + digest }
+        for (dataset, digest) in zip(sorted, digests) { bytes += Array(dataset.path.utf8) + [0] + digest }
         return SHA256.hex(of: Data(bytes))
     }
 }
