@@ -17,7 +17,7 @@ final class ArchiveSafetyTests: ScratchTestCase {
             .write(to: planURL, atomically: true, encoding: .utf8)
         let model = try Surgeon.build(try Plan.load(planURL), base: base)
         let url = scratch.appendingPathComponent("ablated.h5")
-        try ModelArchive.write(model, plan: nil, to: url, overwrite: false)
+        try ModelArchive.write(model, plan: nil, to: try OutputTarget(url, overwrite: false))
         return (url, model)
     }
 
@@ -210,7 +210,7 @@ final class ArchiveSafetyTests: ScratchTestCase {
         XCTAssertEqual(model.blocks.map { $0.attention!.headAblations.keys.sorted() }, [Array(0..<4), Array(0..<8)])
 
         let url = scratch.appendingPathComponent("stitched.h5")
-        try ModelArchive.write(model, plan: loaded, to: url, overwrite: false)
+        try ModelArchive.write(model, plan: loaded, to: try OutputTarget(url, overwrite: false))
         let reloaded = try ModelArchive.load(from: url)
         XCTAssertEqual(reloaded.blocks.map { $0.attention!.nHead }, [4, 8])
         XCTAssertEqual(reloaded.blocks.map { $0.attention!.headAblations.keys.sorted() }, [Array(0..<4), Array(0..<8)])
@@ -226,7 +226,7 @@ final class ArchiveSafetyTests: ScratchTestCase {
         XCTAssertEqual(vector.shape, [8])
 
         let export = scratch.appendingPathComponent("hf")
-        assertError(try HuggingFaceExport.write(model, to: export, overwrite: false), PlanError.self,
+        assertError(try HuggingFaceExport.write(model, to: try OutputTarget(export, kind: .folder, overwrite: false)), PlanError.self,
                     mentions: ["different head counts (4, 8)", "GPT-2's config has one n_head"])
         XCTAssertFalse(FileManager.default.fileExists(atPath: export.path))
     }
@@ -246,7 +246,7 @@ final class ArchiveSafetyTests: ScratchTestCase {
         XCTAssertTrue(warnings.first?.contains("h.1.mlp.c_fc.weight (2 of 16384 values)") == true, "\(warnings)")
 
         let url = scratch.appendingPathComponent("nan.h5")
-        try ModelArchive.write(try XCTUnwrap(model), plan: nil, to: url, overwrite: false)
+        try ModelArchive.write(try XCTUnwrap(model), plan: nil, to: try OutputTarget(url, overwrite: false))
         let archiveWarnings = try collectingWarnings { _ = try ModelArchive.load(from: url) }
         XCTAssertTrue(archiveWarnings.first?.contains("blocks/1/mlp/W_in (2 of 16384 values)") == true, "\(archiveWarnings)")
     }
@@ -295,7 +295,7 @@ final class ArchiveSafetyCLITests: CLITestCase {
     func testModelWithOneTokenVocabulary() throws {
         let folder = scratch.appendingPathComponent("one-token")
         try RandomCheckpoint.write(config: GPT2Config(nLayer: 1, nEmbd: 8, nHead: 2, nPositions: 8, vocabSize: 1, bosTokenID: 0),
-                                   seed: 1, to: folder, overwrite: false)
+                                   seed: 1, to: try OutputTarget(folder, kind: .folder, overwrite: false))
         let result = try scalpel(["bench", "--model", folder.path, "--runs", "1", "--batch-runs", "1", "--batch", "2", "--tokens", "3"])
         XCTAssertEqual(result.status, 0, result.stderr)
     }
