@@ -189,6 +189,57 @@ final class ArchiveSafetyTests: ScratchTestCase {
         XCTAssertTrue(warnings.first?.contains("\(url.path): the archive has no weights checksum") == true, "\(warnings)")
     }
 
+    // MARK: The HDF5 wrapper
+
+    /// Any dataset read through the wrapper (not only archives) must fit in its file before memory
+    /// is allocated for it, and a shape whose size overflows is an error, not a trap.
+    func testWrapperRefusesDatasetsLargerThanTheirFile() throws {
+        let url = scratch.appendingPathComponent("declared.h5")
+        let file = try HDF5File.create(at: url)
+        let root = try file.root
+        for (name, dims) in [("rows", [hsize_t(1) << 36]), ("overflow", [hsize_t(1) << 40, hsize_t(1) << 30])] {
+            var declared = dims
+            let space = H5Screate_simple(Int32(dims.count), &declared, nil)
+            let dataset = H5Dcreate2(root.id, name, scalpel_h5t_ieee_f32le(), space, scalpel_h5p_default(), scalpel_h5p_default(), scalpel_h5p_default())
+            XCTAssertGreaterThanOrEqual(dataset, 0)
+            H5Dclose(dataset); H5Sclose(space)
+        }
+        try file.close()
+        let reopened = try HDF5File.open(url).root
+        assertError(try reopened.readTensor("rows"), HDF5Error.self, mentions: [url.path, "/rows", "[68719476736]", "the file is damaged"])
+        assertError(try reopened.readTensor("overflow"), HDF5Error.self, mentions: [url.path, "/overflow", "the file is damaged"])
+    }
+
+    /// A write that fails (here: past a file-size limit, as on a full disk) throws; closing the file
+    /// afterwards, twice, and releasing its objects neither crashes nor hides the first error.
+    func testFailedWriteThrowsAndLaterClosesDoNotCrash() throws {
+        let url = scratch.appendingPathComponent("limited.h5")
+        var saved = rlimit()
+        XCTAssertEqual(getrlimit(Int32(RLIMIT_FSIZE.rawValue), &saved), 0)
+        let previousHandler = signal(SIGXFSZ, SIG_IGN)
+        defer { _ = signal(SIGXFSZ, previousHandler) }
+        let file = try HDF5File.create(at: url)
+        var dataset: HDF5Dataset?
+        do {
+            var limit = saved
+            limit.rlim_cur = 64 * 1024
+            XCTAssertEqual(setrlimit(Int32(RLIMIT_FSIZE.rawValue), &limit), 0)
+            defer { _ = setrlimit(Int32(RLIMIT_FSIZE.rawValue), &saved) }
+            let root = try file.root
+            XCTAssertThrowsError(try {
+                dataset = try root.writeTensor("big", Tensor(zeros: [1024, 1024]))
+                try file.flush()
+            }())
+            _ = try? file.close()  // may fail too, after the failed write: what matters is that it returns
+        }
+        XCTAssertNoThrow(try file.close())  // the second close does nothing
+        XCTAssertNil(dataset)
+        // The library still works for the next file.
+        let next = try HDF5File.create(at: scratch.appendingPathComponent("next.h5"))
+        try next.root.writeTensor("small", Tensor(zeros: [4]))
+        try next.close()
+    }
+
     // MARK: Head counts
 
     /// tiny-hub's weights read with 8 heads of 8 instead of 4 of 16: same width, other head count.

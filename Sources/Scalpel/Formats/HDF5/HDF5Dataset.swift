@@ -200,7 +200,11 @@ public final class HDF5Dataset: HDF5Object {
         let rank = Int(try file.check(H5Sget_simple_extent_ndims(space), "reading the shape of", path))
         var current = [hsize_t](repeating: 0, count: rank), maximum = current
         try file.check(H5Sget_simple_extent_dims(space, &current, &maximum), "reading the shape of", path)
-        return (current.map { Int($0) }, rank > 0 && maximum[0] == scalpel_h5s_unlimited())
+        let dims = try current.map { dim -> Int in
+            guard let value = Int(exactly: dim) else { throw file.invalid(path, "declares a dimension of \(dim)") }
+            return value
+        }
+        return (dims, rank > 0 && maximum[0] == scalpel_h5s_unlimited())
     }
 
     private func withCreationProperties<R>(_ body: (hid_t) throws -> R) throws -> R {
@@ -238,6 +242,7 @@ public final class HDF5Dataset: HDF5Object {
             shape[0] = rows.count
             start[0] = hsize_t(rows.lowerBound)
         }
+        try checkFitsInFile(shape)
         var count = shape.map { hsize_t($0) }
         let memSpace = shape.isEmpty
             ? try file.check(H5Screate(H5S_SCALAR), "creating a dataspace", path)
@@ -249,6 +254,21 @@ public final class HDF5Dataset: HDF5Object {
             try file.check(H5Sselect_hyperslab(fileSpace, H5S_SELECT_SET, &start, nil, &count, nil), "selecting rows of", path)
         }
         return try body(memSpace, fileSpace, shape)
+    }
+
+    /// Refuses to read more values than the file can hold, before memory is allocated for them:
+    /// every value takes at least one stored byte, or 1/1032 of one compressed (deflate's best
+    /// ratio), so a damaged header declaring billions of rows in a small file is an error.
+    private func checkFitsInFile(_ shape: [Int]) throws {
+        let fileSize = try file.byteCount()
+        var count = 1
+        for dimension in shape {
+            let (product, overflow) = count.multipliedReportingOverflow(by: dimension)
+            guard !overflow, product / 1032 <= fileSize else {
+                throw file.invalid(path, "declares shape \(shape), more values than a file of \(fileSize) bytes can hold; the file is damaged")
+            }
+            count = product
+        }
     }
 
     /// Grows the first dimension by `n` rows and writes them from `data`; on failure the dataset

@@ -83,6 +83,14 @@ public final class HDF5File {
         }
     }
 
+    /// The size of the file in bytes (as HDF5 sees it, including what is not yet flushed).
+    func byteCount() throws -> Int {
+        try ensureOpen("/")
+        var size: hsize_t = 0
+        try check(H5Fget_filesize(id, &size), "reading the size of", "/")
+        return Int(clamping: size)
+    }
+
     /// Writes everything buffered to disk.
     public func flush() throws {
         try ensureOpen("/")

@@ -153,6 +153,11 @@ enum HDF5Types {
         }
         let size = H5Tget_size(memType)
         guard size > 0 else { throw file.invalid(object, "the strings have size 0") }
+        // Fixed-length strings are stored as they are read, so they cannot need more bytes than the file has.
+        let (bytesNeeded, overflow) = count.multipliedReportingOverflow(by: size)
+        guard !overflow, bytesNeeded <= (try file.byteCount()) else {
+            throw file.invalid(object, "declares \(count) strings of \(size) bytes, more than the whole file holds; the file is damaged")
+        }
         let spacePadded = H5Tget_strpad(fileType) == H5T_STR_SPACEPAD
         var bytes = [UInt8](repeating: 0, count: count * size)
         try bytes.withUnsafeMutableBytes { raw in
