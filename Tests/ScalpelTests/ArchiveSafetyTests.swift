@@ -264,6 +264,7 @@ final class ArchiveSafetyTests: ScratchTestCase {
         try ModelArchive.write(model, plan: loaded, to: try OutputTarget(url, overwrite: false))
         let reloaded = try ModelArchive.load(from: url)
         XCTAssertEqual(reloaded.blocks.map { $0.attention!.nHead }, [4, 8])
+        XCTAssertTrue(ModelSummary(reloaded).text.contains("8 heads × d_head 8"), ModelSummary(reloaded).text)
         XCTAssertEqual(reloaded.blocks.map { $0.attention!.headAblations.keys.sorted() }, [Array(0..<4), Array(0..<8)])
         XCTAssertEqual(try reloaded.run([[5, 6, 7]]).logits[0].scalars, try model.run([[5, 6, 7]]).logits[0].scalars)
 

@@ -16,7 +16,12 @@ public struct ModelSummary {
             "embed      W_E [\(c.vocabSize), \(c.nEmbd)] + W_pos [\(c.nPositions), \(c.nEmbd)]",
         ]
         for (i, block) in model.blocks.enumerated() {
-            lines.append(String(format: "block %-4d %@", i, Self.describe(block)))
+            var line = String(format: "block %-4d %@", i, Self.describe(block))
+            // A block stitched from another model of the same width may have its own head count.
+            if let attention = block.attention, attention.nHead != c.nHead {
+                line += "   \(attention.nHead) heads × d_head \(attention.dHead)"
+            }
+            lines.append(line)
         }
         if model.blocks.isEmpty { lines.append("(no blocks: the embedding goes straight to the final LayerNorm)") }
         lines += ["ln_final", "unembed    W_U [\(c.nEmbd), \(c.vocabSize)]"]
