@@ -96,6 +96,13 @@ final class ArchiveSafetyTests: ScratchTestCase {
             assertArchiveError(url, mentions: ["attribute \"\(attribute)\" of /blocks/0", expected])
             try FileManager.default.removeItem(at: url)
         }
+        // Valid values that disagree with what the block holds would silently drop a half.
+        for value in ["", "attn", "mlp.noln"] {
+            let (url, _) = try ablatedArchive()
+            try damage(url) { try $0.group("blocks/0").setAttribute("parts", value) }
+            assertArchiveError(url, mentions: ["attribute \"parts\" of /blocks/0", "\"\(value)\"", "\"attn,mlp\", the halves the block's groups hold"])
+            try FileManager.default.removeItem(at: url)
+        }
         let (url, _) = try ablatedArchive()
         try damage(url) { try $0.group("blocks/0").setAttribute("n_heads", 3) }
         assertArchiveError(url, mentions: ["attribute \"n_heads\" of /blocks/0", "3", "divisor of d_model (64)"])
@@ -179,6 +186,17 @@ final class ArchiveSafetyTests: ScratchTestCase {
         try bytes.write(to: url)
         assertError(try ModelArchive.load(from: url), ArchiveError.self, equals: .checksumMismatch(path: url.path),
                     mentions: ["archive \(url.path): weights do not match their checksum (damaged file); rebuild it with scalpel build"])
+    }
+
+    /// The config decides how the weights are used (epsilon, BOS): the checksum covers it too.
+    func testEditedConfigFailsTheChecksum() throws {
+        let (url, _) = try ablatedArchive()
+        try damage(url) { root in
+            let config = try root.stringAttribute("config")
+            XCTAssertTrue(config.contains("\"bos_token_id\":999"), config)
+            try root.setAttribute("config", config.replacingOccurrences(of: "\"bos_token_id\":999", with: "\"bos_token_id\":5"))
+        }
+        assertError(try ModelArchive.load(from: url), ArchiveError.self, equals: .checksumMismatch(path: url.path))
     }
 
     func testArchiveWithoutChecksumLoadsWithWarning() throws {

@@ -30,6 +30,7 @@ public enum ModelArchive {
         ]
         try ScalpelFile.write(to: target, format: format, attributes: attributes) { root in
             var checksum = WeightChecksum()
+            checksum.add(WeightChecksum.configEntry, text: attributes["config"]!)
             func put(_ group: HDF5Group, _ name: String, _ tensor: Tensor, _ dims: [String]) throws {
                 let dataset = try group.writeTensor(name, tensor, dims: dims)
                 checksum.add(dataset.path, tensor)
@@ -145,7 +146,8 @@ public enum ModelArchive {
             if let link = try root.firstLinkNotHard(maxDepth: deepestPath) {
                 throw ArchiveError.linkNotHard(path: path, object: link.path, kind: link.kind)
             }
-            guard let json = (try? JSONSerialization.jsonObject(with: Data(try root.stringAttribute("config").utf8))) as? [String: Any] else {
+            let configText = try root.stringAttribute("config")
+            guard let json = (try? JSONSerialization.jsonObject(with: Data(configText.utf8))) as? [String: Any] else {
                 throw ArchiveError.corrupt(path: path, reason: "the config attribute is not a JSON object")
             }
             var config = try GPT2Config(json: json, path: "\(path) (config attribute)")
@@ -168,7 +170,9 @@ public enum ModelArchive {
             let tied = try tiedEmbeddings(root, path: path)
             let unembed = tied ? embedding.tokens : transpose(try reader.read(root, "unembed/W_U", [d, config.vocabSize]))
             let lnFinal = LayerNormParams(weight: try reader.read(root, "ln_final/w", [d]), bias: try reader.read(root, "ln_final/b", [d]))
-            try verifyChecksum(root, computed: reader.checksum, path: path)
+            var checksum = reader.checksum
+            checksum.add(WeightChecksum.configEntry, text: configText)
+            try verifyChecksum(root, computed: checksum, path: path)
             LoadWarnings.reportNonFinite(reader.nonFinite, in: path)
             return Model(config: config, name: (try? root.stringAttribute("name")) ?? url.deletingPathExtension().lastPathComponent,
                          embedding: embedding, blocks: blocks, lnFinal: lnFinal, unembed: unembed, tiedEmbeddings: tied,
@@ -184,6 +188,7 @@ public enum ModelArchive {
             throw ArchiveError.corrupt(path: path, reason: "\(group.path): attribute source is not of the form model:L<layer>")
         }
         let parts = try BlockParts(group, path: path)
+        try parts.checkAgainstGroups(of: group, path: path)
         let d = config.nEmbd
         var block = Block(attention: nil, mlp: nil, source: source)
         if parts.attention {
@@ -274,6 +279,22 @@ public enum ModelArchive {
                                                         expected: "\"attn,mlp\", \"attn\", \"mlp\", \"mlp.noln\", \"attn,mlp.noln\" or \"\"")
                 }
                 if part == "attn" { attention = true } else { mlp = true; mlpLayerNorm = part == "mlp" }
+            }
+        }
+
+        init(attention: Bool, mlp: Bool, mlpLayerNorm: Bool) {
+            self.attention = attention; self.mlp = mlp; self.mlpLayerNorm = mlpLayerNorm
+        }
+
+        var text: String { [attention ? "attn" : nil, mlp ? (mlpLayerNorm ? "mlp" : "mlp.noln") : nil].compactMap { $0 }.joined(separator: ",") }
+
+        /// A damaged `parts` that is still a valid value ("attn" for "attn,mlp") would silently drop
+        /// weights the block holds: the attribute must name exactly the halves whose groups exist.
+        func checkAgainstGroups(of group: HDF5Group, path: String) throws {
+            let held = BlockParts(attention: group.exists("attn"), mlp: group.exists("mlp"), mlpLayerNorm: group.exists("ln2"))
+            guard held.text == text else {
+                throw ArchiveError.invalidAttribute(path: path, object: group.path, attribute: "parts", value: "\"\(text)\"",
+                                                    expected: "\"\(held.text)\", the halves the block's groups hold")
             }
         }
     }
@@ -404,21 +425,26 @@ public enum ModelArchive {
     }
 }
 
-/// SHA-256 of an archive's weights, whatever order they are written or read in: the SHA-256 of,
-/// for each weight dataset in sorted path order, its path (`/embed/W_E`), a NUL byte and the
-/// SHA-256 of its little-endian values. The tokenizer is not a weight; a tied `unembed/W_U` is
+/// SHA-256 of an archive's weights and config, whatever order they are written or read in: the
+/// SHA-256 of, for each entry in sorted name order, its name, a NUL byte and the SHA-256 of its
+/// bytes. The entries are every weight dataset, named by its path (`/embed/W_E`), with its
+/// little-endian values, and `/@config` with the config attribute's UTF-8 text (it decides how the
+/// weights are used: epsilon, BOS). The tokenizer is not covered; a tied `unembed/W_U` is
 /// `embed/W_E` and counted once. In Python, with `paths` the float and int datasets outside
 /// `/tokenizer` (and `/unembed/W_U` when tied):
 ///
+///     entries = {p: f[p][()].tobytes() for p in paths} | {"/@config": f.attrs["config"].encode()}
 ///     digest = hashlib.sha256()
-///     for p in sorted(paths):
-///         digest.update(p.encode() + b"\0" + hashlib.sha256(f[p][()].tobytes()).digest())
+///     for name in sorted(entries):
+///         digest.update(name.encode() + b"\0" + hashlib.sha256(entries[name]).digest())
 struct WeightChecksum {
-    private enum Values { case floats(Tensor), integers([Int32]) }
+    static let configEntry = "/@config"
+    private enum Values { case floats(Tensor), bytes([UInt8]) }
     private var datasets: [(path: String, values: Values)] = []
 
     mutating func add(_ path: String, _ tensor: Tensor) { datasets.append((path, .floats(tensor))) }
-    mutating func add(_ path: String, _ values: [Int32]) { datasets.append((path, .integers(values))) }
+    mutating func add(_ path: String, _ values: [Int32]) { datasets.append((path, .bytes(values.withUnsafeBytes { Array($0) }))) }
+    mutating func add(_ name: String, text: String) { datasets.append((name, .bytes(Array(text.utf8)))) }
 
     /// The checksum as hex. The datasets are hashed in parallel (each on one core), which halves
     /// the check on two cores; it is the bulk of an archive's load time.
@@ -429,7 +455,7 @@ struct WeightChecksum {
             DispatchQueue.concurrentPerform(iterations: sorted.count) { i in
                 switch sorted[i].values {
                 case let .floats(tensor): slots[i] = SHA256.digest(UnsafeRawBufferPointer(tensor.buffer))
-                case let .integers(values): slots[i] = values.withUnsafeBytes { SHA256.digest($0) }
+                case let .bytes(values): slots[i] = values.withUnsafeBytes { SHA256.digest($0) }
                 }
             }
         }
