@@ -133,6 +133,11 @@ extension HDF5Object {
         if scalar && count != 1 {
             throw HDF5Error.wrongShape(file: file.path, object: object, expected: "one value", found: "\(count) values")
         }
+        // Attribute values are stored uncompressed: more values than the file has bytes is damage,
+        // refused before memory is allocated for them.
+        guard count <= (try file.byteCount()) else {
+            throw file.invalid(object, "declares \(count) values, more than the whole file holds; the file is damaged")
+        }
         return try body(aid, type, space, count, object)
     }
 
