@@ -122,25 +122,34 @@ final class ArchiveSafetyTests: ScratchTestCase {
         assertArchiveError(url, mentions: ["/tokenizer/vocab", "shape [0]", "one string"])
     }
 
-    /// A few-KB file whose config and dataset declare 2^36 rows: refused before anything is allocated.
+    /// A few-KB file declaring huge datasets is refused before anything is allocated: 2^36 rows
+    /// disagree with the config; 2^24 rows (the largest vocabulary a config may give) agree with
+    /// it but need more bytes than the file has.
     func testHugeDeclaredDatasetInSmallFile() throws {
-        let url = scratch.appendingPathComponent("huge.h5")
-        let file = try HDF5File.create(at: url)
-        let root = try file.root
-        try root.setAttribute("format", "scalpel-model")
-        try root.setAttribute("format_version", 1)
-        try root.setAttribute("config", #"{"n_layer": 0, "n_embd": 8, "n_head": 2, "n_positions": 4, "vocab_size": 68719476736}"#)
-        _ = try root.createGroup("embed")
-        var dims: [hsize_t] = [1 << 36, 8]
-        let space = H5Screate_simple(2, &dims, nil)
-        let dataset = H5Dcreate2(root.id, "embed/W_E", scalpel_h5t_ieee_f32le(), space, scalpel_h5p_default(), scalpel_h5p_default(), scalpel_h5p_default())
-        XCTAssertGreaterThanOrEqual(dataset, 0)
-        H5Dclose(dataset); H5Sclose(space)
-        try file.close()
-        XCTAssertLessThan(try BadInputFiles.size(url), 16_384)
-        assertError(try ModelArchive.load(from: url), ArchiveError.self,
-                    equals: .datasetLargerThanFile(path: url.path, dataset: "/embed/W_E", shape: [1 << 36, 8], fileSize: try BadInputFiles.size(url)),
-                    mentions: [url.path, "/embed/W_E", "[68719476736, 8]", "bytes"])
+        for (vocab, rows) in [(100, 1 << 36), (1 << 24, 1 << 24)] {
+            let url = scratch.appendingPathComponent("huge-\(rows).h5")
+            let file = try HDF5File.create(at: url)
+            let root = try file.root
+            try root.setAttribute("format", "scalpel-model")
+            try root.setAttribute("format_version", 1)
+            try root.setAttribute("config", #"{"n_layer": 0, "n_embd": 8, "n_head": 2, "n_positions": 4, "vocab_size": \#(vocab)}"#)
+            _ = try root.createGroup("embed")
+            var dims: [hsize_t] = [hsize_t(rows), 8]
+            let space = H5Screate_simple(2, &dims, nil)
+            let dataset = H5Dcreate2(root.id, "embed/W_E", scalpel_h5t_ieee_f32le(), space, scalpel_h5p_default(), scalpel_h5p_default(), scalpel_h5p_default())
+            XCTAssertGreaterThanOrEqual(dataset, 0)
+            H5Dclose(dataset); H5Sclose(space)
+            try file.close()
+            let size = try BadInputFiles.size(url)
+            XCTAssertLessThan(size, 16_384)
+            if vocab == rows {
+                assertError(try ModelArchive.load(from: url), ArchiveError.self,
+                            equals: .datasetLargerThanFile(path: url.path, dataset: "/embed/W_E", shape: [rows, 8], fileSize: size),
+                            mentions: [url.path, "/embed/W_E", "[16777216, 8]", "\(size) bytes"])
+            } else {
+                assertArchiveError(url, mentions: ["/embed/W_E", "[68719476736, 8]", "expected [100, 8]"])
+            }
+        }
     }
 
     func testLinksOutsideTheFileAreRefused() throws {
