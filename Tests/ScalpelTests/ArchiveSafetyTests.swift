@@ -186,6 +186,18 @@ final class ArchiveSafetyTests: ScratchTestCase {
         assertArchiveError(raw, mentions: ["/ln_final/b", "stored in other files"])
     }
 
+    /// Hard links may form cycles (a group linked inside itself): the link check visits each group
+    /// once and ends; the archive, otherwise intact, loads.
+    func testHardLinkCycleEnds() throws {
+        let (url, model) = try ablatedArchive()
+        try damage(url) { root in
+            for group in ["blocks/0/loop", "blocks/0/attn/loop", "blocks/1/mlp/loop"] {
+                XCTAssertGreaterThanOrEqual(H5Lcreate_hard(root.id, "blocks", root.id, group, scalpel_h5p_default(), scalpel_h5p_default()), 0)
+            }
+        }
+        XCTAssertEqual(try ModelArchive.load(from: url).run([[1, 2]]).logits[0].scalars, try model.run([[1, 2]]).logits[0].scalars)
+    }
+
     /// One flipped bit in a weight: the archive would load and give other numbers.
     func testFlippedWeightByteFailsTheChecksum() throws {
         let (url, _) = try ablatedArchive()
