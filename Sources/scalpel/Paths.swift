@@ -135,7 +135,7 @@ struct Paths: ParsableCommand {
             throw ValidationError("--alphas must be start:end:step of finite numbers with step > 0, e.g. 0:2:0.25 (got \(alphas)).")
         }
         guard (end - start) / step < Double(Self.maxAlphas) else {
-            throw ValidationError("--alphas \(alphas) has \(Int(((end - start) / step).rounded(.down)) + 1) values; at most \(Self.maxAlphas) are allowed. Use a larger step.")
+            throw ValidationError("--alphas \(alphas) has \(String(format: "%.0f", ((end - start) / step).rounded(.down) + 1)) values; at most \(Self.maxAlphas) are allowed. Use a larger step.")
         }
         return stride(from: start, through: end + step / 1e6, by: step).map { $0 }
     }

@@ -15,11 +15,17 @@ final class CommandFlagTests: CLITestCase {
     }
 
     func testValuesMustBeFiniteAndGridsBounded() throws {
-        for alphas in ["0:inf:1", "nan:1:0.5", "0:1:0", "1:0:0.5", "0:1e9:1e-3", "a:b:c"] {
+        for alphas in ["0:inf:1", "nan:1:0.5", "0:1:0", "1:0:0.5", "0:1e9:1e-3", "0:1e12:1e-12", "a:b:c"] {
             try expectBadInput(["paths", "--direction", "next", "--family", "digits", "--alphas", alphas], mentions: ["--alphas", alphas])
         }
         try expectBadInput(["paths", "--add-vector", "blocks.0.hook_mlp_out", "--vector-prompt", "1 2", "--prompt", "3 4",
                             "--expect", " 5", "--layer", "0", "--n", "inf"], mentions: ["--n", "finite"])
+    }
+
+    func testPositionsOutsideThePromptNameTheFlagAndValue() throws {
+        for position in ["-9223372036854775808", "9223372036854775807", "5", "-6"] {
+            try expectBadInput(["lens", "--prompt", "1 2 3 4", "--positions", position], mentions: ["--positions", position, "5 tokens"])
+        }
     }
 
     func testNegativeNumbersAreOptionValues() throws {

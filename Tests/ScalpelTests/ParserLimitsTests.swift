@@ -128,6 +128,7 @@ final class ParserLimitsTests: ScratchTestCase {
             ("n_layer", true, "true"), ("n_embd", 64.5, "64.5"), ("n_head", "4", "\"4\""),
             ("vocab_size", 1 << 40, "1099511627776"), ("layer_norm_epsilon", "1e-5", "\"1e-5\""),
             ("layer_norm_epsilon", 0, "0"), ("layer_norm_epsilon", -1e-5, "-1"), ("layer_norm_epsilon", 1e-60, "e-60"),
+            ("layer_norm_epsilon", NSNull(), "null"),
             ("bos_token_id", 1000, "1000"), ("n_inner", "256", "\"256\""), ("scale_attn_weights", "yes", "\"yes\""),
             ("model_type", 2, "2"), ("architectures", "GPT2LMHeadModel", "GPT2LMHeadModel"),
         ]
@@ -175,6 +176,15 @@ final class ParserLimitsTests: ScratchTestCase {
         assertError(try DatasetFiles.load(bad), DatasetError.self, mentions: [bad.path + ":2"])
         let badCR = try write("ok\r\rx\ty\tz\r", "bad-cr.txt")
         assertError(try DatasetFiles.load(badCR), DatasetError.self, mentions: [badCR.path + ":3"])
+    }
+
+    /// A NUL byte is valid UTF-8, but a file holding one is binary, not a prompt or plan file.
+    func testTextFilesWithNULBytesAreRefused() throws {
+        for name in ["p.txt", "p.jsonl", "p.yaml", "plan.yaml"] {
+            let url = try write("1 2 3 4\n5 6\u{0}7 8\n", name)
+            let load: () throws -> Void = name == "plan.yaml" ? { _ = try Plan.load(url) } : { _ = try DatasetFiles.load(url) }
+            assertError(try load(), FileError.self, equals: .binary(path: url.path, offset: 11), mentions: [url.path, "NUL", "byte 11"])
+        }
     }
 
     func testMergesWithCarriageReturnsOnly() throws {

@@ -59,7 +59,8 @@ public struct LogitLens {
         var selected: [[Int]] = []
         for (p, input) in batch.enumerated() {
             guard let positions = positions.resolve(length: input.tokens.count) else {
-                throw RunError.positionOutOfRange(index: p, length: input.tokens.count)
+                throw RunError.positionOutOfRange(index: p, length: input.tokens.count,
+                                                  position: positions.firstOutOfRange(length: input.tokens.count) ?? 0)
             }
             selected.append(positions)
         }

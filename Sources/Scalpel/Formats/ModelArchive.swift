@@ -158,6 +158,7 @@ public enum ModelArchive {
                 tokenizer = try GPT2Tokenizer(vocabData: Data(try reader.text(root, "tokenizer/vocab").utf8),
                                               mergesData: Data(try reader.text(root, "tokenizer/merges").utf8),
                                               origin: "\(path) (tokenizer)")
+                try tokenizer?.checkFits(vocabSize: config.vocabSize, path: "\(path) (tokenizer/vocab)")
             }
             let embedding = Embedding(tokens: try reader.read(root, "embed/W_E", [config.vocabSize, d]),
                                       positions: try reader.read(root, "embed/W_pos", [config.nPositions, d]))

@@ -13,6 +13,9 @@ public enum Checkpoint {
         guard fm.fileExists(atPath: directory.path, isDirectory: &isFolder) else {
             throw FileError.missing(path: directory.path, hint: "Give --model a checkpoint folder (config.json + model.safetensors) or a .h5 archive.")
         }
+        if case let .other(kind) = FileSystemEntry(directory.resolvingSymlinksInPath().path) {
+            throw FileError.notRegular(path: directory.path, kind: kind)
+        }
         guard isFolder.boolValue else { throw CheckpointError.notAFolder(path: directory.path) }
         let config = try GPT2Config.load(from: directory.appendingPathComponent("config.json"))
         let tensors = try TensorSource(directory: directory)
@@ -22,7 +25,9 @@ public enum Checkpoint {
         LoadWarnings.reportNonFinite(reader.nonFinite, in: directory.path)
         model.sourceFiles = tensors.files
         if fm.fileExists(atPath: directory.appendingPathComponent("vocab.json").path) {
-            model.tokenizer = try GPT2Tokenizer.load(from: directory)
+            let tokenizer = try GPT2Tokenizer.load(from: directory)
+            try tokenizer.checkFits(vocabSize: config.vocabSize, path: directory.appendingPathComponent("vocab.json").path)
+            model.tokenizer = tokenizer
         }
         return model
     }

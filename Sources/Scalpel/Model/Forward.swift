@@ -9,6 +9,12 @@ public enum PositionSelection: Sendable, Equatable {
     case positions([Int])
 
     /// The selected positions of a prompt of `length` tokens, or nil when one is out of range.
+    /// The first listed position that `resolve` cannot place in a prompt of `length` tokens.
+    public func firstOutOfRange(length: Int) -> Int? {
+        guard case let .positions(list) = self else { return nil }
+        return list.first { !(0..<length).contains($0 < 0 ? length + $0 : $0) }
+    }
+
     public func resolve(length: Int) -> [Int]? {
         switch self {
         case .last: return [length - 1]
@@ -34,7 +40,7 @@ public enum RunError: UserFacingError, Equatable {
     case emptyPrompt(index: Int)
     case promptTooLong(index: Int, length: Int, limit: Int)
     case tokenOutOfRange(index: Int, token: Int, vocab: Int)
-    case positionOutOfRange(index: Int, length: Int)
+    case positionOutOfRange(index: Int, length: Int, position: Int)
 
     public var message: String {
         switch self {
@@ -44,8 +50,8 @@ public enum RunError: UserFacingError, Equatable {
             return "Prompt \(index + 1) has \(length) tokens but the model accepts at most \(limit) (n_positions). Shorten it."
         case let .tokenOutOfRange(index, token, vocab):
             return "Prompt \(index + 1) has token id \(token), outside the model's vocabulary of \(vocab). Use the model's own tokenizer."
-        case let .positionOutOfRange(index, length):
-            return "A requested position is outside prompt \(index + 1), which has \(length) tokens."
+        case let .positionOutOfRange(index, length, position):
+            return "Position \(position) (--positions) is outside prompt \(index + 1), which has \(length) tokens: use 0…\(length - 1), or -\(length)…-1 counted from the end."
         }
     }
 }
@@ -70,7 +76,7 @@ extension Model {
                 throw RunError.tokenOutOfRange(index: index, token: bad, vocab: vocabSize)
             }
             guard let positions = selection.resolve(length: prompt.count) else {
-                throw RunError.positionOutOfRange(index: index, length: prompt.count)
+                throw RunError.positionOutOfRange(index: index, length: prompt.count, position: selection.firstOutOfRange(length: prompt.count) ?? 0)
             }
             selected.append(positions)
         }

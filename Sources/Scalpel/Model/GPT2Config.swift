@@ -92,9 +92,9 @@ public struct GPT2Config: Equatable, Sendable {
             throw ConfigError.badField(path: path, field: "n_head", value: "\(nHead)",
                                        expected: "a divisor of n_embd (\(nEmbd))")
         }
-        // An absent epsilon is GPT-2's 1e-5; a present one must be usable as a Float.
+        // An absent epsilon is GPT-2's 1e-5; a present one (null included) must be usable as a Float.
         var epsilon: Float = 1e-5
-        if !isAbsent("layer_norm_epsilon") {
+        if json["layer_norm_epsilon"] != nil {
             guard let value = JSONNumbers.number(json["layer_norm_epsilon"]), Float(value) > 0, Float(value).isFinite else {
                 throw bad("layer_norm_epsilon", "a positive number such as 1e-05")
             }

@@ -44,6 +44,8 @@ public enum InputFile {
     public static func readText(_ path: String, missingHint: String) throws -> String {
         var data = try read(path, missingHint: missingHint)
         if data.starts(with: [0xEF, 0xBB, 0xBF]) { data = data.dropFirst(3) }
+        // A NUL byte is valid UTF-8 but means a binary file given where text belongs.
+        if let nul = data.firstIndex(of: 0) { throw FileError.binary(path: path, offset: nul - data.startIndex) }
         guard let text = String(data: data, encoding: .utf8) else { throw FileError.notUTF8(path: path) }
         return text
     }

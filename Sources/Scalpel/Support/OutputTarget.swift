@@ -177,8 +177,13 @@ public struct OutputTarget: Sendable, Hashable {
         try data.write(to: URL(fileURLWithPath: folder).appendingPathComponent(Self.folderMarker))
     }
 
+    /// Removes a temporary file or folder. A folder is first renamed, so that a writer still at
+    /// work in it (a signal arrived mid-write) can create nothing more under its name.
     static func remove(_ path: String) {
-        if unlink(path) != 0 { try? FileManager.default.removeItem(atPath: path) }
+        guard unlink(path) != 0, errno == EISDIR else { return }
+        let doomed = path + ".removing"
+        let target = rename(path, doomed) == 0 ? doomed : path
+        try? FileManager.default.removeItem(atPath: target)
     }
 
     // MARK: Errors

@@ -18,6 +18,7 @@ public enum FileError: UserFacingError, Equatable {
     case missing(path: String, hint: String)
     /// A folder, FIFO, device or socket where a file is expected; `kind` says which ("a folder").
     case notRegular(path: String, kind: String)
+    case binary(path: String, offset: Int)
     case unreadable(path: String, reason: String)
     case unwritable(path: String, reason: String)
     case exists(path: String)
@@ -27,6 +28,7 @@ public enum FileError: UserFacingError, Equatable {
     public var message: String {
         switch self {
         case let .missing(path, hint): return "\(path): no such file. \(hint)"
+        case let .binary(path, offset): return "\(path): has a NUL byte at byte \(offset), so it is not a text file. Give a UTF-8 text file."
         case let .notRegular(path, kind): return "\(path): is not a regular file (it is \(kind)). Give the path of a file."
         case let .unreadable(path, reason): return "\(path): cannot read (\(reason))."
         case let .unwritable(path, reason): return "\(path): cannot write (\(reason)). Choose a writable output path with -o."

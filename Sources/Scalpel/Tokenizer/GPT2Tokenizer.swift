@@ -70,6 +70,11 @@ public final class GPT2Tokenizer: @unchecked Sendable {
     }
 
     /// The tokenizer from the contents of vocab.json and merges.txt; errors name `origin`.
+    /// Throws unless every id fits in a model of `vocabSize` tokens (a model may have more, never fewer).
+    public func checkFits(vocabSize modelVocab: Int, path: String) throws {
+        guard vocabSize <= modelVocab else { throw TokenizerError.largerThanModel(path: path, pieces: vocabSize, vocabSize: modelVocab) }
+    }
+
     public convenience init(vocabData: Data, mergesData: Data, origin: String) throws {
         try self.init(vocabData: vocabData, mergesData: mergesData, vocabPath: "\(origin) vocab", mergesPath: "\(origin) merges")
     }

@@ -12,6 +12,7 @@ public enum TokenizerError: UserFacingError, Equatable {
     case vocabEmpty(path: String)
     case mergeBadLine(path: String, line: Int, text: String)
     case mergeNotInVocab(path: String, line: Int, piece: String)
+    case largerThanModel(path: String, pieces: Int, vocabSize: Int)
 
     private static let source = "Use the vocab.json and merges.txt of a GPT-2 model (e.g. the Hugging Face "
         + "repository openai-community/gpt2), unmodified and side by side."
@@ -45,6 +46,9 @@ public enum TokenizerError: UserFacingError, Equatable {
         case let .mergeNotInVocab(path, line, piece):
             return "\(path), line \(line): the piece \(quoted(piece)) is not in vocab.json, so this "
                 + "merge cannot be used; the two files do not belong together. \(Self.source)"
+        case let .largerThanModel(path, pieces, vocabSize):
+            return "\(path): the tokenizer has \(pieces) pieces but the model's vocab_size is \(vocabSize), so some ids "
+                + "would fall outside its embedding; the tokenizer and the model do not belong together. \(Self.source)"
         }
     }
 
