@@ -395,7 +395,7 @@ def checkpoint_cases(assets: Assets) -> tuple[list[Case], Fuzzer]:
         case("duplicate-key", raw(lambda b: dup_key_safetensors(b, wte)), mentions=names(st, wte)),
         case("nan-weight", damaged(nan_in(first, float("nan"))), mentions=(first, "nan", "non-finite"),
              exits=frozenset({0, 1}), warn_on_success=True),
-        case("inf-weight-json", damaged(nan_in(wte, float("inf"))), mentions=(wte, "inf", "non-finite"),
+        case("inf-weight", damaged(nan_in(wte, float("inf"))), mentions=(wte, "inf", "non-finite"),
              exits=frozenset({0, 1}), warn_on_success=True),
         Case(cat, "nan-weight-json", run + ["--format", "json"], damaged(nan_in(wte, float("nan"))),
              mentions=(wte, "nan", "non-finite"), exits=frozenset({0, 1}), warn_on_success=True),
