@@ -357,7 +357,14 @@ def checkpoint_cases(assets: Assets) -> tuple[list[Case], Fuzzer]:
         return lambda h, d: h[name].update(fields)
 
     def drop(name):
-        return lambda h, d: h.pop(name)
+        """Removes a tensor and its bytes (a hole in the data region would be a different error)."""
+        def change(h, d):
+            begin, end = h.pop(name)["data_offsets"]
+            for entry in h.values():
+                if isinstance(entry, dict) and "data_offsets" in entry and entry["data_offsets"][0] >= end:
+                    entry["data_offsets"] = [o - (end - begin) for o in entry["data_offsets"]]
+            return h, bytes(d[:begin] + d[end:]), None
+        return change
 
     def nan_in(name, value):
         def change(h, d):
@@ -439,8 +446,9 @@ def checkpoint_cases(assets: Assets) -> tuple[list[Case], Fuzzer]:
                         mentions=names(st, target.removeprefix("transformer.")))
         if kind == "shape":
             shape = [rng.choice([0, 1, 3, 128, 1557, 1 << 31, -1]) for _ in range(rng.randint(0, 3))]
+            unchanged = shape == header[target]["shape"]
             return case(f"fuzz{n}-shape", damaged(set_entry(target, shape=shape)), mentions=names(st, target.removeprefix("transformer.")),
-                        exits=frozenset({1}))
+                        exits=frozenset({0, 1}) if unchanged else frozenset({1}))
         begin = rng.choice([0, 1, 4, 1 << 20, len(data), 1 << 62])
         end = begin + rng.choice([0, 4, 4096, 1 << 33, -4])
         return case(f"fuzz{n}-offsets", damaged(set_entry(target, data_offsets=[begin, end])), mentions=names(st, target.removeprefix("transformer.")))
