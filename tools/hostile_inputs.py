@@ -998,7 +998,16 @@ def output_cases(assets: Assets) -> tuple[list[Case], Fuzzer]:
                                        may_change=("ro/new.out",), mentions=("ro",)))
                 cases.append(situation(writer, "long-name", "n" * 300 + ".out", False, mentions=("n" * 40,)))
     cases = [c for c in cases if c]
+
+    def earlier_export(work: Path) -> None:
+        base_setup(work)
+        subprocess.run([assets.binary, "export-hf", "-o", "hf"], cwd=work, check=True, capture_output=True)
+
     cases += [
+        # A folder Scalpel exported is the one folder --force may replace (DESIGN.md, "Output safety").
+        Case(cat, "export-hf-own-folder-force", ["export-hf", "-o", "hf", "--force"], earlier_export,
+             exits=frozenset({0}), may_change=("hf",)),
+        Case(cat, "export-hf-own-folder", ["export-hf", "-o", "hf"], earlier_export, ("hf",)),
         Case(cat, "lens-second-output-bad", ["lens", "--prompt", PROMPT, "-o", "new.h5", "--plot", "folder"],
              base_setup, ("folder",)),
         Case(cat, "lens-second-output-bad-force", ["lens", "--prompt", PROMPT, "-o", "new.h5", "--plot", "folder", "--force"],
