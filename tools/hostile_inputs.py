@@ -1288,12 +1288,13 @@ def all_cases(assets: Assets, budget: int, seed: int, only: Optional[set[str]], 
         fixed += [c for c in cases if large or not c.large_only]
         if fuzz:
             fuzzers.append((name, fuzz))
+    # One generator per category, so that `--only` reproduces a category's cases of a full run.
+    generators = {name: random.Random(f"{seed}/{name}") for name, _ in fuzzers}
     extra: list[Case] = []
-    rng = random.Random(seed)
     n = 0
     while fuzzers and len(fixed) + len(extra) < budget:
         name, fuzz = fuzzers[n % len(fuzzers)]
-        extra.append(fuzz(rng, n))
+        extra.append(fuzz(generators[name], n // len(fuzzers)))
         n += 1
     return fixed + extra
 
