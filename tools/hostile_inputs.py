@@ -902,7 +902,7 @@ def prompt_cases(assets: Assets) -> tuple[list[Case], Fuzzer]:
         run("longer-than-context", "p.txt", " ".join(str(i) for i in range(200)) + "\n",
             mentions=("p.txt", "position", "token", "long", "128")),
         # Minutes of work even when streamed: what counts is that memory stays bounded while it runs.
-        run("lines-100k-run-memory", "p.txt", lines100k, exits=frozenset({0}), timeout=20, memory=2 * GB,
+        run("lines-100k-run-memory", "p.txt", lines100k, exits=frozenset({0}), timeout=20, memory=1 * GB,
             still_running_ok=True),
         run("crlf-run", "p.txt", "\r\n".join(three) + "\r\n", exits=frozenset({0}),
             check=lambda o: None if o.stdout.count("\n") >= 4 and o.stdout.count(" 9") >= 1 else "CRLF prompts not read as 3"),
