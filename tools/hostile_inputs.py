@@ -1436,7 +1436,7 @@ def run_case(case: Case, binary: str, root: Path) -> tuple[list[Failure], Option
     if case.interrupt and (not interrupted or "wrote " in outcome.stdout):
         # The write finished before the signal could land mid-write: nothing to judge.
         return [], "not interrupted mid-write (the run finished first)", time.monotonic() - started
-    failures = judge(outcome, before, snapshot(case_dir), case_dir)
+    failures = judge(outcome, before, snapshot(case_dir))
     note = None
     if time.monotonic() - started > case.timeout / 2 and not any(f.kind == HANG for f in failures):
         note = "slow (over half the time limit)"
@@ -1445,7 +1445,8 @@ def run_case(case: Case, binary: str, root: Path) -> tuple[list[Failure], Option
     return failures, note, time.monotonic() - started
 
 
-def judge(outcome: Outcome, before: dict, after: dict, case_dir: Path) -> list[Failure]:
+def judge(outcome: Outcome, before: dict, after: dict) -> list[Failure]:
+    """Status, message and file checks of one run (`before`/`after`: snapshots of the case folder)."""
     case, failures = outcome.case, []
 
     def fail(kind: str, detail: str) -> None:
@@ -1461,9 +1462,11 @@ def judge(outcome: Outcome, before: dict, after: dict, case_dir: Path) -> list[F
             if after.get(path) != old and not is_allowed(path)]
     if lost:
         fail(DATA_LOSS, f"{len(lost)} existing entries lost or changed: " + "; ".join(lost[:4]))
+    if None in outcome.codes:
+        return failures  # killed after the time limit: what SIGKILL leaves behind is counted as the hang
     created = sorted(set(after) - set(before))
     temporaries = [p for p in created if TEMPORARY.match(Path(p).name)]
-    if temporaries and None not in outcome.codes:  # after a hang, SIGKILL leaves them: counted as the hang
+    if temporaries:
         fail(PARTIAL, "temporary file left: " + ", ".join(temporaries[:3]))
     # Report only the top new entry of a new folder, and not the outputs the case allows.
     stray = [p for p in created if p not in temporaries and not is_allowed(p)
@@ -1560,7 +1563,7 @@ def main() -> int:
     parser.add_argument("--only", action="append", choices=list(CATEGORIES), help="run one category (repeatable)")
     parser.add_argument("--jobs", type=int, default=2, help="cases run at once (default 2)")
     parser.add_argument("--list", action="store_true", help="print the cases and exit")
-    parser.add_argument("--keep", action="store_true", help="keep the scratch folder")
+    parser.add_argument("--keep", action="store_true", help="keep the scratch folder with every case's folder (else all is removed)")
     parser.add_argument("--scratch", help="scratch folder (default: a new temporary folder)")
     options = parser.parse_args()
 
@@ -1578,16 +1581,16 @@ def main() -> int:
             for case in cases:
                 print(f"{case.id}\texits {sorted(case.exits)}\tscalpel {' '.join(shell_quote(a) for a in case.args)}")
             return 0
-        return run_all(cases, binary, root, assets, options.jobs)
+        return run_all(cases, binary, root, assets, options.jobs, options.keep)
     finally:
         if options.keep:
-            print(f"scratch folder kept: {root}")
+            print(f"scratch folder kept: {root} (a case runs in cases/CATEGORY_NAME/work)")
         else:
             make_writable(root)
             shutil.rmtree(root, ignore_errors=True)
 
 
-def run_all(cases: list[Case], binary: str, root: Path, assets: Assets, jobs: int) -> int:
+def run_all(cases: list[Case], binary: str, root: Path, assets: Assets, jobs: int, keep: bool) -> int:
     if h5py is None:
         print("note: h5py/numpy not importable: the archive-damage cases are skipped")
     if h5py is not None and any(c.category == "archives" for c in cases):
@@ -1611,7 +1614,7 @@ def run_all(cases: list[Case], binary: str, root: Path, assets: Assets, jobs: in
             failures += found
             if note:
                 notes.setdefault(note, []).append(case.id)
-            if not any(f.kind == DATA_LOSS for f in found) and not os.environ.get("HOSTILE_KEEP_CASES"):
+            if not keep:  # a case's folder can be large (a trace, an init checkpoint)
                 shutil.rmtree(root / "cases" / re.sub(r"[^\w.-]", "_", case.id)[:150], ignore_errors=True)
     assets_after = assets.fingerprint()
     if assets_after != assets_before:
