@@ -16,3 +16,7 @@ if ls Tests/python/test_*.py >/dev/null 2>&1; then
     swift build --product scalpel
     python3 -m pytest -q Tests/python
 fi
+# The hostile-input suite (issue 10) on the debug binary just built: fixed seed, CI size; it prints
+# one line per failure and a summary table per category, and fails the run when anything failed.
+swift build --product scalpel
+python3 tools/hostile_inputs.py --binary .build/debug/scalpel --seed 10
