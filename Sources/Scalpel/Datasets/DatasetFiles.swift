@@ -97,7 +97,7 @@ public enum DatasetFiles {
         func at(_ key: String) -> String { field.isEmpty ? key : "\(field).\(key)" }
         let entries = try reader.mapping(node, at: field, known: ["name", "description", "items"],
                                          expected: "a family {name, description, items: [{prompt, answer, corrupted_prompt, corrupted_answer}]}")
-        let name = try reader.string(try reader.required(entries, "name", in: node, at: field), at: at("name"))
+        let name = try reader.string(try reader.required(entries, "name", in: node, at: field), at: at("name"), numbersAsText: false)
         let description = try entries["description"].map { try reader.string($0, at: at("description")) } ?? ""
         let items = try reader.list(try reader.required(entries, "items", in: node, at: field), at: at("items"))
         return PromptDataset(name: name, description: description, items: try items.enumerated().map { index, item in
@@ -108,9 +108,9 @@ public enum DatasetFiles {
     static func item(_ node: Node, reader: YAMLFields, field: String) throws -> PromptItem {
         let known = PromptItem.CodingKeys.allCases.map(\.rawValue)
         let entries = try reader.mapping(node, at: field, known: known, expected: "an item {prompt, answer, corrupted_prompt, corrupted_answer}")
-        let prompt = try reader.string(try reader.required(entries, "prompt", in: node, at: field), at: "\(field).prompt")
+        let prompt = try reader.string(try reader.required(entries, "prompt", in: node, at: field), at: "\(field).prompt", numbersAsText: false)
         guard !prompt.isEmpty else { throw reader.unexpected(entries["prompt"], at: "\(field).prompt", expected: "a non-empty prompt") }
-        func optional(_ key: String) throws -> String? { try entries[key].map { try reader.string($0, at: "\(field).\(key)") } }
+        func optional(_ key: String) throws -> String? { try entries[key].map { try reader.string($0, at: "\(field).\(key)", numbersAsText: false) } }
         return PromptItem(prompt: prompt, answer: try optional("answer"),
                           corruptedPrompt: try optional("corrupted_prompt"), corruptedAnswer: try optional("corrupted_answer"))
     }

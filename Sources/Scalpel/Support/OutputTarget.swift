@@ -177,14 +177,8 @@ public struct OutputTarget: Sendable, Hashable {
         try data.write(to: URL(fileURLWithPath: folder).appendingPathComponent(Self.folderMarker))
     }
 
-    /// Removes a temporary file or folder. A folder is first renamed, so that a writer still at
-    /// work in it (a signal arrived mid-write) can create nothing more under its name.
-    static func remove(_ path: String) {
-        guard unlink(path) != 0, errno == EISDIR else { return }
-        let doomed = path + ".removing"
-        let target = rename(path, doomed) == 0 ? doomed : path
-        try? FileManager.default.removeItem(atPath: target)
-    }
+    /// Removes a temporary file, or folder and its files.
+    static func remove(_ path: String) { _ = scalpel_remove_tree(path) }
 
     // MARK: Errors
 
@@ -229,37 +223,37 @@ public struct OutputTarget: Sendable, Hashable {
 
 extension OutputTarget {
     nonisolated(unsafe) private static var signalSources: [DispatchSourceSignal] = []
+    /// The thread that writes outputs (the command line's main thread), stopped before clean-up.
+    nonisolated(unsafe) private static var writer: pthread_t?
 
     /// Makes SIGINT, SIGTERM and SIGHUP remove every temporary output and exit 1 with a message, and
     /// turns a file-size limit (SIGXFSZ) into a write error that is reported like a full disk. The
-    /// command line calls it once, at start.
+    /// command line calls it once, at start, on the thread that will write the outputs.
     public static func handleSignals() {
         signal(SIGXFSZ, SIG_IGN)
+        writer = pthread_self()
         // A queue of its own gets a thread even while the computation keeps every core busy.
         let queue = DispatchQueue(label: "scalpel.signals")
         for (number, name) in [(SIGINT, "SIGINT"), (SIGTERM, "SIGTERM"), (SIGHUP, "SIGHUP")] {
+            // Written in advance: after the writer is stopped, nothing may allocate.
+            let plain = Array("error: interrupted by \(name).\n".utf8CString.dropLast())
+            let removed = Array(("error: interrupted by \(name); removed the unfinished output, and any earlier file "
+                                 + "at the output path is unchanged.\n").utf8CString.dropLast())
             signal(number, SIG_IGN)
             let source = DispatchSource.makeSignalSource(signal: number, queue: queue)
-            source.setEventHandler { interrupted(by: name) }
+            source.setEventHandler {
+                let message = Staging.shared.removeAllForExit(stopping: writer) > 0 ? removed : plain
+                message.withUnsafeBufferPointer { _ = Glibc.write(2, $0.baseAddress, $0.count) }
+                // _exit: no atexit handlers while the stopped thread may be inside any library.
+                _exit(1)
+            }
             source.resume()
             signalSources.append(source)
         }
     }
 
     /// Removes every temporary output before the process ends early (out of memory).
-    public static func abandonAll() { _ = Staging.shared.removeAll() }
-
-    private static func interrupted(by signal: String) -> Never {
-        let removed = Staging.shared.removeAll()
-        var message = "error: interrupted by \(signal)"
-        if !removed.isEmpty {
-            message += "; removed the unfinished output (\(removed.count) temporary file\(removed.count == 1 ? "" : "s")), and any earlier file at the output path is unchanged"
-        }
-        message += ".\n"
-        message.withCString { _ = Glibc.write(2, $0, strlen($0)) }
-        // _exit: no atexit handlers (HDF5's) while another thread may be inside the library.
-        _exit(1)
-    }
+    public static func abandonAll() { _ = Staging.shared.removeAllForExit(stopping: writer) }
 }
 
 /// What is at a path (for outputs, without following a final symbolic link).
@@ -299,7 +293,8 @@ struct StagedOutput {
 final class Staging: @unchecked Sendable {
     static let shared = Staging()
     private let lock = NSLock()
-    private var temporaries = Set<String>()
+    /// Each temporary path, with its C string made in advance for clean-up on a signal.
+    private var temporaries: [String: [CChar]] = [:]
     /// Outputs written inside `OutputTarget.together`, put in place at its end.
     private var collected: [StagedOutput]?
 
@@ -308,14 +303,14 @@ final class Staging: @unchecked Sendable {
     func register(_ create: () throws -> String) throws -> String {
         try lock.withLock {
             let temporary = try create()
-            temporaries.insert(temporary)
+            temporaries[temporary] = Array(temporary.utf8CString)
             return temporary
         }
     }
 
     func discard(_ temporary: String) {
         lock.withLock {
-            temporaries.remove(temporary)
+            temporaries[temporary] = nil
             OutputTarget.remove(temporary)
         }
     }
@@ -334,7 +329,7 @@ final class Staging: @unchecked Sendable {
     func abandon() {
         lock.withLock {
             for output in collected ?? [] {
-                temporaries.remove(output.temporary)
+                temporaries[output.temporary] = nil
                 OutputTarget.remove(output.temporary)
             }
             collected = nil
@@ -358,7 +353,7 @@ final class Staging: @unchecked Sendable {
                 for output in created.reversed() { _ = rename(output.target.path, output.temporary) }
                 for output in swapped.reversed() { _ = scalpel_rename_exchange(output.temporary, output.target.path) }
                 for output in outputs {
-                    temporaries.remove(output.temporary)
+                    temporaries[output.temporary] = nil
                     OutputTarget.remove(output.temporary)
                 }
             }
@@ -371,7 +366,7 @@ final class Staging: @unchecked Sendable {
                 }
             }
             for output in outputs {
-                temporaries.remove(output.temporary)
+                temporaries[output.temporary] = nil
                 // After a swap the old output sits at the temporary path.
                 if swapped.contains(where: { $0.temporary == output.temporary }) { OutputTarget.remove(output.temporary) }
             }
@@ -408,13 +403,15 @@ final class Staging: @unchecked Sendable {
         }
     }
 
-    /// Removes every temporary entry (on a signal): the caller exits right after.
-    func removeAll() -> [String] {
-        lock.lock()  // held until exit, so no commit can start afterwards
-        let removed = Array(temporaries)
-        for temporary in removed { OutputTarget.remove(temporary) }
-        temporaries.removeAll()
-        return removed
+    /// Before the process exits early (a signal, out of memory): stops the writing thread unless it
+    /// is this one, then removes every temporary entry with system calls only, since the stopped
+    /// thread may hold any lock. Returns how many there were. The lock stays held, so no commit can
+    /// start afterwards; the caller exits.
+    func removeAllForExit(stopping writer: pthread_t?) -> Int {
+        lock.lock()
+        if let writer, pthread_equal(writer, pthread_self()) == 0 { _ = scalpel_park_thread(UInt(writer), SIGUSR2) }
+        for (_, path) in temporaries { path.withUnsafeBufferPointer { _ = scalpel_remove_tree($0.baseAddress!) } }
+        return temporaries.count
     }
 }
 

@@ -182,10 +182,14 @@ struct YAMLFields {
         return value
     }
 
-    /// A scalar, as text: `name: 12` is the name "12". A null, list or mapping is an error.
-    func string(_ node: Node, at field: String) throws -> String {
+    /// A scalar, as text: `blocks: [5]` is the block "5". A null, list or mapping is an error, and so
+    /// is an unquoted number or boolean unless `numbersAsText` (an answer `3` is not the token " 3").
+    func string(_ node: Node, at field: String, numbersAsText: Bool = true) throws -> String {
         guard let scalar = node.scalar, node.null == nil || scalar.style != .plain else {
             throw unexpected(node, at: field, expected: "a string")
+        }
+        if !numbersAsText, scalar.style == .plain, node.bool != nil || node.int != nil || node.float != nil {
+            throw YAMLFileError.unexpected(location: location(node, field), found: scalar.string, expected: "a string in quotes")
         }
         return scalar.string
     }

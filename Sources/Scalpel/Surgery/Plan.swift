@@ -67,11 +67,11 @@ public struct Plan: Sendable {
         let checks = try (fields["checks"].map { try reader.list($0, at: "checks") } ?? []).enumerated().map { index, node in
             let field = "checks[\(index)]"
             let entries = try reader.mapping(node, at: field, known: ["prompt", "answer"], expected: "{prompt: TEXT, answer: TEXT}")
-            let prompt = try reader.string(try reader.required(entries, "prompt", in: node, at: field), at: "\(field).prompt")
+            let prompt = try reader.string(try reader.required(entries, "prompt", in: node, at: field), at: "\(field).prompt", numbersAsText: false)
             guard !prompt.isEmpty else { throw PlanError.badValue(location: reader.location(node, "\(field).prompt"), value: prompt, expected: "a non-empty prompt") }
-            return PromptItem(prompt: prompt, answer: try entries["answer"].map { try reader.string($0, at: "\(field).answer") })
+            return PromptItem(prompt: prompt, answer: try entries["answer"].map { try reader.string($0, at: "\(field).answer", numbersAsText: false) })
         }
-        let name = try fields["name"].map { try reader.string($0, at: "name") }
+        let name = try fields["name"].map { try reader.string($0, at: "name", numbersAsText: false) }
             ?? URL(fileURLWithPath: origin).deletingPathExtension().lastPathComponent
         return Plan(name: name, description: try fields["description"].map { try reader.string($0, at: "description") } ?? "",
                     base: try fields["base"].map { try reader.string($0, at: "base") }, blocks: blocks, models: models,
