@@ -61,10 +61,10 @@ struct Paths: ParsableCommand {
         search.alphas = try alphaGrid()
         search.leaveOneOut = !noLeaveOneOut
         search.layers = try layers.map { try parseLayers($0, model: model) }
-        guard VectorPaths.hooks.contains(hook) else {
-            throw HookError.noMatch(pattern: hook, suggestions: VectorPaths.hooks)
+        guard let kind = HookPoint.Kind(rawValue: hook), VectorPaths.hooks.contains(kind) else {
+            throw HookError.noMatch(pattern: hook, suggestions: VectorPaths.hooks.map(\.rawValue))
         }
-        search.hook = hook
+        search.hook = kind
         let extra = try families.map { try SequenceFamilies.load(URL(fileURLWithPath: $0)) } ?? []
         let directions = try makeDirections(search, model: model, extra: extra)
         let progress = ProgressBar(total: directions.count, label: "paths")
