@@ -250,7 +250,7 @@ struct ForwardPass {
         }
         for (head, ablation) in attention.headAblations { z.setHead(head, dHead: dHead, to: ablation) }
         hooks.tokenwise(.z(i), &z, shape: [heads, dHead])
-        if hooks.isActive(.result(i)), let out = headResults(attention, z: z, block: i) { return out }
+        if hooks.isActive(.result(i)), let edited = headResults(attention, z: z, block: i) { return edited }
         var out = Tensor(zeros: [tokens, d])
         Kernels.matmul(z.pointer, attention.outWeight.pointer, bias: attention.outBias.pointer,
                        into: out.mutablePointer, m: tokens, k: d, n: d)
