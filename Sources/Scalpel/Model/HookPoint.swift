@@ -32,7 +32,8 @@ public enum HookPoint: Hashable, Sendable, CustomStringConvertible {
         case finalScale = "ln_final.hook_scale", finalNormalized = "ln_final.hook_normalized"
 
         /// Whether hooks of this kind fire in `block`: hooks of a missing half do not (an MLP-only
-        /// block has no `attn.*`, an MLP without LayerNorm no `ln2.*`); the residual hooks always do.
+        /// block has no `attn.*`, an MLP without LayerNorm no `ln2.*`); the residual hooks always do,
+        /// and the model-wide kinds (`hook_embed`, `ln_final.*`) are no block's.
         public func fires(in block: Block) -> Bool {
             switch self {
             case .embed, .posEmbed, .finalScale, .finalNormalized: return false
