@@ -7,8 +7,13 @@ Writes, under Tests/ScalpelTests/Fixtures/:
   reference/<name>.safetensors
                             float32 activations named with TransformerLens hook names, one prompt at a
                             time (`<hook name>/<prompt index>`), plus HF's own outputs and logit-lens rows
+  reference/<name>.added.safetensors
+                            the same for the hooks added later (ADDED_HOOKS), kept apart so that adding
+                            them left the first references byte for byte as committed
 
 Everything is seeded, single-threaded and rerunnable: `python3 tools/make_fixtures.py`.
+`python3 tools/make_fixtures.py --added-only` rewrites only the `.added` files, from the committed
+checkpoints, after checking that they still give the committed logits.
 See Tests/ScalpelTests/Fixtures/reference/README.md for the naming and conventions.
 """
 
@@ -41,6 +46,13 @@ MODELS_DIR = FIXTURES / "models"
 REFERENCE_DIR = FIXTURES / "reference"
 
 DTYPES = {"float32": torch.float32, "float16": torch.float16, "bfloat16": torch.bfloat16}
+
+# Hooks of a block added after the first references were committed; stored in <name>.added.safetensors.
+ADDED_HOOKS = ("ln1.hook_normalized", "attn.hook_result", "ln2.hook_normalized")
+
+
+def is_added(hook: str) -> bool:
+    return any(hook.endswith("." + suffix) for suffix in ADDED_HOOKS)
 
 
 # --------------------------------------------------------------------------------------------------
@@ -234,6 +246,11 @@ def ln_scale(x: torch.Tensor, eps: float) -> torch.Tensor:
     return (xc.pow(2).mean(-1, keepdim=True) + eps).sqrt()
 
 
+def ln_normalized(x: torch.Tensor, eps: float) -> torch.Tensor:
+    """TransformerLens hook_normalized with LayerNorm folded: (x - mean x) / hook_scale, before w and b."""
+    return (x - x.mean(-1, keepdim=True)) / ln_scale(x, eps)
+
+
 class Recorder:
     """PyTorch hooks on the HF modules; records raw inputs/outputs of one forward (batch 1)."""
 
@@ -298,6 +315,7 @@ def run_prompt(model: GPT2LMHeadModel, spec: ModelSpec, ids: list[int]):
         b = f"blocks.{i}"
         c[f"{b}.hook_resid_pre"] = raw[f"h.{i}.in"]
         c[f"{b}.ln1.hook_scale"] = ln_scale(raw[f"h.{i}.ln_1.in"], eps)
+        c[f"{b}.ln1.hook_normalized"] = ln_normalized(raw[f"h.{i}.ln_1.in"], eps)
         q, k, v = raw[f"h.{i}.attn.c_attn.out"].split(d, dim=-1)
         q, k, v = (t.reshape(n, H, dh) for t in (q, k, v))
         c[f"{b}.attn.hook_q"], c[f"{b}.attn.hook_k"], c[f"{b}.attn.hook_v"] = q, k, v
@@ -306,9 +324,13 @@ def run_prompt(model: GPT2LMHeadModel, spec: ModelSpec, ids: list[int]):
         c[f"{b}.attn.hook_attn_scores"] = scores
         c[f"{b}.attn.hook_pattern"] = torch.softmax(scores, dim=-1)
         c[f"{b}.attn.hook_z"] = raw[f"h.{i}.attn.c_proj.in"].reshape(n, H, dh)
+        # result[pos, h] = z[pos, h] @ W_O[h], W_O[h] being rows h*dh ..< (h+1)*dh of c_proj's [in, out] weight.
+        w_o = model.transformer.h[i].attn.c_proj.weight.reshape(H, dh, d)
+        c[f"{b}.attn.hook_result"] = torch.einsum("phe,hed->phd", c[f"{b}.attn.hook_z"], w_o)
         c[f"{b}.hook_attn_out"] = raw[f"h.{i}.attn.c_proj.out"]
         c[f"{b}.hook_resid_mid"] = raw[f"h.{i}.ln_2.in"]
         c[f"{b}.ln2.hook_scale"] = ln_scale(raw[f"h.{i}.ln_2.in"], eps)
+        c[f"{b}.ln2.hook_normalized"] = ln_normalized(raw[f"h.{i}.ln_2.in"], eps)
         c[f"{b}.mlp.hook_pre"] = raw[f"h.{i}.mlp.c_fc.out"]
         c[f"{b}.mlp.hook_post"] = raw[f"h.{i}.mlp.act.out"]
         c[f"{b}.hook_mlp_out"] = raw[f"h.{i}.mlp.c_proj.out"]
@@ -411,6 +433,8 @@ def check_prompt(model, spec: ModelSpec, ids, cache: dict, hf: dict, raw: dict, 
         x = cache[f"{b}.hook_resid_pre"]
         ln1 = ln_apply(x, cache[f"{b}.ln1.hook_scale"], block.ln_1)
         ck.close("ln1 from hook_scale", ln1, raw[f"h.{i}.ln_1.out"], 1e-5)
+        ck.close("ln1 = ln1.hook_normalized * w + b", cache[f"{b}.ln1.hook_normalized"] * block.ln_1.weight
+                 + block.ln_1.bias, raw[f"h.{i}.ln_1.out"], 1e-5)
         qkv = torch.cat([cache[f"{b}.attn.hook_{t}"].reshape(n, d) for t in "qkv"], dim=-1)
         ck.close("q|k|v = ln1 @ W_attn + b", qkv, ln1 @ block.attn.c_attn.weight + block.attn.c_attn.bias, 1e-5)
         pattern = cache[f"{b}.attn.hook_pattern"]
@@ -423,11 +447,15 @@ def check_prompt(model, spec: ModelSpec, ids, cache: dict, hf: dict, raw: dict, 
         ck.close("z = pattern @ v", cache[f"{b}.attn.hook_z"], z, 1e-5)
         attn_out = cache[f"{b}.attn.hook_z"].reshape(n, d) @ block.attn.c_proj.weight + block.attn.c_proj.bias
         ck.close("attn_out = z @ W_O + b_O", cache[f"{b}.hook_attn_out"], attn_out, 1e-5)
+        ck.close("attn_out = sum over heads of hook_result + b_O", cache[f"{b}.hook_attn_out"],
+                 cache[f"{b}.attn.hook_result"].sum(1) + block.attn.c_proj.bias, 1e-5)
         ck.close("resid_mid = resid_pre + attn_out", cache[f"{b}.hook_resid_mid"],
                  x + cache[f"{b}.hook_attn_out"], 1e-6)
         mid = cache[f"{b}.hook_resid_mid"]
         ln2 = ln_apply(mid, cache[f"{b}.ln2.hook_scale"], block.ln_2)
         ck.close("ln2 from hook_scale", ln2, raw[f"h.{i}.ln_2.out"], 1e-5)
+        ck.close("ln2 = ln2.hook_normalized * w + b", cache[f"{b}.ln2.hook_normalized"] * block.ln_2.weight
+                 + block.ln_2.bias, raw[f"h.{i}.ln_2.out"], 1e-5)
         ck.close("mlp pre = ln2 @ W_in + b_in", cache[f"{b}.mlp.hook_pre"],
                  ln2 @ block.mlp.c_fc.weight + block.mlp.c_fc.bias, 1e-5)
         ck.close("mlp post = gelu_new(pre)", cache[f"{b}.mlp.hook_post"], gelu_new(cache[f"{b}.mlp.hook_pre"]), 1e-6)
@@ -524,10 +552,11 @@ def generate(spec: ModelSpec) -> list[Path]:
     ck = Checks(spec.name)
 
     tensors: dict[str, torch.Tensor] = {}
+    added: dict[str, torch.Tensor] = {}
     hook_names: list[str] = []
     for p, ids in enumerate(prompts):
         cache, hf, raw = run_prompt(model, spec, ids)
-        hook_names = list(cache)
+        hook_names = [name for name in cache if not is_added(name)]
         lens = {}
         if p in spec.lens_prompts:
             lens = {
@@ -538,7 +567,7 @@ def generate(spec: ModelSpec) -> list[Path]:
             }
         check_prompt(model, spec, ids, cache, hf, raw, lens, ck)
         for name, t in cache.items():
-            tensors[f"{name}/{p}"] = t
+            (added if is_added(name) else tensors)[f"{name}/{p}"] = t
         for l, h in enumerate(hf["hidden_states"]):
             tensors[f"hf.hidden_states.{l}/{p}"] = h
         for l, a in enumerate(hf["attentions"]):
@@ -553,6 +582,7 @@ def generate(spec: ModelSpec) -> list[Path]:
     st_path = REFERENCE_DIR / f"{spec.name}.safetensors"
     # One metadata key only: safetensors writes metadata in hash order, which would make reruns differ.
     save_file(tensors, str(st_path), metadata={"format": "pt"})
+    added_path = save_added(spec, added)
     meta = {
         "model": spec.name,
         "checkpoint": f"models/{spec.name}",
@@ -587,7 +617,41 @@ def generate(spec: ModelSpec) -> list[Path]:
     print(f"{spec.name}: {len(prompts)} prompts, lengths {[len(p) for p in prompts]}, "
           f"logits in [{logits.min().item():.2f}, {logits.max().item():.2f}], {len(tensors)} tensors, "
           f"worst check {max(ck.max_diff.values()):.2g}")
-    return [*sorted(folder.iterdir()), st_path, js_path]
+    return [*sorted(folder.iterdir()), st_path, js_path, added_path]
+
+
+def save_added(spec: ModelSpec, added: dict) -> Path:
+    """Writes the ADDED_HOOKS references of a model to reference/<name>.added.safetensors."""
+    path = REFERENCE_DIR / f"{spec.name}.added.safetensors"
+    save_file({k: v.detach().to(torch.float32).contiguous().clone() for k, v in added.items()}, str(path),
+              metadata={"format": "pt"})
+    return path
+
+
+@torch.no_grad()
+def generate_added(spec: ModelSpec) -> list[Path]:
+    """Only the .added file, from the committed checkpoint and prompts, leaving every other file alone.
+
+    The checkpoint is loaded as it is stored (float32 compute) and must reproduce the committed logits,
+    so the added references belong to exactly the model and prompts of the committed ones.
+    """
+    folder = MODELS_DIR / spec.name
+    model = GPT2LMHeadModel.from_pretrained(str(folder), dtype=torch.float32, attn_implementation="eager")
+    model.eval()
+    meta = json.loads((REFERENCE_DIR / f"{spec.name}.json").read_text())
+    prompts = meta["prompts"]
+    ck = Checks(spec.name)
+    added: dict[str, torch.Tensor] = {}
+    with safe_open(str(REFERENCE_DIR / f"{spec.name}.safetensors"), "pt") as committed:
+        for p, ids in enumerate(prompts):
+            cache, hf, raw = run_prompt(model, spec, ids)
+            check_prompt(model, spec, ids, cache, hf, raw, {}, ck)
+            for name in meta["hooks"] + ["logits"]:
+                ck.close(f"committed {name}", cache[name], committed.get_tensor(f"{name}/{p}"), 1e-6)
+            added.update({f"{name}/{p}": t for name, t in cache.items() if is_added(name)})
+    path = save_added(spec, added)
+    print(f"{spec.name}: {len(added)} added tensors, worst check {max(ck.max_diff.values()):.2g}")
+    return [path]
 
 
 def main() -> int:
@@ -595,9 +659,13 @@ def main() -> int:
     torch.manual_seed(0)
     transformers.logging.set_verbosity_error()
     transformers.logging.disable_progress_bar()
+    added_only = sys.argv[1:] == ["--added-only"]
+    if sys.argv[1:] and not added_only:
+        print("usage: make_fixtures.py [--added-only]", file=sys.stderr)
+        return 2
     written = []
     for spec in SPECS:
-        written += generate(spec)
+        written += generate_added(spec) if added_only else generate(spec)
     total = 0
     print("\nwritten:")
     for path in written:

@@ -98,9 +98,7 @@ struct Lens: ParsableCommand {
 /// the per-row averages the study reports.
 enum LensTable {
     static func label(_ row: String, rows: [String]) -> String {
-        if row == rows.last { return "final" }
-        let parts = row.split(separator: ".")
-        return "L\(parts[1]) \(row.hasSuffix("resid_mid") ? "mid" : "pre")"
+        LensPlot.rowLabel(row, isLast: row == rows.last)
     }
 
     static func print(_ result: LensResult, model: Model) {
@@ -168,7 +166,7 @@ struct Trace: ParsableCommand {
         let destination = try OutputTarget(output, overwrite: force)
         let (model, plan) = try modelOptions.loadWithPlan()
         var file = ActivationFile(hooks: try HookFilter(list: hooks), gzip: gzip ? 4 : nil)
-        let names = try ActivationFile.resolve(file.hooks, in: model)
+        let points = try file.hooks.resolve(in: model)
         let items = try promptOptions.items()
         let prompts = try items.map { try model.encode(prompt: $0.prompt, prependBOS: !modelOptions.noBos) }
         file.batchSize = batchSize
@@ -177,6 +175,6 @@ struct Trace: ParsableCommand {
         try file.write(model: model, texts: items.map(\.prompt), prompts: prompts, to: destination,
                        progress: progress.update)
         progress.finish()
-        print("wrote \(output): \(prompts.count) prompts × \(names.count) hooks")
+        print("wrote \(output): \(prompts.count) prompts × \(points.count) hooks")
     }
 }

@@ -25,7 +25,8 @@ struct Paths: ParsableCommand {
     @Option(help: "A YAML/JSON file of extra families: a list of {name, items, values}.") var families: String?
     @Option(help: "sequence (the item ends its own sequence) or alone (BOS then the item).") var template: VectorPaths.Template = .sequence
     @Option(help: "Blocks whose residual stream is used, e.g. 0,3,5 (default all).") var layers: String?
-    @Option(help: "Residual hook of each block: hook_resid_pre, hook_resid_mid or hook_resid_post.") var hook = "hook_resid_post"
+    @Option(help: "Residual hook of each block: \(VectorPaths.hooks.map(\.rawValue).joined(separator: ", ")).")
+    var hook = HookPoint.Kind.residPost.rawValue
     @Option(parsing: .unconditional, help: "α grid as start:end:step (at most \(Paths.maxAlphas) values).") var alphas: String = "0:2:0.25"
     @Flag(help: "Use every pair for the direction, including the pair under test (for checks only).") var noLeaveOneOut = false
     @Option(help: "table, json or csv.") var format: OutputFormat = .table
@@ -61,10 +62,10 @@ struct Paths: ParsableCommand {
         search.alphas = try alphaGrid()
         search.leaveOneOut = !noLeaveOneOut
         search.layers = try layers.map { try parseLayers($0, model: model) }
-        guard VectorPaths.hooks.contains(hook) else {
-            throw HookError.noMatch(pattern: hook, suggestions: VectorPaths.hooks)
+        guard let kind = HookPoint.Kind(rawValue: hook), VectorPaths.hooks.contains(kind) else {
+            throw HookError.noMatch(pattern: hook, suggestions: VectorPaths.hooks.map(\.rawValue))
         }
-        search.hook = hook
+        search.hook = kind
         let extra = try families.map { try SequenceFamilies.load(URL(fileURLWithPath: $0)) } ?? []
         let directions = try makeDirections(search, model: model, extra: extra)
         let progress = ProgressBar(total: directions.count, label: "paths")

@@ -51,7 +51,7 @@ final class ActivationFileTests: XCTestCase {
 
     func testUnknownHookNamesTheClosestValidOnes() throws {
         let model = try Checkpoint.load(from: TestFiles.model("tiny-hub"))
-        XCTAssertThrowsError(try ActivationFile.resolve(HookFilter(["blocks.*.hook_resid_pots"]), in: model)) { error in
+        XCTAssertThrowsError(try HookFilter(["blocks.*.hook_resid_pots"]).resolve(in: model)) { error in
             let message = "\(error)"
             XCTAssertTrue(message.contains("blocks.*.hook_resid_pots"), message)
             XCTAssertTrue(message.contains("blocks.*.hook_resid_post"), message)

@@ -45,12 +45,12 @@ final class ForwardParityTests: XCTestCase {
             let model = try Checkpoint.load(from: TestFiles.model(name))
             let reference = try Reference(name)
             let result = try model.run(reference.prompts, capture: HookFilter(["*"]))
-            let hooks = HookName.all(in: model)
-            XCTAssertEqual(Set(result.cache.names), Set(hooks), "\(name): captured hooks")
+            let hooks = HookPoint.all(in: model)
+            XCTAssertEqual(Set(result.cache.points), Set(hooks), "\(name): captured hooks")
             var compared = 0
             for hook in hooks {
                 for p in reference.prompts.indices {
-                    guard let expected = try reference.tensor(hook, p) else { continue }
+                    guard let expected = try reference.tensor(hook.name, p) else { continue }
                     assertClose(try XCTUnwrap(result.cache[hook, p]), expected, "\(name) \(hook) prompt \(p)")
                     compared += 1
                 }
@@ -65,9 +65,9 @@ final class ForwardParityTests: XCTestCase {
         let result = try model.run(reference.prompts, capture: HookFilter(["blocks.*.hook_resid_pre", "blocks.*.attn.hook_pattern"]))
         for p in reference.prompts.indices {
             for layer in 0..<model.blocks.count {
-                assertClose(try XCTUnwrap(result.cache[HookName.residPre(layer), p]),
+                assertClose(try XCTUnwrap(result.cache[.residPre(layer), p]),
                             try XCTUnwrap(reference.tensor("hf.hidden_states.\(layer)", p)), "hidden_states.\(layer)")
-                assertClose(try XCTUnwrap(result.cache[HookName.block(layer, "attn.hook_pattern"), p]),
+                assertClose(try XCTUnwrap(result.cache[.pattern(layer), p]),
                             try XCTUnwrap(reference.tensor("hf.attentions.\(layer)", p)), "attentions.\(layer)")
             }
         }
@@ -87,12 +87,11 @@ final class ForwardParityTests: XCTestCase {
         let model = try Checkpoint.load(from: TestFiles.model("tiny-hub"))
         let prompt = [999, 552, 954, 982]
         // Zeroing the last block's MLP output must give the logits of resid_mid through ln_final + unembed.
-        let hook = HookName.block(1, "hook_mlp_out")
-        let patched = try model.run([prompt], capture: HookFilter([HookName.residMid(1)]),
-                                    interventions: [(HookFilter([hook]), { _, _, activation in
+        let patched = try model.run([prompt], capture: HookFilter([.residMid(1)]),
+                                    interventions: [(HookFilter([.mlpOut(1)]), { _, _, activation in
                                         activation = Tensor(zeros: activation.shape)
                                     })], logitsAt: .all)
-        let mid = try XCTUnwrap(patched.cache[HookName.residMid(1), 0])
+        let mid = try XCTUnwrap(patched.cache[.residMid(1), 0])
         let expected = model.unembedRows(model.finalLayerNorm(mid))
         assertClose(patched.logits[0], expected, tolerance: 1e-6, "logits after zeroing mlp_out")
         let clean = try model.run([prompt], logitsAt: .all)

@@ -203,7 +203,7 @@ final class PlotTests: XCTestCase {
     /// 13 rows (12 resid_pre + final) × 6 positions of "<|endoftext|>1 2 3 4 5", target " 6".
     static func countingLens() -> LensResult {
         let tokens = ["<|endoftext|>", "1", " 2", " 3", " 4", " 5"].map(id)
-        let rows = (0..<12).map(HookName.residPre) + [HookName.residPost(11)]
+        let rows = ((0..<12).map(HookPoint.residPre) + [.residPost(11)]).map(\.name)
         // What a plausible lens says per position: early rows echo generic tokens, late rows count on.
         let early = ["\n", " the", ",", " the", " and", " the"]
         let middle = ["\n", ".", " 3", " 4", " 5", " 5"]
@@ -225,9 +225,9 @@ final class PlotTests: XCTestCase {
 
     /// `count` prompts "a b c d" with target the next number, at the last position; optional mid rows.
     static func promptsLens(count: Int, mid: Bool = false) -> LensResult {
-        var rows: [String] = []
-        for i in 0..<12 { rows.append(HookName.residPre(i)); if mid { rows.append(HookName.residMid(i)) } }
-        rows.append(HookName.residPost(11))
+        var rows: [HookPoint] = []
+        for i in 0..<12 { rows.append(.residPre(i)); if mid { rows.append(.residMid(i)) } }
+        rows.append(.residPost(11))
         var random = SplitMix(seed: 7)
         let prompts = (0..<count).map { k -> LensPrompt in
             let start = k % 5 + 1
@@ -243,7 +243,7 @@ final class PlotTests: XCTestCase {
             return LensPrompt(prompt: numbers.joined(separator: " "), tokens: [50256, 16, 362, 513, 604], positions: [4],
                               target: words.first { $0.value == answer }?.key ?? 99_999, foil: nil, cells: cells)
         }
-        return LensResult(model: "gpt2", rows: rows, normalization: .recomputed, prompts: prompts)
+        return LensResult(model: "gpt2", rows: rows.map(\.name), normalization: .recomputed, prompts: prompts)
     }
 
     static func accuracySeries() -> [(name: String, points: [(x: Double, y: Double)])] {

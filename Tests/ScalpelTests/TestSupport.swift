@@ -34,16 +34,21 @@ struct Reference {
     let prompts: [[Int]]
     let lensPrompts: [Int]
     let tensors: SafetensorsFile
+    /// References of the hooks added after the first fixtures (`<name>.added.safetensors`).
+    let added: SafetensorsFile
 
     init(_ name: String) throws {
         let json = try JSONSerialization.jsonObject(with: Data(contentsOf: TestFiles.reference("\(name).json"))) as! [String: Any]
         prompts = json["prompts"] as! [[Int]]
         lensPrompts = json["lens_prompts"] as? [Int] ?? []
         tensors = try SafetensorsFile(url: TestFiles.reference("\(name).safetensors"))
+        added = try SafetensorsFile(url: TestFiles.reference("\(name).added.safetensors"))
     }
 
     func tensor(_ hook: String, _ prompt: Int) throws -> Tensor? {
-        tensors.entries["\(hook)/\(prompt)"] == nil ? nil : try tensors.tensor("\(hook)/\(prompt)")
+        let key = "\(hook)/\(prompt)"
+        for file in [tensors, added] where file.entries[key] != nil { return try file.tensor(key) }
+        return nil
     }
 }
 

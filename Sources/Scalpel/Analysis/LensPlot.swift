@@ -179,16 +179,13 @@ public enum LensPlot {
     /// "L3 pre", "L3 mid", "L3 post" from TransformerLens hook names; the last row is "final".
     public static func rowLabel(_ hook: String, isLast: Bool) -> String {
         if isLast { return "final" }
-        let parts = hook.split(separator: ".")
-        if parts.count == 3, parts[0] == "blocks", let i = Int(parts[1]) {
-            switch parts[2] {
-            case "hook_resid_pre": return "L\(i) pre"
-            case "hook_resid_mid": return "L\(i) mid"
-            case "hook_resid_post": return "L\(i) post"
-            default: return "L\(i) " + parts[2].replacingOccurrences(of: "hook_", with: "")
-            }
+        switch HookPoint(name: hook) {
+        case let .residPre(i): return "L\(i) pre"
+        case let .residMid(i): return "L\(i) mid"
+        case let .residPost(i): return "L\(i) post"
+        case .embed: return "embed"
+        default: return hook
         }
-        return hook == HookName.embed ? "embed" : hook
     }
 
     // MARK: Columns

@@ -24,36 +24,36 @@ public struct LogitLens {
 
     public init() {}
 
-    /// Row hook names for a model: resid_pre of each block (and resid_mid), then the final residual.
-    public func rows(for model: Model) -> [String] {
-        var rows: [String] = []
+    /// Row hook points for a model: resid_pre of each block (and resid_mid), then the final residual
+    /// (`hook_embed` standing for the embedding sum in a model without blocks).
+    public func rows(for model: Model) -> [HookPoint] {
+        var rows: [HookPoint] = []
         for i in model.blocks.indices {
-            rows.append(HookName.residPre(i))
-            if includeMid { rows.append(HookName.residMid(i)) }
+            rows.append(.residPre(i))
+            if includeMid { rows.append(.residMid(i)) }
         }
-        rows.append(model.blocks.isEmpty ? HookName.embed : HookName.residPost(model.blocks.count - 1))
+        rows.append(model.blocks.isEmpty ? .embed : .residPost(model.blocks.count - 1))
         return rows
     }
 
     /// Runs the lens on token-id prompts. `targets` / `foils` (per prompt, optional) add the target's
     /// probability, rank and logit, and the logit difference target − foil, to every cell.
     public func run(_ model: Model, prompts: [LensInput], progress: ((Int) -> Void)? = nil) throws -> LensResult {
-        let rowNames = rows(for: model)
-        var capture = rowNames
-        if normalization == .cached { capture.append(HookName.finalScale) }
-        if model.blocks.isEmpty { capture = [HookName.embed, HookName.posEmbed] + (normalization == .cached ? [HookName.finalScale] : []) }
+        let rowPoints = rows(for: model)
+        var capture = model.blocks.isEmpty ? [.embed, .posEmbed] : rowPoints
+        if normalization == .cached { capture.append(.finalScale) }
         var results: [LensPrompt] = []
         for start in stride(from: 0, to: prompts.count, by: batchSize) {
             let batch = Array(prompts[start..<min(start + batchSize, prompts.count)])
             // No logits from the run: the lens unembeds its own rows, the final residual among them.
             let run = try model.run(batch.map(\.tokens), capture: HookFilter(capture), logitsAt: .positions([]))
-            results += try lens(model, batch: batch, cache: run.cache, rows: rowNames)
+            results += try lens(model, batch: batch, cache: run.cache, rows: rowPoints)
             progress?(start + batch.count)
         }
-        return LensResult(model: model.name, rows: rowNames, normalization: normalization, prompts: results)
+        return LensResult(model: model.name, rows: rowPoints.map(\.name), normalization: normalization, prompts: results)
     }
 
-    func lens(_ model: Model, batch: [LensInput], cache: ActivationCache, rows: [String]) throws -> [LensPrompt] {
+    func lens(_ model: Model, batch: [LensInput], cache: ActivationCache, rows: [HookPoint]) throws -> [LensPrompt] {
         let d = model.dModel
         // Gather every (prompt, row, position) vector into one matrix [N, d].
         var selected: [[Int]] = []
@@ -74,7 +74,7 @@ public struct LogitLens {
                 let source = try residual(row, prompt: p, cache: cache, model: model)
                 for position in selected[p] {
                     (out + n * d).update(from: source.pointer + position * d, count: d)
-                    if normalization == .cached { scales.append(cache[HookName.finalScale, p]![flat: position]) }
+                    if normalization == .cached { scales.append(cache[.finalScale, p]![flat: position]) }
                     n += 1
                 }
             }
@@ -114,10 +114,10 @@ public struct LogitLens {
     }
 
     /// A row's residual for one prompt; a model without blocks has only the embedding sum.
-    func residual(_ row: String, prompt p: Int, cache: ActivationCache, model: Model) throws -> Tensor {
-        if row == HookName.embed {
-            var sum = cache[HookName.embed, p]!
-            Kernels.add(cache[HookName.posEmbed, p]!.pointer, into: sum.mutablePointer, count: sum.count)
+    func residual(_ row: HookPoint, prompt p: Int, cache: ActivationCache, model: Model) throws -> Tensor {
+        if row == .embed {
+            var sum = cache[.embed, p]!
+            Kernels.add(cache[.posEmbed, p]!.pointer, into: sum.mutablePointer, count: sum.count)
             return sum
         }
         return cache[row, p]!

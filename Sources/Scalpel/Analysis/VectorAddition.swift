@@ -17,9 +17,9 @@ public struct VectorAddition {
 
     /// Reads v: the activation at `hook` at the last position of `prompt`.
     public static func vector(at hook: String, prompt: [Int], model: Model) throws -> Tensor {
-        let names = try ActivationFile.resolve(HookFilter([hook]), in: model)
-        guard names.count == 1 else { throw HookError.noMatch(pattern: hook, suggestions: Array(names.prefix(3))) }
-        let value = try model.run([prompt], capture: HookFilter(names)).cache[names[0], 0]!
+        let points = try HookFilter([hook]).resolve(in: model)
+        guard points.count == 1 else { throw HookError.noMatch(pattern: hook, suggestions: points.prefix(3).map(\.name)) }
+        let value = try model.run([prompt], capture: HookFilter(points)).cache[points[0], 0]!
         let width = value.count / value.shape[0]
         guard width == model.dModel else { throw HookError.noMatch(pattern: hook, suggestions: ["a hook of width d_model, e.g. blocks.9.hook_mlp_out"]) }
         return value.rows((value.shape[0] - 1)..<value.shape[0]).reshaped([width])
@@ -31,13 +31,14 @@ public struct VectorAddition {
         public var propagated: PathJudgement
     }
 
-    var edits: [(hook: String, scale: Float)] {
-        [(HookName.residPre(layer), p), (HookName.residPost(layer), n), ("final", q)]
+    /// Before block L, after it, and the final residual (the last block's output).
+    func edits(in model: Model) -> [(hook: HookPoint, scale: Float)] {
+        [(.residPre(layer), p), (.residPost(layer), n), (.residPost(model.blocks.count - 1), q)]
     }
 
     public func run(_ model: Model, prompt: [Int], expected: Int, topK: Int = 5) throws -> Outcome {
-        let finalHook = HookName.residPost(model.blocks.count - 1)
-        let hooks = edits.map { $0.hook == "final" ? finalHook : $0.hook }
+        let edits = edits(in: model)
+        let hooks = edits.map(\.hook)
         let cache = try model.run([prompt], capture: HookFilter(hooks)).cache
         let d = model.dModel, last = prompt.count - 1
         var rows = Tensor(zeros: [3, d])

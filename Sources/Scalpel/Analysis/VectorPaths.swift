@@ -23,10 +23,16 @@ public struct VectorPaths {
     public var topK = 5
     /// Which residual-stream hook of each block is read and written: `hook_resid_pre`,
     /// `hook_resid_mid` or `hook_resid_post`.
-    public var hook = "hook_resid_post"
-    public static let hooks = ["hook_resid_pre", "hook_resid_mid", "hook_resid_post"]
+    public var hook = HookPoint.Kind.residPost
+    public static let hooks: [HookPoint.Kind] = [.residPre, .residMid, .residPost]
 
-    func hookName(_ layer: Int) -> String { HookName.block(layer, hook) }
+    /// The hook point of `layer`; `hook` must be one of `hooks`.
+    func hookPoint(_ layer: Int) throws -> HookPoint {
+        guard Self.hooks.contains(hook), let point = HookPoint(hook, block: layer) else {
+            throw HookError.noMatch(pattern: hook.rawValue, suggestions: Self.hooks.map(\.rawValue))
+        }
+        return point
+    }
 
     public init() {}
 
@@ -81,7 +87,7 @@ public struct VectorPaths {
     /// Representations [items, d] per layer (at `hook`), read at the last position of each item's prompt.
     public func representations(_ items: Items, model: Model, layers: [Int]) throws -> [Int: Tensor] {
         // The prompts, hook and model determine a representation completely.
-        let key = "\(model.name)|\(model.blocks.count)|\(hook)|\(items.prompts)"
+        let key = "\(model.name)|\(model.blocks.count)|\(hook.rawValue)|\(items.prompts)"
         if let known = memo.representations[key], layers.allSatisfy({ known[$0] != nil }) { return known }
         let computed = try computeRepresentations(items, model: model, layers: layers)
         memo.representations[key] = computed
@@ -89,11 +95,11 @@ public struct VectorPaths {
     }
 
     func computeRepresentations(_ items: Items, model: Model, layers: [Int]) throws -> [Int: Tensor] {
-        let hooks = layers.map(hookName)
+        let hooks = try layers.map(hookPoint)
         let cache = try model.run(items.prompts, capture: HookFilter(hooks)).cache
         var out: [Int: Tensor] = [:]
-        for layer in layers {
-            let values = cache[hookName(layer)]!
+        for (layer, hook) in zip(layers, hooks) {
+            let values = cache[hook]!
             out[layer] = Tensor(shape: [items.items.count, model.dModel]) { buffer in
                 for (i, v) in values.enumerated() {
                     (buffer.baseAddress! + i * model.dModel).update(from: v.pointer + (v.shape[0] - 1) * model.dModel, count: model.dModel)
@@ -159,7 +165,7 @@ public struct VectorPaths {
             guard !meta.isEmpty else { continue }
             let stacked = Tensor(shape: [meta.count, d], data: vectors)
             let decoded = model.unembedRows(model.finalLayerNorm(stacked))
-            let propagated = try model.run(prompts, interventions: [(HookFilter([hookName(layer)]), { _, p, activation in
+            let propagated = try model.run(prompts, interventions: [(HookFilter([try hookPoint(layer)]), { _, p, activation in
                 let last = activation.shape[0] - 1
                 activation.replaceRows(at: last, with: stacked.rows(p..<(p + 1)))
             })]).logits

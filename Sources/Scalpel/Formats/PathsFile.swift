@@ -19,14 +19,14 @@ public enum PathsFile {
             try root.setAttribute("template", search.template.rawValue)
             try root.setAttribute("leave_one_out", search.leaveOneOut ? 1 : 0)
             try root.setAttribute("layers", layers)
-            try root.setAttribute("hook", search.hook)
+            try root.setAttribute("hook", search.hook.rawValue)
             try root.writeTensor("alphas", Tensor(shape: [search.alphas.count], data: search.alphas.map(Float.init)), dims: ["alpha"])
             for (name, items) in families.sorted(by: { $0.key < $1.key }) {
                 let group = try root.createGroup("representations/\(name)")
                 try group.writeStrings("items", items.items, dims: ["item"])
                 try group.writeInt32("values", items.values.map(Int32.init), shape: [items.values.count], dims: ["item"])
                 let stacked = layers.flatMap { representations[name]![$0]!.scalars }
-                try group.writeTensor(search.hook, Tensor(shape: [layers.count, items.items.count, d], data: stacked), dims: ["layer", "item", "d_model"])
+                try group.writeTensor(search.hook.rawValue, Tensor(shape: [layers.count, items.items.count, d], data: stacked), dims: ["layer", "item", "d_model"])
             }
             for direction in directions {
                 let key = direction.name.replacingOccurrences(of: " → ", with: "_to_").replacingOccurrences(of: " ", with: "_")

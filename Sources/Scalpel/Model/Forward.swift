@@ -62,6 +62,7 @@ extension Model {
     ///
     /// - capture: hooks whose activations are returned in `cache`.
     /// - interventions: called at each hook their filter matches, per prompt; they may replace the activation.
+    /// Capturing never changes a number the run computes; only an intervention does.
     public func run(_ prompts: [[Int]], capture: HookFilter = .none,
                     interventions: [(HookFilter, Intervention)] = [],
                     logitsAt selection: PositionSelection = .last) throws -> RunResult {
@@ -81,23 +82,28 @@ extension Model {
             selected.append(positions)
         }
         var pass = ForwardPass(model: self, prompts: prompts,
-                               hooks: HookRunner(capture: capture, interventions: interventions, prompts: prompts))
+                               hooks: HookRunner(capture: capture, interventions: interventions, prompts: prompts, model: self))
         let logits = pass.run(selected: selected)
         return RunResult(logits: logits, positions: selected, cache: pass.hooks.cache)
     }
 }
 
 /// Calls interventions and captures activations at hook points, one prompt slice at a time.
+/// The filters are resolved to hook points once, when the runner is made: at each hook the
+/// forward pass only asks a set, and a hook nobody asked for costs nothing.
 struct HookRunner {
-    let capture: HookFilter
-    let interventions: [(HookFilter, Intervention)]
+    let capture: Set<HookPoint>
+    let interventions: [(points: Set<HookPoint>, body: Intervention)]
+    /// Hook points captured or intervened on.
+    let active: Set<HookPoint>
     /// Prompt p occupies packed rows offsets[p] ..< offsets[p + 1].
     let offsets: [Int]
     var cache = ActivationCache()
 
-    init(capture: HookFilter, interventions: [(HookFilter, Intervention)], prompts: [[Int]]) {
-        self.capture = capture
-        self.interventions = interventions
+    init(capture: HookFilter, interventions: [(HookFilter, Intervention)], prompts: [[Int]], model: Model) {
+        self.capture = Set(capture.points(in: model))
+        self.interventions = interventions.map { (Set($0.0.points(in: model)), $0.1) }
+        active = self.interventions.reduce(self.capture) { $0.union($1.points) }
         var offsets = [0]
         for prompt in prompts { offsets.append(offsets.last! + prompt.count) }
         self.offsets = offsets
@@ -105,27 +111,29 @@ struct HookRunner {
 
     var promptCount: Int { offsets.count - 1 }
 
-    func isActive(_ name: String) -> Bool {
-        capture.matches(name) || interventions.contains { $0.0.matches(name) }
-    }
+    func isActive(_ point: HookPoint) -> Bool { !active.isEmpty && active.contains(point) }
+
+    func isIntervened(_ point: HookPoint) -> Bool { interventions.contains { $0.points.contains(point) } }
 
     /// A token-wise hook over packed rows x [tokens, width]; each prompt sees [pos] + `shape`.
-    mutating func tokenwise(_ name: String, _ x: inout Tensor, shape: [Int]) {
-        guard isActive(name) else { return }
-        let active = interventions.filter { $0.0.matches(name) }
+    mutating func tokenwise(_ point: HookPoint, _ x: inout Tensor, shape: [Int]) {
+        guard isActive(point) else { return }
+        let bodies = interventions.filter { $0.points.contains(point) }.map(\.body)
+        let captured = capture.contains(point)
         for p in 0..<promptCount {
             let range = offsets[p]..<offsets[p + 1]
             var slice = x.rows(range).reshaped([range.count] + shape)
-            for (_, body) in active { body(name, p, &slice) }
-            if !active.isEmpty { x.replaceRows(at: range.lowerBound, with: slice) }
-            if capture.matches(name) { cache.append(name, slice) }
+            for body in bodies { body(point, p, &slice) }
+            if !bodies.isEmpty { x.replaceRows(at: range.lowerBound, with: slice) }
+            if captured { cache.append(point, slice) }
         }
     }
 
     /// A hook on one prompt's tensor (attention scores and patterns, [head, query, key]).
-    mutating func perPrompt(_ name: String, prompt p: Int, _ x: inout Tensor) {
-        for (filter, body) in interventions where filter.matches(name) { body(name, p, &x) }
-        if capture.matches(name) { cache.append(name, x) }
+    mutating func perPrompt(_ point: HookPoint, prompt p: Int, _ x: inout Tensor) {
+        guard isActive(point) else { return }
+        for (points, body) in interventions where points.contains(point) { body(point, p, &x) }
+        if capture.contains(point) { cache.append(point, x) }
     }
 }
 
@@ -148,19 +156,19 @@ struct ForwardPass {
     mutating func run(selected: [[Int]]) -> [Tensor] {
         var residual = embed()
         for (i, block) in model.blocks.enumerated() {
-            hooks.tokenwise(HookName.residPre(i), &residual, shape: [d])
+            hooks.tokenwise(.residPre(i), &residual, shape: [d])
             if let attention = block.attention {
                 var out = attend(attention, residual, block: i)
-                hooks.tokenwise(HookName.block(i, "hook_attn_out"), &out, shape: [d])
+                hooks.tokenwise(.attnOut(i), &out, shape: [d])
                 Kernels.add(out.pointer, into: residual.mutablePointer, count: residual.count)
             }
-            hooks.tokenwise(HookName.residMid(i), &residual, shape: [d])
+            hooks.tokenwise(.residMid(i), &residual, shape: [d])
             if let mlp = block.mlp {
                 var out = feedForward(mlp, residual, block: i)
-                hooks.tokenwise(HookName.block(i, "hook_mlp_out"), &out, shape: [d])
+                hooks.tokenwise(.mlpOut(i), &out, shape: [d])
                 Kernels.add(out.pointer, into: residual.mutablePointer, count: residual.count)
             }
-            hooks.tokenwise(HookName.residPost(i), &residual, shape: [d])
+            hooks.tokenwise(.residPost(i), &residual, shape: [d])
         }
         return unembed(residual, selected: selected)
     }
@@ -181,37 +189,44 @@ struct ForwardPass {
                 }
             }
         }
-        hooks.tokenwise(HookName.embed, &tokenPart, shape: [d])
-        hooks.tokenwise(HookName.posEmbed, &positionPart, shape: [d])
+        hooks.tokenwise(.embed, &tokenPart, shape: [d])
+        hooks.tokenwise(.posEmbed, &positionPart, shape: [d])
         Kernels.add(positionPart.pointer, into: tokenPart.mutablePointer, count: tokenPart.count)
         return tokenPart
     }
 
-    /// LayerNorm in two steps so `hook_scale` can be read or replaced between them.
-    mutating func layerNorm(_ params: LayerNormParams?, _ x: Tensor, scaleHook: String) -> Tensor {
+    /// LayerNorm in steps so `hook_scale` can be read or replaced before it is applied, and
+    /// `hook_normalized` ((x − mean) / scale, before the weight and bias, as TransformerLens's
+    /// ln_final) before the weight and bias are. Split or not, the arithmetic is the same.
+    mutating func layerNorm(_ params: LayerNormParams, _ x: Tensor, scaleHook: HookPoint, normalizedHook: HookPoint) -> Tensor {
         var scale = Tensor(zeros: [tokens, 1])
         Kernels.layerNormScale(x.pointer, eps: model.config.layerNormEpsilon, into: scale.mutablePointer, rows: tokens, cols: d)
         hooks.tokenwise(scaleHook, &scale, shape: [1])
         var y = Tensor(zeros: [tokens, d])
-        Kernels.layerNormApply(x.pointer, scale: scale.pointer, weight: params?.weight.pointer, bias: params?.bias.pointer,
-                               into: y.mutablePointer, rows: tokens, cols: d)
+        guard hooks.isActive(normalizedHook) else {
+            Kernels.layerNormApply(x.pointer, scale: scale.pointer, weight: params.weight.pointer, bias: params.bias.pointer,
+                                   into: y.mutablePointer, rows: tokens, cols: d)
+            return y
+        }
+        Kernels.layerNormApply(x.pointer, scale: scale.pointer, weight: nil, bias: nil, into: y.mutablePointer, rows: tokens, cols: d)
+        hooks.tokenwise(normalizedHook, &y, shape: [d])
+        Kernels.affine(y.mutablePointer, weight: params.weight.pointer, bias: params.bias.pointer, rows: tokens, cols: d)
         return y
     }
 
     /// Multi-head causal self-attention; returns the half's output (before it joins the residual).
     mutating func attend(_ attention: AttentionHalf, _ residual: Tensor, block i: Int) -> Tensor {
         let heads = attention.nHead, dHead = d / heads
-        let normed = layerNorm(attention.ln, residual, scaleHook: HookName.block(i, "ln1.hook_scale"))
+        let normed = layerNorm(attention.ln, residual, scaleHook: .ln1Scale(i), normalizedHook: .ln1Normalized(i))
         var qkv = Tensor(zeros: [tokens, 3 * d])
         Kernels.matmul(normed.pointer, attention.qkvWeight.pointer, bias: attention.qkvBias.pointer,
                        into: qkv.mutablePointer, m: tokens, k: d, n: 3 * d)
         var q = qkv.columns(0..<d), k = qkv.columns(d..<(2 * d)), v = qkv.columns((2 * d)..<(3 * d))
-        hooks.tokenwise(HookName.block(i, "attn.hook_q"), &q, shape: [heads, dHead])
-        hooks.tokenwise(HookName.block(i, "attn.hook_k"), &k, shape: [heads, dHead])
-        hooks.tokenwise(HookName.block(i, "attn.hook_v"), &v, shape: [heads, dHead])
+        hooks.tokenwise(.q(i), &q, shape: [heads, dHead])
+        hooks.tokenwise(.k(i), &k, shape: [heads, dHead])
+        hooks.tokenwise(.v(i), &v, shape: [heads, dHead])
 
         var z = Tensor(zeros: [tokens, d])
-        let scoresHook = HookName.block(i, "attn.hook_attn_scores"), patternHook = HookName.block(i, "attn.hook_pattern")
         for p in 0..<prompts.count {
             let start = hooks.offsets[p], n = prompts[p].count
             // scores[h, i, j] = q[i, h] · k[j, h] / sqrt(d_head), masked to j ≤ i.
@@ -223,9 +238,9 @@ struct ForwardPass {
                             k.pointer + start * d + h * dHead, Int32(d), 0, pp + h * n * n, Int32(n))
             }
             for h in 0..<heads { for row in 0..<n { for col in (row + 1)..<max(n, row + 1) { pp[(h * n + row) * n + col] = -.infinity } } }
-            hooks.perPrompt(scoresHook, prompt: p, &pattern)
+            hooks.perPrompt(.attnScores(i), prompt: p, &pattern)
             Kernels.softmaxRows(pattern.mutablePointer, rows: heads * n, cols: n, valid: { $0 % n + 1 })
-            hooks.perPrompt(patternHook, prompt: p, &pattern)
+            hooks.perPrompt(.pattern(i), prompt: p, &pattern)
             // z[i, h] = Σ_j pattern[h, i, j] v[j, h]
             for h in 0..<heads {
                 cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, Int32(n), Int32(dHead), Int32(n), 1,
@@ -234,27 +249,53 @@ struct ForwardPass {
             }
         }
         for (head, ablation) in attention.headAblations { z.setHead(head, dHead: dHead, to: ablation) }
-        hooks.tokenwise(HookName.block(i, "attn.hook_z"), &z, shape: [heads, dHead])
+        hooks.tokenwise(.z(i), &z, shape: [heads, dHead])
+        if hooks.isActive(.result(i)), let edited = headResults(attention, z: z, block: i) { return edited }
         var out = Tensor(zeros: [tokens, d])
         Kernels.matmul(z.pointer, attention.outWeight.pointer, bias: attention.outBias.pointer,
                        into: out.mutablePointer, m: tokens, k: d, n: d)
         return out
     }
 
+    /// Per-head results result[pos, h] = z[pos, h] · W_O[h] (TransformerLens's `hook_result`, without
+    /// b_O), computed only when captured or intervened on. When intervened on, their sum over heads
+    /// plus b_O is the half's output, which is returned; when only captured, nil: the output stays the
+    /// fused product, so capturing changes nothing.
+    mutating func headResults(_ attention: AttentionHalf, z: Tensor, block i: Int) -> Tensor? {
+        let heads = attention.nHead, dHead = attention.dHead
+        var result = Tensor(zeros: [tokens, heads * d])
+        let zp = z.pointer, wp = attention.outWeight.pointer, rp = result.mutablePointer
+        Parallel.ranges(heads, cost: tokens * d * d) { range in
+            for h in range {  // rows h·d_head ..< (h+1)·d_head of W_O are head h's
+                cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, Int32(tokens), Int32(d), Int32(dHead), 1,
+                            zp + h * dHead, Int32(d), wp + h * dHead * d, Int32(d), 0, rp + h * d, Int32(heads * d))
+            }
+        }
+        hooks.tokenwise(.result(i), &result, shape: [heads, d])
+        guard hooks.isIntervened(.result(i)) else { return nil }
+        var out = Tensor(zeros: [tokens, d])
+        let op = out.mutablePointer, sum = result.pointer, bias = attention.outBias.pointer
+        for t in 0..<tokens {
+            for h in 0..<heads { for c in 0..<d { op[t * d + c] += sum[(t * heads + h) * d + c] } }
+            for c in 0..<d { op[t * d + c] += bias[c] }
+        }
+        return out
+    }
+
     /// MLP: gelu_new(x W_in + b_in) W_out + b_out, on LayerNorm(x) unless the half has no LayerNorm.
     mutating func feedForward(_ mlp: MLPHalf, _ residual: Tensor, block i: Int) -> Tensor {
-        let input = mlp.ln == nil ? residual : layerNorm(mlp.ln, residual, scaleHook: HookName.block(i, "ln2.hook_scale"))
+        let input = mlp.ln.map { layerNorm($0, residual, scaleHook: .ln2Scale(i), normalizedHook: .ln2Normalized(i)) } ?? residual
         let width = mlp.dMLP
         var hidden = Tensor(zeros: [tokens, width])
         Kernels.matmul(input.pointer, mlp.inWeight.pointer, bias: mlp.inBias.pointer,
                        into: hidden.mutablePointer, m: tokens, k: d, n: width)
-        hooks.tokenwise(HookName.block(i, "mlp.hook_pre"), &hidden, shape: [width])
+        hooks.tokenwise(.mlpPre(i), &hidden, shape: [width])
         Kernels.geluNew(hidden.mutablePointer, count: hidden.count)
         if !mlp.neuronAblations.isEmpty {
             let hp = hidden.mutablePointer
             for (neuron, value) in mlp.neuronAblations { for t in 0..<tokens { hp[t * width + neuron] = value } }
         }
-        hooks.tokenwise(HookName.block(i, "mlp.hook_post"), &hidden, shape: [width])
+        hooks.tokenwise(.mlpPost(i), &hidden, shape: [width])
         var out = Tensor(zeros: [tokens, d])
         Kernels.matmul(hidden.pointer, mlp.outWeight.pointer, bias: mlp.outBias.pointer,
                        into: out.mutablePointer, m: tokens, k: width, n: d)
@@ -265,11 +306,11 @@ struct ForwardPass {
     mutating func unembed(_ residual: Tensor, selected: [[Int]]) -> [Tensor] {
         var scale = Tensor(zeros: [tokens, 1])
         Kernels.layerNormScale(residual.pointer, eps: model.config.layerNormEpsilon, into: scale.mutablePointer, rows: tokens, cols: d)
-        hooks.tokenwise(HookName.finalScale, &scale, shape: [1])
+        hooks.tokenwise(.finalScale, &scale, shape: [1])
         var normalized = Tensor(zeros: [tokens, d])
         Kernels.layerNormApply(residual.pointer, scale: scale.pointer, weight: nil, bias: nil,
                                into: normalized.mutablePointer, rows: tokens, cols: d)
-        hooks.tokenwise(HookName.finalNormalized, &normalized, shape: [d])
+        hooks.tokenwise(.finalNormalized, &normalized, shape: [d])
         let rows = zip(hooks.offsets, selected).flatMap { start, positions in positions.map { start + $0 } }
         let picked = normalized.gatherRows(rows)
         let finalRows = model.applyFinalAffine(picked)

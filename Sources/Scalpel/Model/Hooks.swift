@@ -1,49 +1,15 @@
 import Foundation
 
-/// The hook points of a model, named as in TransformerLens (`blocks.9.attn.hook_z`).
-///
-/// Per prompt, token-wise hooks have shape [pos, …] (`hook_q` [pos, head, d_head], `mlp.hook_pre`
-/// [pos, d_mlp], `hook_scale` [pos, 1]); `attn.hook_attn_scores` and `attn.hook_pattern` have shape
-/// [head, query, key]. Hooks of a missing half (an MLP-only block has no `attn.*`) do not fire;
-/// `hook_resid_pre`, `hook_resid_mid` and `hook_resid_post` fire for every block.
-public enum HookName {
-    public static let embed = "hook_embed"
-    public static let posEmbed = "hook_pos_embed"
-    public static let finalScale = "ln_final.hook_scale"
-    public static let finalNormalized = "ln_final.hook_normalized"
-
-    public static func block(_ i: Int, _ suffix: String) -> String { "blocks.\(i).\(suffix)" }
-    public static func residPre(_ i: Int) -> String { block(i, "hook_resid_pre") }
-    public static func residMid(_ i: Int) -> String { block(i, "hook_resid_mid") }
-    public static func residPost(_ i: Int) -> String { block(i, "hook_resid_post") }
-
-    static let attentionSuffixes = ["ln1.hook_scale", "attn.hook_q", "attn.hook_k", "attn.hook_v", "attn.hook_attn_scores",
-                                    "attn.hook_pattern", "attn.hook_z", "hook_attn_out"]
-    static let mlpSuffixes = ["ln2.hook_scale", "mlp.hook_pre", "mlp.hook_post", "hook_mlp_out"]
-
-    /// Every hook point of `model`, in the order they fire.
-    public static func all(in model: Model) -> [String] {
-        var names = [embed, posEmbed]
-        for (i, block) in model.blocks.enumerated() {
-            names.append(residPre(i))
-            if block.attention != nil { names += attentionSuffixes.map { self.block(i, $0) } }
-            names.append(residMid(i))
-            if let mlp = block.mlp {
-                names += mlpSuffixes.filter { $0 != "ln2.hook_scale" || mlp.ln != nil }.map { self.block(i, $0) }
-            }
-            names.append(residPost(i))
-        }
-        return names + [finalScale, finalNormalized]
-    }
-}
-
 /// A set of hook names and glob patterns (`*` matches any run of characters, including dots):
-/// `blocks.*.hook_resid_post`, `blocks.9.attn.hook_pattern`.
+/// `blocks.*.hook_resid_post`, `blocks.9.attn.hook_pattern`. A run resolves it once against the
+/// model's hook points (`points(in:)`); the forward pass then only asks the resulting set.
 public struct HookFilter: Sendable, Equatable {
     public var patterns: [String]
 
     public init(_ patterns: [String]) { self.patterns = patterns }
-    public static let none = HookFilter([])
+    /// Exactly these hook points.
+    public init(_ points: [HookPoint]) { patterns = points.map(\.name) }
+    public static let none = HookFilter([String]())
 
     /// Parses a comma-separated list (`--hooks`); an empty list or entry is an error.
     public init(list: String) throws {
@@ -57,9 +23,24 @@ public struct HookFilter: Sendable, Equatable {
         patterns.contains { Self.glob($0, name) }
     }
 
+    /// The hook points of `model` this filter selects, in the order they fire.
+    public func points(in model: Model) -> [HookPoint] {
+        guard !patterns.isEmpty else { return [] }
+        return HookPoint.all(in: model).filter { matches($0.name) }
+    }
+
+    /// As `points(in:)`, but every pattern must select something: the first that selects nothing
+    /// is an error naming the valid names closest to it.
+    public func resolve(in model: Model) throws -> [HookPoint] {
+        if let (pattern, suggestions) = unmatched(in: model).first {
+            throw HookError.noMatch(pattern: pattern, suggestions: suggestions)
+        }
+        return points(in: model)
+    }
+
     /// The patterns that match no hook of `model`, each with the valid names closest to it.
     public func unmatched(in model: Model) -> [(pattern: String, suggestions: [String])] {
-        let names = HookName.all(in: model)
+        let names = HookPoint.all(in: model).map(\.name)
         return patterns.filter { pattern in !names.contains { Self.glob(pattern, $0) } }
             .map { pattern in (pattern, Self.closest(to: pattern, among: names)) }
     }
@@ -122,22 +103,39 @@ public enum HookFilterError: UserFacingError, Equatable {
     }
 }
 
-/// Reads or replaces the activation at a hook point during a run: called with the hook's name,
+public enum HookError: UserFacingError, Equatable {
+    case noMatch(pattern: String, suggestions: [String])
+
+    public var message: String {
+        switch self {
+        case let .noMatch(pattern, suggestions):
+            return "No hook point matches \"\(pattern)\". Closest valid names: \(suggestions.joined(separator: ", ")). Names follow TransformerLens, e.g. blocks.0.hook_resid_post; * matches anything."
+        }
+    }
+}
+
+/// Reads or replaces the activation at a hook point during a run: called with the hook point,
 /// the prompt's index in the batch and that prompt's activation, which it may modify in place.
-public typealias Intervention = (_ hook: String, _ prompt: Int, _ activation: inout Tensor) -> Void
+public typealias Intervention = (_ hook: HookPoint, _ prompt: Int, _ activation: inout Tensor) -> Void
 
-/// Activations captured during a run, per hook name and prompt.
+/// Activations captured during a run, per hook point and prompt.
 public struct ActivationCache: Sendable {
-    public private(set) var values: [String: [Tensor]] = [:]
-    public private(set) var order: [String] = []
+    public private(set) var values: [HookPoint: [Tensor]] = [:]
+    /// The captured hook points, in the order they fired.
+    public private(set) var points: [HookPoint] = []
 
-    public var names: [String] { order }
+    public var names: [String] { points.map(\.name) }
 
-    public subscript(hook: String, prompt: Int) -> Tensor? { values[hook]?[prompt] }
-    public subscript(hook: String) -> [Tensor]? { values[hook] }
+    public subscript(hook: HookPoint, prompt: Int) -> Tensor? { values[hook]?[prompt] }
+    public subscript(hook: HookPoint) -> [Tensor]? { values[hook] }
 
-    mutating func append(_ hook: String, _ tensor: Tensor) {
-        if values[hook] == nil { order.append(hook); values[hook] = [] }
-        values[hook]!.append(tensor)
+    /// By TransformerLens name, e.g. `cache["blocks.3.hook_resid_post", 0]`; nil for a name that
+    /// is not captured or is no hook point at all.
+    public subscript(name: String, prompt: Int) -> Tensor? { HookPoint(name: name).flatMap { self[$0, prompt] } }
+    public subscript(name: String) -> [Tensor]? { HookPoint(name: name).flatMap { self[$0] } }
+
+    mutating func append(_ hook: HookPoint, _ tensor: Tensor) {
+        if values[hook] == nil { points.append(hook) }
+        values[hook, default: []].append(tensor)
     }
 }

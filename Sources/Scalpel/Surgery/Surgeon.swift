@@ -150,11 +150,10 @@ public enum Surgeon {
 /// once at build time so the ablation is a fixed vector, exportable as a bias.
 enum Means {
     static func heads(_ targets: [(block: Int, head: Int)], of model: Model, prompts: [[Int]]) throws -> [Tensor] {
-        let hooks = Set(targets.map { HookName.block($0.block, "attn.hook_z") })
-        let cache = try run(model, prompts: prompts, hooks: hooks)
+        let cache = try model.run(prompts, capture: HookFilter(targets.map { .z($0.block) })).cache
         return targets.map { target in
             let dHead = model.blocks[target.block].attention!.dHead  // the block's own head size
-            let tensors = cache[HookName.block(target.block, "attn.hook_z")]!
+            let tensors = cache[.z(target.block)]!
             var sum = [Double](repeating: 0, count: dHead), rows = 0
             for z in tensors {  // [pos, head, d_head]
                 let positions = z.shape[0], heads = z.shape[1]
@@ -166,9 +165,9 @@ enum Means {
     }
 
     static func neurons(_ targets: [(block: Int, neuron: Int)], of model: Model, prompts: [[Int]]) throws -> [Float] {
-        let cache = try run(model, prompts: prompts, hooks: Set(targets.map { HookName.block($0.block, "mlp.hook_post") }))
+        let cache = try model.run(prompts, capture: HookFilter(targets.map { .mlpPost($0.block) })).cache
         return targets.map { target in
-            let tensors = cache[HookName.block(target.block, "mlp.hook_post")]!
+            let tensors = cache[.mlpPost(target.block)]!
             var sum = 0.0, rows = 0
             for post in tensors {
                 let width = post.shape[1]
@@ -177,9 +176,5 @@ enum Means {
             }
             return Float(sum / Double(rows))
         }
-    }
-
-    static func run(_ model: Model, prompts: [[Int]], hooks: Set<String>) throws -> ActivationCache {
-        return try model.run(prompts, capture: HookFilter(hooks.sorted())).cache
     }
 }

@@ -127,6 +127,17 @@ public enum Kernels {
         }
     }
 
+    /// y = y * w + b per row, in place: the last two steps of `layerNormApply`, in the same order, for
+    /// rows it normalised without w and b.
+    public static func affine(_ y: UnsafeMutablePointer<Float>, weight: UnsafePointer<Float>, bias: UnsafePointer<Float>,
+                              rows: Int, cols: Int) {
+        for r in 0..<rows {
+            let yr = y + r * cols
+            for i in 0..<cols { yr[i] *= weight[i] }
+            for i in 0..<cols { yr[i] += bias[i] }
+        }
+    }
+
     /// LayerNorm in one call: layerNormScale then layerNormApply.
     public static func layerNorm(_ x: UnsafePointer<Float>, weight: UnsafePointer<Float>?, bias: UnsafePointer<Float>?,
                                  eps: Float, into y: UnsafeMutablePointer<Float>, scale: UnsafeMutablePointer<Float>?,
