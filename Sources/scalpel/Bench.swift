@@ -13,7 +13,7 @@ struct Bench: ParsableCommand {
     @Option(parsing: .unconditional, help: "Prompts in the throughput batch.") var batch = 32
     @Option(parsing: .unconditional, help: "Timed runs of the single prompt (the median is reported).") var runs = 30
     @Option(parsing: .unconditional, help: "Timed runs of the batch.") var batchRuns = 7
-    @Option(help: "table or json.") var format: OutputFormat = .table
+    @Option(help: "table or json.") var format: SummaryFormat = .table
     @Option(help: ArgumentHelp("Also time the products with every block weight for these row counts, few-rows kernel against sgemm.",
                                valueName: "2,17,33,48"))
     var matmulRows: String?
@@ -103,7 +103,7 @@ struct Bench: ParsableCommand {
                             matmul: matmul)
         switch format {
         case .json: try Output.json(report)
-        default:
+        case .table:
             print("model                         \(report.model)")
             print("OpenBLAS kernels              \(report.openBLASCore)")
             print(String(format: "load (ready to run)           %.3f s", report.loadSeconds))

@@ -6,14 +6,16 @@ import Scalpel
 /// family's accuracy and mean logit difference close it.
 struct DatasetTable {
     let format: OutputFormat
-    let topShown = 5
+    /// Top predictions shown per prompt: `run --top-k`.
+    let topShown: Int
     let promptWidth: Int
     let answerWidth: Int
     private var json = JSONText()
     private var rows = 0
 
-    init(_ dataset: PromptDataset, format: OutputFormat) {
+    init(_ dataset: PromptDataset, format: OutputFormat, topShown: Int) {
         self.format = format
+        self.topShown = topShown
         promptWidth = min(max(dataset.items.map(\.prompt.count).max() ?? 6, 6), 60)
         answerWidth = max(10, (dataset.items.map { Output.shown($0.answer ?? "").count }.max() ?? 0) + 1)
     }

@@ -7,7 +7,7 @@ struct Datasets: ParsableCommand {
         abstract: "List the built-in prompt families (usable as --dataset NAME) and the item families of `paths`.")
 
     @Argument(help: "Show the prompts of one family (a name or a file).") var name: String?
-    @Option(help: "table or json.") var format: OutputFormat = .table
+    @Option(help: "table or json.") var format: SummaryFormat = .table
 
     func run() throws {
         if let name {

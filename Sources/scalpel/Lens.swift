@@ -97,10 +97,6 @@ struct Lens: ParsableCommand {
 /// last position of each prompt), each cell the top token and its probability; then, with targets,
 /// the per-row averages the study reports.
 enum LensTable {
-    static func label(_ row: String, rows: [String]) -> String {
-        LensPlot.rowLabel(row, isLast: row == rows.last)
-    }
-
     static func print(_ result: LensResult, model: Model) {
         let single = result.prompts.count == 1
         var columns: [(header: String, cell: (Int) -> LensCell)] = []
@@ -128,15 +124,15 @@ enum LensTable {
             Swift.print("")
         }
         Swift.print(pad("") + columns.map { pad($0.header) }.joined())
-        for (r, row) in result.rows.enumerated() {
+        for (r, label) in result.rowLabels.enumerated() {
             let cells = columns.map { pad(cellText($0.cell(r))) }
-            Swift.print(pad(label(row, rows: result.rows)) + cells.joined())
+            Swift.print(pad(label) + cells.joined())
         }
         guard result.prompts.contains(where: { $0.target != nil }) else { return }
         Swift.print("\ntarget at the last position, averaged over \(result.prompts.count) prompt\(single ? "" : "s"):")
         Swift.print(pad("row") + "   prob     rank    top-1   logit diff")
-        for summary in result.summary {
-            var line = pad(label(summary.row, rows: result.rows))
+        for (summary, label) in zip(result.summary, result.rowLabels) {
+            var line = pad(label)
             line += summary.meanTargetProb.map { String(format: "%7.4f", $0) } ?? "      -"
             line += summary.meanTargetRank.map { String(format: "%9.1f", $0) } ?? "        -"
             line += summary.targetTop1.map { String(format: "%8.0f%%", $0 * 100) } ?? "        -"

@@ -51,8 +51,15 @@ enum FlagCheck {
     }
 }
 
+/// `--format` of commands that print rows of results: a table, JSON, or CSV with one row per result.
 enum OutputFormat: String, ExpressibleByArgument, CaseIterable {
     case table, json, csv
+}
+
+/// `--format` of commands whose output is not rows (a summary, a list, a report): there is no CSV
+/// to offer, so `--format csv` is refused by the parser rather than ignored.
+enum SummaryFormat: String, ExpressibleByArgument, CaseIterable {
+    case table, json
 }
 
 enum Output {

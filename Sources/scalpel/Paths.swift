@@ -49,6 +49,10 @@ struct Paths: ParsableCommand {
         _ = try alphaGrid()
         for (value, flag) in [(p, "--p"), (n, "--n"), (q, "--q")] { try FlagCheck.finite(value, flag) }
         if let layer { try FlagCheck.count(layer, "--layer", in: 0...Int(Int32.max)) }
+        // One added-vector run is a single outcome, not rows: it has a table and JSON, no CSV.
+        if addVector != nil && format == .csv {
+            throw ValidationError("--add-vector prints one outcome: use --format table or json (csv is for the path search).")
+        }
     }
 
     func run() throws {
@@ -184,7 +188,7 @@ struct Paths: ParsableCommand {
         let addition = VectorAddition(vector: vector, layer: layer, p: p, n: n, q: q)
         let expected = try model.answerID(expect)
         let outcome = try addition.run(model, prompt: try model.encode(prompt: prompt), expected: expected)
-        if format == .json { try Output.json(outcome); return }
+        if format == .json { try Output.json(outcome); return }  // validate() refused csv
         let labels = ["decode before L\(layer) (+\(p)·v)", "decode after L\(layer) (+\(n)·v)", "decode final (+\(q)·v)"]
         for (label, judgement) in zip(labels, outcome.decoded) + [("propagated", outcome.propagated)] {
             print(label.padding(toLength: 30, withPad: " ", startingAt: 0) + "rank of \(Output.shown(expect)): \(judgement.rank)   top: "

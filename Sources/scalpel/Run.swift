@@ -13,7 +13,7 @@ struct Run: ParsableCommand {
     @Option(help: "The expected next token, e.g. \" 5\" (mind the leading space).") var answer: String?
     @Flag(help: "Score only the first token of a multi-token --answer instead of refusing it.") var firstToken = false
     @Option(name: .customLong("top-k"), parsing: .unconditional, help: "How many top tokens to show.") var topK = 10
-    @Option(help: "table or json.") var format: OutputFormat = .table
+    @Option(help: "table, json or csv.") var format: OutputFormat = .table
 
     func validate() throws {
         try FlagCheck.count(topK, "--top-k", in: 1...1_000)
@@ -39,7 +39,7 @@ struct Run: ParsableCommand {
             evaluation.prependBOS = !modelOptions.noBos
             evaluation.topK = min(topK, model.vocabSize)
             evaluation.firstTokenOnly = firstToken
-            var table = DatasetTable(family, format: format)
+            var table = DatasetTable(family, format: format, topShown: evaluation.topK)
             try table.begin(family)
             let summary = try evaluation.run(model, dataset: family) { try table.row($0) }
             try table.end(summary)

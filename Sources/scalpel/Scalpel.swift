@@ -8,6 +8,7 @@ struct ScalpelCommand: ParsableCommand {
         commandName: "scalpel",
         abstract: "A workbench for mechanistic interpretability on GPT-2.",
         discussion: "Without --model, commands use the small sequence model bundled with Scalpel.",
+        version: ScalpelVersion.string,
         subcommands: [Inspect.self, Tokenize.self, Run.self, Datasets.self, Lens.self, Trace.self, Paths.self, Build.self, ExportHF.self, Init.self, Bench.self]
     )
 

@@ -7,7 +7,7 @@ struct Tokenize: ParsableCommand {
 
     @Argument(help: "The text to tokenize.") var text: String
     @OptionGroup var modelOptions: ModelOptions
-    @Option(help: "table or json.") var format: OutputFormat = .table
+    @Option(help: "table, json or csv.") var format: OutputFormat = .table
 
     struct Result: Encodable { var ids: [Int]; var tokens: [String] }
 

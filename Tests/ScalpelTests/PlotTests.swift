@@ -28,11 +28,33 @@ final class PlotTests: XCTestCase {
         XCTAssertEqual(doc.elements(class: "colorbar").count, 1)
     }
 
-    func testRowLabels() {
-        XCTAssertEqual(LensPlot.rowLabel("blocks.0.hook_resid_pre", isLast: false), "L0 pre")
-        XCTAssertEqual(LensPlot.rowLabel("blocks.7.hook_resid_mid", isLast: false), "L7 mid")
-        XCTAssertEqual(LensPlot.rowLabel("blocks.11.hook_resid_post", isLast: true), "final")
-        XCTAssertEqual(LensPlot.rowLabel("hook_embed", isLast: true), "final")
+    /// Rows name the block they came from: block 4 of `--blocks "0-3,5"` is layer 5.
+    func testRowLabelsNameTheSourceBlock() throws {
+        let base = try ModelLocation.load(nil)
+        var lens = LogitLens()
+        lens.includeMid = true
+        XCTAssertEqual(lens.rowLabels(for: base).prefix(3), ["L0 pre", "L0 mid", "L1 pre"])
+        let sliced = try Surgeon.build(try Plan.inline(blocks: "0-3,5"), base: base)
+        XCTAssertEqual(sliced.blocks.map(\.source.description), ["bundled:L0", "bundled:L1", "bundled:L2", "bundled:L3", "bundled:L5"])
+        lens.includeMid = false
+        XCTAssertEqual(lens.rowLabels(for: sliced), ["L0 pre", "L1 pre", "L2 pre", "L3 pre", "L5 pre", "final"])
+        let stitched = try Surgeon.build(try Plan.inline(blocks: "0,2"), base: base)
+        XCTAssertEqual(lens.rowLabels(for: stitched), ["L0 pre", "L2 pre", "final"])
+        // The picture uses the same labels.
+        let result = try lens.run(sliced, prompts: [LensInput(text: "1 2 3 4", tokens: try sliced.encode(prompt: "1 2 3 4"))])
+        let doc = try XMLDoc(LensPlot.svg(result, title: "sliced", tokenText: sliced.tokenText))
+        XCTAssertTrue(doc.texts.contains("L5 pre"), "\(doc.texts)")
+        XCTAssertFalse(doc.texts.contains("L4 pre"), "\(doc.texts)")
+    }
+
+    /// Ranks are 0-based; a log axis of ranks draws rank + 1 and says so.
+    func testRankAxesSayRankPlusOne() throws {
+        let lens = try XMLDoc(LensPlot.svg(Self.promptsLens(count: 3), title: "ranks"))
+        XCTAssertTrue(lens.texts.contains("rank + 1"), "\(lens.texts)")
+        let ranks = [(x: 0.0, y: 1.0), (x: 1, y: 10), (x: 2, y: 250)]
+        let line = try XMLDoc(LinePlot.svg(series: [(name: "decode", points: ranks)], xLabel: "α", yLabel: "rank + 1",
+                                           title: "log", logY: true))
+        for tick in ["1", "10", "100", "1k", "rank + 1"] { XCTAssertTrue(line.texts.contains(tick), "\(tick): \(line.texts)") }
     }
 
     func testManyPromptsAreCappedWithCaption() throws {
@@ -66,7 +88,7 @@ final class PlotTests: XCTestCase {
         let prompt = LensPrompt(prompt: "a \"b\" & <c>\n\u{0}", tokens: Array(hostile.indices), positions: Array(hostile.indices),
                                 target: nil, foil: nil, cells: cells)
         let result = LensResult(model: "m<&>", rows: ["blocks.0.hook_resid_pre", "blocks.1.hook_resid_pre", "blocks.1.hook_resid_post"],
-                                normalization: .recomputed, prompts: [prompt])
+                                rowLabels: ["L0 pre", "L1 pre", "final"], normalization: .recomputed, prompts: [prompt])
         let title = "Title with <tags> & \"quotes\" and \u{1}"
         let svg = LensPlot.svg(result, title: title, tokenText: vocab)
         let doc = try XMLDoc(svg)
@@ -83,7 +105,7 @@ final class PlotTests: XCTestCase {
         XCTAssertTrue(doc.texts.contains("␣<b>'x'<…"), "\(doc.texts)")     // a cell, truncated
         XCTAssertTrue(doc.texts.contains("Title with <tags> & \"quotes\" and \\x01"))
         // Several hostile prompts: the prompt texts label the columns.
-        let many = LensResult(model: "m", rows: result.rows, normalization: .cached, prompts: [prompt, prompt])
+        let many = LensResult(model: "m", rows: result.rows, rowLabels: result.rowLabels, normalization: .cached, prompts: [prompt, prompt])
         let manyDoc = try XMLDoc(LensPlot.svg(many, title: "t", tokenText: vocab))
         XCTAssertTrue(manyDoc.texts.contains("a \"b\" & <c>\\n\\x00"), "\(manyDoc.texts)")
     }
@@ -111,7 +133,7 @@ final class PlotTests: XCTestCase {
     }
 
     func testEmptyLensResultIsStillADocument() throws {
-        let result = LensResult(model: "m", rows: ["blocks.0.hook_resid_pre"], normalization: .recomputed, prompts: [])
+        let result = LensResult(model: "m", rows: ["blocks.0.hook_resid_pre"], rowLabels: ["final"], normalization: .recomputed, prompts: [])
         let doc = try XMLDoc(LensPlot.svg(result, title: "empty"))
         XCTAssertTrue(doc.texts.contains("empty"))
         XCTAssertEqual(doc.elements(class: "cell").count, 0)
@@ -220,7 +242,7 @@ final class PlotTests: XCTestCase {
             })
         }
         let prompt = LensPrompt(prompt: "1 2 3 4 5", tokens: tokens, positions: Array(0..<6), target: id(" 6"), foil: nil, cells: cells)
-        return LensResult(model: "gpt2", rows: rows, normalization: .recomputed, prompts: [prompt])
+        return LensResult(model: "gpt2", rows: rows, rowLabels: labels(rows), normalization: .recomputed, prompts: [prompt])
     }
 
     /// `count` prompts "a b c d" with target the next number, at the last position; optional mid rows.
@@ -243,7 +265,14 @@ final class PlotTests: XCTestCase {
             return LensPrompt(prompt: numbers.joined(separator: " "), tokens: [50256, 16, 362, 513, 604], positions: [4],
                               target: words.first { $0.value == answer }?.key ?? 99_999, foil: nil, cells: cells)
         }
-        return LensResult(model: "gpt2", rows: rows.map(\.name), normalization: .recomputed, prompts: prompts)
+        return LensResult(model: "gpt2", rows: rows.map(\.name), rowLabels: labels(rows.map(\.name)), normalization: .recomputed, prompts: prompts)
+    }
+
+    /// The labels `LogitLens.rowLabels` gives the rows of an unsliced model: "L3 pre", "L3 mid", "final".
+    static func labels(_ rows: [String]) -> [String] {
+        rows.enumerated().map { r, row in
+            r == rows.count - 1 ? "final" : "L\(row.split(separator: ".")[1]) \(row.hasSuffix("resid_mid") ? "mid" : "pre")"
+        }
     }
 
     static func accuracySeries() -> [(name: String, points: [(x: Double, y: Double)])] {

@@ -12,7 +12,7 @@ public enum LensPlot {
                            maxColumns: Int = 64) -> String {
         let (all, kind) = columns(result, tokenText: tokenText)
         let shown = Array(all.prefix(max(1, maxColumns)))
-        let rowLabels = result.rows.indices.map { rowLabel(result.rows[$0], isLast: $0 == result.rows.count - 1) }
+        let rowLabels = result.rowLabels
         let subtitle = "\(result.model) · logit lens, ln_final \(result.normalization.rawValue) · colour: top-1 probability · text: top-1 token"
 
         let cellSize = 11.0, charWidth = cellSize * 0.6, cellHeight = 22.0
@@ -150,15 +150,15 @@ public enum LensPlot {
                 ("share with target top-1", "#4e79a7", 1.5, "5 3"),
             ])
 
-            // Rank panel (rank 0 is drawn as 1, so the log scale has the top at 1).
+            // Rank panel: ranks are 0-based, so rank + 1 is drawn, and the log scale has the top token at 1.
             let rankTop = panelsTop + panelBlock
             frame = SVG.Frame(x: left, y: rankTop + 16, width: panelWidth, height: panelHeight)
-            svg.text("Target rank by lens row (1 = top-1, log scale)", x: 16, y: rankTop + 4, size: 12, bold: true)
+            svg.text("Target rank by lens row (rank + 1, log scale: 1 = top-1)", x: 16, y: rankTop + 4, size: 12, bold: true)
             let worst = targeted.flatMap { $0.cells.compactMap { $0.last?.target?.rank } }.max() ?? 0
             let decades = max(1, Int(log10(Double(worst + 1)).rounded(.up)))
             let rank = SVG.Scale(domain: 1...pow(10, Double(decades)), from: frame.bottom, to: frame.y, log: true)
-            let rankTicks = (0...decades).map { (y: rank(pow(10, Double($0))), label: decadeLabel($0)) }
-            svg.axes(frame, xTicks: xTicks, yTicks: rankTicks, xLabel: "lens row", yLabel: "rank", xLayout: rowTicks)
+            let rankTicks = (0...decades).map { (y: rank(pow(10, Double($0))), label: SVG.decadeLabel($0)) }
+            svg.axes(frame, xTicks: xTicks, yTicks: rankTicks, xLabel: "lens row", yLabel: "rank + 1", xLayout: rowTicks)
             for prompt in targeted {
                 let points = result.rows.indices.map { r in
                     (x: xs[r], y: prompt.cells[r].last?.target.map { rank(Double($0.rank + 1)) } ?? .nan)
@@ -170,22 +170,10 @@ public enum LensPlot {
             svg.polyline(meanRank, stroke: "#d62728", width: 3, className: "mean")
             legend(&svg, x: frame.right + 16, y: frame.y + 6, items: [
                 ("each prompt (\(targeted.count))", "#8c8c8c", 1, nil),
-                ("mean rank", "#d62728", 3, nil),
+                ("mean rank + 1", "#d62728", 3, nil),
             ])
         }
         return svg.render()
-    }
-
-    /// "L3 pre", "L3 mid", "L3 post" from TransformerLens hook names; the last row is "final".
-    public static func rowLabel(_ hook: String, isLast: Bool) -> String {
-        if isLast { return "final" }
-        switch HookPoint(name: hook) {
-        case let .residPre(i): return "L\(i) pre"
-        case let .residMid(i): return "L\(i) mid"
-        case let .residPost(i): return "L\(i) post"
-        case .embed: return "embed"
-        default: return hook
-        }
     }
 
     // MARK: Columns
@@ -240,11 +228,12 @@ public enum LensPlot {
     /// Hover text: the row and column, the top-k tokens with probabilities, the target's score.
     static func tooltip(_ cell: LensCell, row: String, column: Column) -> String {
         var lines = ["\(row) · \(column.detail)"]
-        for (i, score) in cell.top.enumerated() {
-            lines.append("\(i + 1). \(SVG.visibleToken(score.token))  \(String(format: "%.3f", score.prob))")
+        // Ranks are 0-based, as in every table and file.
+        for (rank, score) in cell.top.enumerated() {
+            lines.append("rank \(rank): \(SVG.visibleToken(score.token))  \(String(format: "%.3f", score.prob))")
         }
         if let target = cell.target {
-            lines.append("target \(SVG.visibleToken(target.token)): p \(String(format: "%.3f", target.prob)), rank \(target.rank + 1)")
+            lines.append("target \(SVG.visibleToken(target.token)): p \(String(format: "%.3f", target.prob)), rank \(target.rank)")
         }
         if let diff = cell.logitDiff { lines.append("logit diff \(String(format: "%.2f", diff))") }
         return lines.joined(separator: "\n")
@@ -270,14 +259,6 @@ public enum LensPlot {
             let ly = y + Double(i) * 16
             svg.line(x1: x, y1: ly, x2: x + 22, y2: ly, stroke: item.1, width: item.2, dash: item.3)
             svg.text(item.0, x: x + 28, y: ly + 3.5, size: 10, fill: "#333")
-        }
-    }
-
-    static func decadeLabel(_ exponent: Int) -> String {
-        switch exponent {
-        case ..<3: return String(Int(pow(10, Double(exponent))))
-        case 3..<6: return String(Int(pow(10, Double(exponent - 3)))) + "k"
-        default: return "1e\(exponent)"
         }
     }
 }

@@ -3,17 +3,28 @@ import Foundation
 /// A generic line chart as a self-contained SVG: one coloured line per series (Tableau 10, dashed
 /// once the colours run out), dots at the points when there are few, a legend on the right.
 public enum LinePlot {
+    /// - Parameter logY: a log10 y axis from 1 to the next power of ten above the data, for values
+    ///   of at least 1 such as rank + 1 (`yRange` is then ignored).
     public static func svg(series: [(name: String, points: [(x: Double, y: Double)])], xLabel: String, yLabel: String,
-                           title: String, yRange: ClosedRange<Double>? = nil) -> String {
+                           title: String, yRange: ClosedRange<Double>? = nil, logY: Bool = false) -> String {
         let finite = series.flatMap(\.points).filter { $0.x.isFinite && $0.y.isFinite }
         let xData = (finite.map(\.x).min() ?? 0)...(finite.map(\.x).max() ?? 1)
         let yData = (finite.map(\.y).min() ?? 0)...(finite.map(\.y).max() ?? 1)
         let xDomain = SVG.niceRange(xData, count: 6)
-        let yDomain = yRange ?? SVG.niceRange(yData, count: 5)
         let xStep = SVG.niceStep(xDomain, count: 6)
-        let yStep = SVG.niceStep(yDomain, count: 5)
-        let xTickValues = SVG.niceTicks(xDomain, count: 6), yTickValues = SVG.niceTicks(yDomain, count: 5)
-        let yTickLabels = yTickValues.map { SVG.tickLabel($0, step: yStep) }
+        let xTickValues = SVG.niceTicks(xDomain, count: 6)
+        let yDomain: ClosedRange<Double>, yTickValues: [Double], yTickLabels: [String]
+        if logY {
+            let decades = max(1, Int(log10(max(yData.upperBound, 1)).rounded(.up)))
+            yDomain = 1...pow(10, Double(decades))
+            yTickValues = (0...decades).map { pow(10, Double($0)) }
+            yTickLabels = (0...decades).map(SVG.decadeLabel)
+        } else {
+            yDomain = yRange ?? SVG.niceRange(yData, count: 5)
+            yTickValues = SVG.niceTicks(yDomain, count: 5)
+            let yStep = SVG.niceStep(yDomain, count: 5)
+            yTickLabels = yTickValues.map { SVG.tickLabel($0, step: yStep) }
+        }
 
         let names = series.map { SVG.truncate(SVG.visibleText($0.name), maxChars: 32) }
         let legendWidth = series.isEmpty ? 0 : 44 + (names.map { SVG.textWidth($0, size: 11) }.max() ?? 0)
@@ -28,7 +39,7 @@ public enum LinePlot {
         var svg = SVG(width: width.rounded(.up), height: height.rounded(.up))
 
         let x = SVG.Scale(domain: xDomain, from: plot.x, to: plot.right)
-        let y = SVG.Scale(domain: yDomain, from: plot.bottom, to: plot.y)
+        let y = SVG.Scale(domain: yDomain, from: plot.bottom, to: plot.y, log: logY)
         svg.text(title, x: 16, y: 28, size: 16, bold: true)
         svg.axes(plot, xTicks: xTicks.map { (x: x($0.value), label: $0.label) },
                  yTicks: zip(yTickValues, yTickLabels).map { (y: y($0), label: $1) },

@@ -36,6 +36,21 @@ public struct LogitLens {
         return rows
     }
 
+    /// Short labels of the rows, in the order of `rows(for:)`: "L5 pre", "L5 mid", …, "final". The
+    /// number is the layer the block came from, so block 4 of a graph built from `--blocks "0-3,5"`
+    /// is "L5"; when the graph mixes blocks of several models the model's name comes first ("other:L3 pre").
+    public func rowLabels(for model: Model) -> [String] {
+        let mixed = Set(model.blocks.map(\.source.model)).count > 1
+        var labels: [String] = []
+        for block in model.blocks {
+            let layer = (mixed ? "\(block.source.model):" : "") + "L\(block.source.layer)"
+            labels.append("\(layer) pre")
+            if includeMid { labels.append("\(layer) mid") }
+        }
+        labels.append("final")
+        return labels
+    }
+
     /// Runs the lens on token-id prompts. `targets` / `foils` (per prompt, optional) add the target's
     /// probability, rank and logit, and the logit difference target − foil, to every cell.
     public func run(_ model: Model, prompts: [LensInput], progress: ((Int) -> Void)? = nil) throws -> LensResult {
@@ -50,7 +65,8 @@ public struct LogitLens {
             results += try lens(model, batch: batch, cache: run.cache, rows: rowPoints)
             progress?(start + batch.count)
         }
-        return LensResult(model: model.name, rows: rowPoints.map(\.name), normalization: normalization, prompts: results)
+        return LensResult(model: model.name, rows: rowPoints.map(\.name), rowLabels: rowLabels(for: model),
+                          normalization: normalization, prompts: results)
     }
 
     func lens(_ model: Model, batch: [LensInput], cache: ActivationCache, rows: [HookPoint]) throws -> [LensPrompt] {
@@ -178,9 +194,17 @@ public struct LensPrompt: Codable, Sendable {
 
 public struct LensResult: Codable, Sendable {
     public var model: String
+    /// The hook name of each row (`blocks.{i}.hook_resid_pre`, `i` the block's place in the graph).
     public var rows: [String]
+    /// What tables and pictures call each row, naming the source block (`LogitLens.rowLabels(for:)`).
+    public var rowLabels: [String]
     public var normalization: LogitLens.Normalization
     public var prompts: [LensPrompt]
+
+    public init(model: String, rows: [String], rowLabels: [String], normalization: LogitLens.Normalization, prompts: [LensPrompt]) {
+        self.model = model; self.rows = rows; self.rowLabels = rowLabels
+        self.normalization = normalization; self.prompts = prompts
+    }
 
     /// Per row, averaged over prompts at each prompt's last selected position: the target's
     /// probability and rank, the fraction with the target on top, and the logit difference.

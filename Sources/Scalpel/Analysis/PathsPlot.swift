@@ -20,11 +20,12 @@ public enum PathsPlot {
            let source = points.first(where: { $0.direction == direction })?.source {
             let path = points.filter { $0.direction == direction && $0.layer == best.layer && $0.source == source }.sorted { $0.alpha < $1.alpha }
             let target = path.first?.target ?? ""
+            // Ranks are 0-based; rank + 1 goes on the log axis, so the top token sits at 1.
             parts.append(LinePlot.svg(
-                series: [("decode-only", path.map { ($0.alpha, Double($0.decode.rank)) }),
-                         ("propagated", path.map { ($0.alpha, Double($0.propagated.rank)) })],
-                xLabel: "α", yLabel: "rank of the expected token (0 = top)",
-                title: "\(direction): \(source) → \(target) at block \(best.layer)", yRange: nil))
+                series: [("decode-only", path.map { ($0.alpha, Double($0.decode.rank + 1)) }),
+                         ("propagated", path.map { ($0.alpha, Double($0.propagated.rank + 1)) })],
+                xLabel: "α", yLabel: "rank + 1 of the expected token (log scale)",
+                title: "\(direction): \(source) → \(target) at block \(best.layer)", logY: true))
         }
         return SVG.stackVertically(parts)
     }

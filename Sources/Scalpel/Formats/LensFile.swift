@@ -16,6 +16,7 @@ public enum LensFile {
             try lens.setAttribute("normalization", result.normalization.rawValue)
             try lens.setAttribute("model", result.model)
             try lens.writeStrings("rows", result.rows, dims: ["row"])
+            try lens.writeStrings("row_labels", result.rowLabels, dims: ["row"])
             try lens.writeInt32("positions", prompts.flatMap { p in (0..<width).map { Int32($0 < p.positions.count ? p.positions[$0] : -1) } },
                                 shape: [prompts.count, width], dims: ["prompt", "position"])
 

@@ -73,9 +73,7 @@ public enum ModelArchive {
             checksum.add(dataset.path, values)
         }
         try group.setAttribute("source", block.source.description)
-        var parts: [String] = []
         if let attention = block.attention {
-            parts.append("attn")
             let h = attention.nHead, dh = attention.dHead
             try group.setAttribute("n_heads", h)
             let ln = try group.createGroup("ln1")
@@ -107,7 +105,6 @@ public enum ModelArchive {
             }
         }
         if let mlp = block.mlp {
-            parts.append(mlp.ln == nil ? "mlp.noln" : "mlp")
             if let lnParams = mlp.ln {
                 let ln = try group.createGroup("ln2")
                 try put(ln, "w", lnParams.weight, ["d_model"])
@@ -124,7 +121,7 @@ public enum ModelArchive {
                 try put(g, "ablation_values", Tensor(shape: [ablated.count], data: ablated.map { mlp.neuronAblations[$0]! }), ["ablated"])
             }
         }
-        try group.setAttribute("parts", parts.joined(separator: ","))
+        try group.setAttribute("parts", block.parts)
     }
 
     public static func load(from url: URL) throws -> Model {

@@ -275,6 +275,15 @@ public struct SVG {
         return s == "-0" || (Double(s) == 0 && s.hasPrefix("-")) ? String(s.dropFirst()) : s
     }
 
+    /// The label of 10^exponent on a log axis: 1, 10, 100, 1k, 10k, 100k, 1e6, …
+    public static func decadeLabel(_ exponent: Int) -> String {
+        switch exponent {
+        case ..<3: return String(Int(pow(10, Double(exponent))))
+        case 3..<6: return String(Int(pow(10, Double(exponent - 3)))) + "k"
+        default: return "1e\(exponent)"
+        }
+    }
+
     /// How x tick labels fit under an axis: every `step`-th label, upright or turned by −45°, and the
     /// height they take below the axis line.
     public struct TickLayout: Sendable {

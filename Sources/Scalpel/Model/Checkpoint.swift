@@ -7,7 +7,8 @@ import Foundation
 /// the hub's `h.N.attn.bias` / `h.N.attn.masked_bias` causal-mask buffers are ignored, and
 /// `lm_head.weight` is tied to `wte.weight` when absent. F32 tensors are memory-mapped without copying.
 public enum Checkpoint {
-    public static func load(from directory: URL) throws -> Model {
+    /// - Parameter name: the model's short name, used in block sources (`gpt2:L9`); default the folder's name.
+    public static func load(from directory: URL, name: String? = nil) throws -> Model {
         let fm = FileManager.default
         var isFolder: ObjCBool = false
         guard fm.fileExists(atPath: directory.path, isDirectory: &isFolder) else {
@@ -20,7 +21,7 @@ public enum Checkpoint {
         let config = try GPT2Config.load(from: directory.appendingPathComponent("config.json"))
         let tensors = try TensorSource(directory: directory)
         var reader = WeightReader(tensors: tensors, config: config)
-        var model = try reader.model(name: directory.standardizedFileURL.lastPathComponent)
+        var model = try reader.model(name: name ?? directory.standardizedFileURL.lastPathComponent)
         try reader.checkAllUsed()
         LoadWarnings.reportNonFinite(reader.nonFinite, in: directory.path)
         model.sourceFiles = tensors.files

@@ -51,6 +51,14 @@ public struct Block: Sendable {
     public var source: BlockSource
 
     var parameterCount: Int { (attention?.parameterCount ?? 0) + (mlp?.parameterCount ?? 0) }
+
+    /// The halves it has, as archives record them: `attn,mlp`, `attn`, `mlp`, `mlp.noln`, or empty.
+    public var parts: String {
+        var parts: [String] = []
+        if attention != nil { parts.append("attn") }
+        if let mlp { parts.append(mlp.ln == nil ? "mlp.noln" : "mlp") }
+        return parts.joined(separator: ",")
+    }
 }
 
 /// Where a block of an edited graph came from, e.g. `gpt2:L9.mlp`.

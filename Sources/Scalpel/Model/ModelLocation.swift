@@ -8,7 +8,8 @@ public enum ModelLocation {
     }
 
     public static func load(_ path: String?) throws -> Model {
-        guard let path else { return try Checkpoint.load(from: bundledModelURL) }
+        // Named as plans name it (`base: bundled`), so its blocks' sources read `bundled:L5`.
+        guard let path else { return try Checkpoint.load(from: bundledModelURL, name: "bundled") }
         let url = URL(fileURLWithPath: path)
         if url.pathExtension == "h5" {
             guard FileManager.default.fileExists(atPath: url.path) else {

@@ -58,3 +58,79 @@ public struct ModelSummary {
         return out
     }
 }
+
+/// What `inspect --format json` prints: the facts of `ModelSummary` in a stable shape (snake_case
+/// keys in sorted order; the config under `config.json`'s own names).
+public struct ModelDescription: Encodable {
+    public var model: String
+    public var config: Config
+    /// Counting tied matrices once.
+    public var parameters: Int
+    public var tiedEmbeddings: Bool
+    /// Whether the model can read text (false: token ids only).
+    public var tokenizer: Bool
+    public var blocks: [BlockDescription]
+
+    public struct Config: Encodable {
+        var nLayer, nEmbd, nHead, nInner, nPositions, vocabSize: Int
+        var layerNormEpsilon: Float
+        var bosTokenId: Int?
+
+        enum CodingKeys: String, CodingKey {
+            case nLayer = "n_layer", nEmbd = "n_embd", nHead = "n_head", nInner = "n_inner", nPositions = "n_positions"
+            case vocabSize = "vocab_size", layerNormEpsilon = "layer_norm_epsilon", bosTokenId = "bos_token_id"
+        }
+
+        // bos_token_id is written as null when absent, so that every description has the same keys.
+        public func encode(to encoder: Encoder) throws {
+            var c = encoder.container(keyedBy: CodingKeys.self)
+            try c.encode(nLayer, forKey: .nLayer); try c.encode(nEmbd, forKey: .nEmbd); try c.encode(nHead, forKey: .nHead)
+            try c.encode(nInner, forKey: .nInner); try c.encode(nPositions, forKey: .nPositions)
+            try c.encode(vocabSize, forKey: .vocabSize); try c.encode(layerNormEpsilon, forKey: .layerNormEpsilon)
+            try c.encode(bosTokenId, forKey: .bosTokenId)
+        }
+    }
+
+    public struct BlockDescription: Encodable {
+        /// Position in this model's graph (the `i` of `blocks.{i}.…` hook names).
+        public var index: Int
+        /// Where the block came from, e.g. `gpt2:L9` (the base model's layer numbering).
+        public var source: String
+        /// `attn,mlp`, `attn`, `mlp`, `mlp.noln`, or empty, as archives record them.
+        public var parts: String
+        /// The attention half's head count; null without one.
+        public var nHeads: Int?
+        public var ablatedHeads: [Int]
+        public var ablatedNeurons: [Int]
+
+        enum CodingKeys: String, CodingKey {
+            case index, source, parts, nHeads = "n_heads", ablatedHeads = "ablated_heads", ablatedNeurons = "ablated_neurons"
+        }
+
+        public func encode(to encoder: Encoder) throws {
+            var c = encoder.container(keyedBy: CodingKeys.self)
+            try c.encode(index, forKey: .index); try c.encode(source, forKey: .source); try c.encode(parts, forKey: .parts)
+            try c.encode(nHeads, forKey: .nHeads)
+            try c.encode(ablatedHeads, forKey: .ablatedHeads); try c.encode(ablatedNeurons, forKey: .ablatedNeurons)
+        }
+    }
+
+    enum CodingKeys: String, CodingKey {
+        case model, config, parameters, tiedEmbeddings = "tied_embeddings", tokenizer, blocks
+    }
+
+    public init(_ model: Model) {
+        let c = model.config
+        self.model = model.name
+        config = Config(nLayer: c.nLayer, nEmbd: c.nEmbd, nHead: c.nHead, nInner: c.nInner, nPositions: c.nPositions,
+                        vocabSize: c.vocabSize, layerNormEpsilon: c.layerNormEpsilon, bosTokenId: c.bosTokenID)
+        parameters = model.parameterCount
+        tiedEmbeddings = model.tiedEmbeddings
+        tokenizer = model.tokenizer != nil
+        blocks = model.blocks.enumerated().map { i, block in
+            BlockDescription(index: i, source: block.source.description, parts: block.parts, nHeads: block.attention?.nHead,
+                             ablatedHeads: block.attention?.headAblations.keys.sorted() ?? [],
+                             ablatedNeurons: block.mlp?.neuronAblations.keys.sorted() ?? [])
+        }
+    }
+}
