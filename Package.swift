@@ -28,7 +28,7 @@ let package = Package(
             name: "Scalpel",
             dependencies: ["COpenBLAS", "CHDF5", "CCrypto", "CKernels", "CFileSystem", .product(name: "Yams", package: "Yams")],
             exclude: ["Resources/README.md"],
-            resources: [.copy("Resources/bundled-model")]
+            resources: [.copy("Resources/bundled-model"), .copy("Resources/gpt2-tokenizer")]
         ),
         .executableTarget(
             name: "scalpel",

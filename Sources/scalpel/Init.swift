@@ -9,7 +9,7 @@ struct Init: ParsableCommand {
     @Option(help: "A GPT-2 shape: \(GPT2Config.presets.keys.sorted().joined(separator: ", ")).") var config = "gpt2"
     @Option(parsing: .unconditional, help: "Random seed.") var seed: UInt64 = 0
     @Option(name: .shortAndLong, help: "Output folder.") var output: String
-    @Option(help: "Copy vocab.json and merges.txt from this folder.") var tokenizer: String?
+    @Option(help: "Copy vocab.json and merges.txt from this folder (default: GPT-2's own, shipped with Scalpel).") var tokenizer: String?
     @Flag(help: "Replace a checkpoint folder that Scalpel wrote before.") var force = false
 
     func run() throws {
@@ -18,7 +18,7 @@ struct Init: ParsableCommand {
         }
         let destination = try OutputTarget(output, kind: .folder, overwrite: force)
         try RandomCheckpoint.write(config: shape, seed: seed, to: destination,
-                                   tokenizerFolder: tokenizer.map { URL(fileURLWithPath: $0) })
+                                   tokenizerFolder: tokenizer.map { URL(fileURLWithPath: $0) } ?? ModelLocation.gpt2TokenizerURL)
         print("wrote a random \(config) checkpoint (seed \(seed)) to \(output)")
     }
 }

@@ -63,6 +63,23 @@ final class OutputConventionsTests: CLITestCase {
         XCTAssertTrue(row.hasSuffix(eighth), "\(row) should end with the 8th token \(eighth)")
     }
 
+    /// `init` without `--tokenizer` writes GPT-2's own tokenizer files (shipped with Scalpel), so the
+    /// checkpoint reads text with GPT-2's ids. distilgpt2 is the smallest preset (6 blocks, 330 MB).
+    func testInitWritesGPT2sTokenizerByDefault() throws {
+        let made = try scalpel(["init", "--config", "distilgpt2", "-o", "ckpt"])
+        XCTAssertEqual(made.status, 0, made.stderr)
+        for name in ["vocab.json", "merges.txt"] {
+            XCTAssertEqual(try Data(contentsOf: scratch.appendingPathComponent("ckpt/\(name)")),
+                           try Data(contentsOf: ModelLocation.gpt2TokenizerURL.appendingPathComponent(name)), name)
+        }
+        let result = try scalpel(["run", "--model", "ckpt", "--prompt", "The Eiffel Tower is in the city of", "--answer", " Paris",
+                                  "--top-k", "3", "--format", "json"])
+        XCTAssertEqual(result.status, 0, result.stderr)
+        let json = try XCTUnwrap(JSONSerialization.jsonObject(with: Data(result.stdout.utf8)) as? [String: Any])
+        XCTAssertEqual(json["tokens"] as? [Int], [50256, 464, 412, 733, 417, 8765, 318, 287, 262, 1748, 286])
+        XCTAssertEqual((json["answer"] as? [String: Any])?["id"] as? Int, 6342)
+    }
+
     func testLensRowsOfASlicedModelNameTheirSourceBlock() throws {
         let result = try scalpel(["lens", "--blocks", "0-3,5", "--prompt", "1 2 3 4", "--target", " 5"])
         XCTAssertEqual(result.status, 0, result.stderr)

@@ -7,6 +7,12 @@ public enum ModelLocation {
         Bundle.module.url(forResource: "bundled-model", withExtension: nil)!
     }
 
+    /// GPT-2's own `vocab.json` and `merges.txt` (50,257 pieces), shipped with Scalpel for the
+    /// checkpoints `scalpel init` writes.
+    public static var gpt2TokenizerURL: URL {
+        Bundle.module.url(forResource: "gpt2-tokenizer", withExtension: nil)!
+    }
+
     public static func load(_ path: String?) throws -> Model {
         // Named as plans name it (`base: bundled`), so its blocks' sources read `bundled:L5`.
         guard let path else { return try Checkpoint.load(from: bundledModelURL, name: "bundled") }
