@@ -6,16 +6,22 @@
 
 Left: the residual-stream norm at each prompt's last position after every block (one thin line per
 prompt, the mean in bold). Right: the first attention pattern in the file for one prompt and head.
+
+Needs h5py, numpy and matplotlib (`tools/python-test-deps.sh` installs them).
 """
 import argparse
 import re
+import sys
 
 import h5py
-import matplotlib
+import numpy as np
 
+try:
+    import matplotlib
+except ImportError:
+    sys.exit("plot_trace.py needs matplotlib: python3 -m pip install matplotlib (or run tools/python-test-deps.sh)")
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
 
 
 def main():
@@ -36,8 +42,11 @@ def main():
 
         fig, axes = plt.subplots(1, 2, figsize=(11, 4.5))
         if resid:
-            last = lengths - 1
-            norms = np.stack([np.linalg.norm(acts[n][np.arange(len(lengths)), last], axis=-1) for n in resid], axis=1)
+            # h5py takes one index list per read, so each prompt's last position is read on its own.
+            def last_positions(name):
+                return np.stack([acts[name][p, lengths[p] - 1] for p in range(len(lengths))])
+
+            norms = np.stack([np.linalg.norm(last_positions(n), axis=-1) for n in resid], axis=1)
             for row in norms:
                 axes[0].plot(row, color="0.75", linewidth=0.8)
             axes[0].plot(norms.mean(0), color="C3", linewidth=2.5, label="mean over prompts")

@@ -12,7 +12,7 @@ set -e
 [ "$status" -eq 0 ] || { echo "Swift tests failed (exit $status)" >&2; exit "$status"; }
 if ls Tests/python/test_*.py >/dev/null 2>&1; then
     # h5py and numpy come from PyPI; when they cannot be installed the tests skip and say why.
-    tools/python-test-deps.sh || echo "note: could not install h5py/numpy; the h5py tests will skip" >&2
+    tools/python-test-deps.sh || echo "note: could not install h5py/numpy/matplotlib; the tests that need them will skip" >&2
     swift build --product scalpel
     python3 -m pytest -q Tests/python
 fi
