@@ -49,6 +49,28 @@ final class SurgeryPlanFilesTests: XCTestCase {
         return text
     }
 
+    /// The README's example of every plan field builds the graph and the ablations it describes.
+    func testTheReadmeExampleOfEveryFieldBuilds() throws {
+        let readme = try String(contentsOf: Self.plansFolder.appendingPathComponent("README.md"), encoding: .utf8)
+        let example = try XCTUnwrap(readme.components(separatedBy: "```yaml\n").dropFirst().first?.components(separatedBy: "```").first)
+        let folder = TestFiles.temporaryFolder()
+        defer { try? FileManager.default.removeItem(at: folder) }
+        let url = folder.appendingPathComponent("example.yaml")
+        try example.write(to: url, atomically: true, encoding: .utf8)
+        let plan = try Plan.load(url)
+        XCTAssertEqual(plan.name, "l0-7-mlp9-edited")
+        XCTAssertEqual(plan.edits.map(\.target), [.ablateHeads([UnitRef(layer: 7, index: 10), UnitRef(layer: 6, index: 1)]),
+                                                  .ablateNeurons([UnitRef(layer: 9, index: 34), UnitRef(layer: 7, index: 12)])])
+        XCTAssertEqual(plan.checks.map(\.answer), [" 5", nil])
+        let (base, others) = try Surgeon.loadModels(for: plan, baseOverride: try Self.base().path)
+        let model = try Surgeon.build(plan, base: base, others: others, meanPrompts: { _, _ in [[63, 1, 2, 3]] })
+        XCTAssertEqual(model.blocks.map(Self.describe), (0...7).map { "gpt2:L\($0)" } + ["gpt2:L9.mlp"])
+        XCTAssertEqual(model.blocks[7].attention?.headAblations.keys.sorted(), [10])
+        XCTAssertEqual(model.blocks[6].attention?.headAblations.keys.sorted(), [1])
+        XCTAssertEqual(model.blocks[8].mlp?.neuronAblations.keys.sorted(), [34])
+        XCTAssertEqual(model.blocks[7].mlp?.neuronAblations.keys.sorted(), [12])
+    }
+
     func testEveryPlanFileParsesValidatesAndBuilds() throws {
         let files = try Self.planFiles()
         XCTAssertGreaterThanOrEqual(files.count, 20, "surgery-plans/ should hold the study's variants")
