@@ -19,16 +19,14 @@ public enum Checkpoint {
         }
         guard isFolder.boolValue else { throw CheckpointError.notAFolder(path: directory.path) }
         let config = try GPT2Config.load(from: directory.appendingPathComponent("config.json"))
-        // The tokenizer is parsed on another core while the weights are read and scanned for NaN.
-        let tokenizer = fm.fileExists(atPath: directory.appendingPathComponent("vocab.json").path)
-            ? Background { try GPT2Tokenizer.load(from: directory) } : nil
         let tensors = try TensorSource(directory: directory)
         var reader = WeightReader(tensors: tensors, config: config)
         var model = try reader.model(name: name ?? directory.standardizedFileURL.lastPathComponent)
         try reader.checkAllUsed()
         LoadWarnings.reportNonFinite(reader.nonFinite, in: directory.path)
         model.sourceFiles = tensors.files
-        if let tokenizer = try tokenizer?.value() {
+        if fm.fileExists(atPath: directory.appendingPathComponent("vocab.json").path) {
+            let tokenizer = try GPT2Tokenizer.load(from: directory)
             try tokenizer.checkFits(vocabSize: config.vocabSize, path: directory.appendingPathComponent("vocab.json").path)
             model.tokenizer = tokenizer
         }

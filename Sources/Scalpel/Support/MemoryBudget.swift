@@ -3,7 +3,7 @@ import Foundation
 /// Running under a limit on address space (`ulimit -v`, a cluster's memory limit). Two things go
 /// wrong there without care: OpenBLAS retries a failed allocation forever, and a failed Swift
 /// allocation stops the process with a crash. So the command line checks the limit at start
-/// (`check`), OpenBLAS's buffers are reserved while there is room (`OpenBLAS.coreName`), and a
+/// (`check`), OpenBLAS's buffers are reserved while there is room (`OpenBLAS.reserveBuffers`), and a
 /// failed allocation of Scalpel's own tensors ends in `exhausted`, which the command line turns
 /// into a message and exit status 1.
 public enum MemoryBudget {
@@ -34,16 +34,15 @@ public enum MemoryBudget {
         return kilobytes * 1024
     }
 
-    /// Refuses to start under a limit too small for OpenBLAS's buffers and a first step, since
-    /// OpenBLAS would then spin in its allocator instead of failing; then sets OpenBLAS up, which
-    /// reserves its buffers before a model takes the room.
+    /// Under a limit, refuses to start when OpenBLAS's buffers and a first step do not fit, since
+    /// OpenBLAS would then spin in its allocator instead of failing, and reserves those buffers
+    /// before a model takes the room.
     public static func check() throws {
-        if let limit = limitBytes {
-            let cores = max(1, ProcessInfo.processInfo.activeProcessorCount)
-            let needed = usedBytes + cores * OpenBLAS.bufferBytes + headroomBytes
-            if needed > limit { throw MemoryError.limitTooSmall(limitMB: limit >> 20, neededMB: (needed >> 20) + 1) }
-        }
-        _ = OpenBLAS.coreName
+        let cores = max(1, ProcessInfo.processInfo.activeProcessorCount)
+        guard let limit = limitBytes else { return }
+        let needed = usedBytes + cores * OpenBLAS.bufferBytes + headroomBytes
+        let limitTooSmall = MemoryError.limitTooSmall(limitMB: limit >> 20, neededMB: (needed >> 20) + 1)
+        guard needed <= limit, OpenBLAS.reserveBuffers(cores: cores) else { throw limitTooSmall }
     }
 }
 

@@ -10,18 +10,24 @@ public enum OpenBLAS {
         // threads would spin while the main thread runs the other kernels, which on 2 cores costs more
         // than it gains.
         openblas_set_num_threads(1)
-        reserveBuffers()
         return String(cString: openblas_get_corename())
     }()
 
     /// Address space of one OpenBLAS work buffer (its BUFFER_SIZE and alignment, as mmap sees it).
     static let bufferBytes = 134_225_920
 
-    /// Takes and returns one work buffer per core: OpenBLAS keeps them for every later product, so it
-    /// never allocates again (`MemoryBudget.check` made sure they fit under the limit).
-    private static func reserveBuffers() {
-        let cores = max(1, ProcessInfo.processInfo.activeProcessorCount)
-        let buffers = (0..<cores).map { _ in blas_memory_alloc(0) }
-        for buffer in buffers { blas_memory_free(buffer) }
+    /// Takes and returns one work buffer per core, so that OpenBLAS never allocates again: under a
+    /// memory limit it retries a failed allocation forever. Each buffer's room is first tried with
+    /// malloc, which fails instead; false when there is not enough room.
+    static func reserveBuffers(cores: Int) -> Bool {
+        _ = coreName
+        var buffers: [UnsafeMutableRawPointer?] = []
+        defer { for buffer in buffers { blas_memory_free(buffer) } }
+        for _ in 0..<cores {
+            guard let probe = malloc(bufferBytes) else { return false }
+            free(probe)
+            buffers.append(blas_memory_alloc(0))
+        }
+        return true
     }
 }

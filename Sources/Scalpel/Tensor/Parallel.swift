@@ -19,22 +19,3 @@ enum Parallel {
         }
     }
 }
-
-/// A value computed on another thread while this one goes on; `value()` waits for it.
-final class Background<Value>: @unchecked Sendable {
-    private let done = DispatchSemaphore(value: 0)
-    private var result: Result<Value, Error>?
-
-    init(_ work: @escaping () throws -> Value) {
-        DispatchQueue.global().async {
-            self.result = Result { try work() }
-            self.done.signal()
-        }
-    }
-
-    func value() throws -> Value {
-        done.wait()
-        done.signal()  // later calls return at once
-        return try result!.get()
-    }
-}
