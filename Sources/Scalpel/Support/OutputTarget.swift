@@ -247,7 +247,12 @@ extension OutputTarget {
                 // _exit: no atexit handlers while the stopped thread may be inside any library.
                 _exit(1)
             }
+            // Until the source is registered the signal is ignored: wait for that, so that no
+            // signal after this call is lost.
+            let registered = DispatchSemaphore(value: 0)
+            source.setRegistrationHandler { registered.signal() }
             source.resume()
+            _ = registered.wait(timeout: .now() + 2)
             signalSources.append(source)
         }
     }
@@ -308,11 +313,12 @@ final class Staging: @unchecked Sendable {
         }
     }
 
-    func discard(_ temporary: String) {
-        lock.withLock {
-            temporaries[temporary] = nil
-            OutputTarget.remove(temporary)
-        }
+    func discard(_ temporary: String) { lock.withLock { removeTemporary(temporary) } }
+
+    /// Removes a temporary entry and forgets it; called with the lock held.
+    private func removeTemporary(_ temporary: String) {
+        temporaries[temporary] = nil
+        OutputTarget.remove(temporary)
     }
 
     func begin() { lock.withLock { collected = [] } }
@@ -328,10 +334,7 @@ final class Staging: @unchecked Sendable {
 
     func abandon() {
         lock.withLock {
-            for output in collected ?? [] {
-                temporaries[output.temporary] = nil
-                OutputTarget.remove(output.temporary)
-            }
+            for output in collected ?? [] { removeTemporary(output.temporary) }
             collected = nil
         }
     }
@@ -352,10 +355,7 @@ final class Staging: @unchecked Sendable {
             func undo() {
                 for output in created.reversed() { _ = rename(output.target.path, output.temporary) }
                 for output in swapped.reversed() { _ = scalpel_rename_exchange(output.temporary, output.target.path) }
-                for output in outputs {
-                    temporaries[output.temporary] = nil
-                    OutputTarget.remove(output.temporary)
-                }
+                for output in outputs { removeTemporary(output.temporary) }
             }
             for output in outputs {
                 do {
