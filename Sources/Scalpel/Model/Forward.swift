@@ -28,11 +28,40 @@ public enum PositionSelection: Sendable, Equatable {
 
 /// What a forward pass returns: logits at the selected positions, and the captured activations.
 public struct RunResult: Sendable {
-    /// Per prompt, [selected positions, vocab].
+    /// Per prompt, [selected positions, vocab], or [selected positions, columns.count] when only some
+    /// columns were asked for. Empty when the run stopped before the unembedding.
     public var logits: [Tensor]
     /// Per prompt, the positions `logits` rows belong to.
     public var positions: [[Int]]
+    /// The token ids the logits' columns are, when only some were asked for; nil means every token.
+    public var columns: [Int]?
     public var cache: ActivationCache
+}
+
+/// Where a run starts, when not at the embedding: block `block`'s input (its `hook_resid_pre`) is
+/// given per prompt, [pos, d_model], typically a cached residual (TransformerLens's `start_at_layer`).
+/// `block` may be the number of blocks: then only the final LayerNorm and the unembedding run.
+public struct ResidualStart: Sendable {
+    public var block: Int
+    public var residual: [Tensor]
+
+    public init(block: Int, residual: [Tensor]) { self.block = block; self.residual = residual }
+}
+
+/// How much of the forward pass a run computes, and which logits it returns.
+public struct RunSpan: Sendable {
+    /// Start at a block from a given residual stream; nil starts at the embedding.
+    public var start: ResidualStart?
+    /// End right after this hook point fires: no logits are computed, and no later hook fires.
+    public var stop: HookPoint?
+    /// Only these token ids' logits (the answer and foil columns of a metric); nil for all.
+    public var columns: [Int]?
+
+    public init(start: ResidualStart? = nil, stop: HookPoint? = nil, columns: [Int]? = nil) {
+        self.start = start; self.stop = stop; self.columns = columns
+    }
+
+    public static let full = RunSpan()
 }
 
 public enum RunError: UserFacingError, Equatable {
@@ -41,6 +70,11 @@ public enum RunError: UserFacingError, Equatable {
     case promptTooLong(index: Int, length: Int, limit: Int)
     case tokenOutOfRange(index: Int, token: Int, vocab: Int)
     case positionOutOfRange(index: Int, length: Int, position: Int)
+    case startOutOfRange(block: Int, blocks: Int)
+    case startResidualMismatch(index: Int, expected: [Int], got: [Int])
+    case stopNotInModel(hook: String)
+    case stopBeforeStart(hook: String, start: Int)
+    case columnOutOfRange(token: Int, vocab: Int)
 
     public var message: String {
         switch self {
@@ -52,6 +86,16 @@ public enum RunError: UserFacingError, Equatable {
             return "Prompt \(index + 1) has token id \(token), outside the model's vocabulary of \(vocab). Use the model's own tokenizer."
         case let .positionOutOfRange(index, length, position):
             return "Position \(position) (--positions) is outside prompt \(index + 1), which has \(length) tokens: use 0…\(length - 1), or -\(length)…-1 counted from the end."
+        case let .startOutOfRange(block, blocks):
+            return "A run cannot start at block \(block): the model has \(blocks) blocks (start at 0…\(blocks))."
+        case let .startResidualMismatch(index, expected, got):
+            return "The starting residual of prompt \(index + 1) has shape \(got); the prompt needs \(expected) ([pos, d_model])."
+        case let .stopNotInModel(hook):
+            return "A run cannot stop at \(hook): that hook point does not fire in this model."
+        case let .stopBeforeStart(hook, start):
+            return "A run starting at block \(start) cannot stop at \(hook), which fires before it."
+        case let .columnOutOfRange(token, vocab):
+            return "Token id \(token) is outside the model's vocabulary of \(vocab)."
         }
     }
 }
@@ -62,10 +106,13 @@ extension Model {
     ///
     /// - capture: hooks whose activations are returned in `cache`.
     /// - interventions: called at each hook their filter matches, per prompt; they may replace the activation.
-    /// Capturing never changes a number the run computes; only an intervention does.
+    /// - span: where the run starts and stops, and which logit columns it computes (all of it by default).
+    /// Capturing never changes a number the run computes; only an intervention does. A run started
+    /// at block L from the residual a full run cached at `blocks.L.hook_resid_pre` computes the same
+    /// numbers, bit for bit, as the full run from there on.
     public func run(_ prompts: [[Int]], capture: HookFilter = .none,
                     interventions: [(HookFilter, Intervention)] = [],
-                    logitsAt selection: PositionSelection = .last) throws -> RunResult {
+                    logitsAt selection: PositionSelection = .last, span: RunSpan = .full) throws -> RunResult {
         guard !prompts.isEmpty else { throw RunError.emptyBatch }
         var selected: [[Int]] = []
         for (index, prompt) in prompts.enumerated() {
@@ -81,10 +128,46 @@ extension Model {
             }
             selected.append(positions)
         }
+        let startResidual = try checkSpan(span, prompts: prompts)
         var pass = ForwardPass(model: self, prompts: prompts,
-                               hooks: HookRunner(capture: capture, interventions: interventions, prompts: prompts, model: self))
-        let logits = pass.run(selected: selected)
-        return RunResult(logits: logits, positions: selected, cache: pass.hooks.cache)
+                               hooks: HookRunner(capture: capture, interventions: interventions, stop: span.stop,
+                                                 prompts: prompts, model: self))
+        let logits = pass.run(selected: selected, from: span.start?.block ?? 0, residual: startResidual, columns: span.columns)
+        return RunResult(logits: logits ?? [], positions: selected, columns: span.columns, cache: pass.hooks.cache)
+    }
+
+    /// Checks a span against the model and the prompts; returns the starting residual packed [tokens, d_model].
+    private func checkSpan(_ span: RunSpan, prompts: [[Int]]) throws -> Tensor? {
+        if let bad = span.columns?.first(where: { $0 < 0 || $0 >= vocabSize }) {
+            throw RunError.columnOutOfRange(token: bad, vocab: vocabSize)
+        }
+        if let stop = span.stop {
+            guard stop.exists(in: self) else { throw RunError.stopNotInModel(hook: stop.name) }
+            if let start = span.start?.block, stop.fires(before: start, blocks: blocks.count) {
+                throw RunError.stopBeforeStart(hook: stop.name, start: start)
+            }
+        }
+        guard let start = span.start else { return nil }
+        guard (0...blocks.count).contains(start.block) else { throw RunError.startOutOfRange(block: start.block, blocks: blocks.count) }
+        guard start.residual.count == prompts.count else {
+            throw RunError.startResidualMismatch(index: min(start.residual.count, prompts.count), expected: [prompts.count], got: [start.residual.count])
+        }
+        for (index, (prompt, residual)) in zip(prompts, start.residual).enumerated() where residual.shape != [prompt.count, dModel] {
+            throw RunError.startResidualMismatch(index: index, expected: [prompt.count, dModel], got: residual.shape)
+        }
+        return Tensor.concatenatingRows(start.residual, width: dModel)
+    }
+}
+
+extension HookPoint {
+    /// Whether this hook fires before block `start`'s input: the embedding hooks, and every hook of
+    /// an earlier block. (`blocks.L.hook_resid_pre` itself fires in a run started at block L.)
+    func fires(before start: Int, blocks: Int) -> Bool {
+        switch self {
+        case .embed, .posEmbed: return true
+        case .finalScale, .finalNormalized: return false
+        default: return (block ?? 0) < start
+        }
     }
 }
 
@@ -94,16 +177,26 @@ extension Model {
 struct HookRunner {
     let capture: Set<HookPoint>
     let interventions: [(points: Set<HookPoint>, body: Intervention)]
-    /// Hook points captured or intervened on.
+    /// Hook points captured, intervened on, or stopped at.
     let active: Set<HookPoint>
+    /// The run ends after this hook point; once it has fired no hook fires any more.
+    let stop: HookPoint?
+    private(set) var stopped = false
     /// Prompt p occupies packed rows offsets[p] ..< offsets[p + 1].
     let offsets: [Int]
     var cache = ActivationCache()
 
-    init(capture: HookFilter, interventions: [(HookFilter, Intervention)], prompts: [[Int]], model: Model) {
-        self.capture = Set(capture.points(in: model))
-        self.interventions = interventions.map { (Set($0.0.points(in: model)), $0.1) }
-        active = self.interventions.reduce(self.capture) { $0.union($1.points) }
+    init(capture: HookFilter, interventions: [(HookFilter, Intervention)], stop: HookPoint? = nil, prompts: [[Int]], model: Model) {
+        // Hooks after the stop never fire, even those the rest of a started step passes through
+        // (prompt 0's pattern comes before prompt 1's attention scores).
+        let afterStop: Set<HookPoint> = stop.map { stop in
+            let order = HookPoint.all(in: model)
+            return order.firstIndex(of: stop).map { Set(order[($0 + 1)...]) } ?? []
+        } ?? []
+        self.capture = Set(capture.points(in: model)).subtracting(afterStop)
+        self.interventions = interventions.map { (Set($0.0.points(in: model)).subtracting(afterStop), $0.1) }
+        self.stop = stop
+        active = self.interventions.reduce(self.capture) { $0.union($1.points) }.union(stop.map { [$0] } ?? [])
         var offsets = [0]
         for prompt in prompts { offsets.append(offsets.last! + prompt.count) }
         self.offsets = offsets
@@ -111,7 +204,7 @@ struct HookRunner {
 
     var promptCount: Int { offsets.count - 1 }
 
-    func isActive(_ point: HookPoint) -> Bool { !active.isEmpty && active.contains(point) }
+    func isActive(_ point: HookPoint) -> Bool { !active.isEmpty && !stopped && active.contains(point) }
 
     func isIntervened(_ point: HookPoint) -> Bool { interventions.contains { $0.points.contains(point) } }
 
@@ -127,6 +220,7 @@ struct HookRunner {
             if !bodies.isEmpty { x.replaceRows(at: range.lowerBound, with: slice) }
             if captured { cache.append(point, slice) }
         }
+        if point == stop { stopped = true }
     }
 
     /// A hook on one prompt's tensor (attention scores and patterns, [head, query, key]).
@@ -134,6 +228,7 @@ struct HookRunner {
         guard isActive(point) else { return }
         for (points, body) in interventions where points.contains(point) { body(point, p, &x) }
         if capture.contains(point) { cache.append(point, x) }
+        if point == stop && p == promptCount - 1 { stopped = true }
     }
 }
 
@@ -153,24 +248,34 @@ struct ForwardPass {
 
     var d: Int { model.dModel }
 
-    mutating func run(selected: [[Int]]) -> [Tensor] {
-        var residual = embed()
-        for (i, block) in model.blocks.enumerated() {
-            hooks.tokenwise(.residPre(i), &residual, shape: [d])
-            if let attention = block.attention {
-                var out = attend(attention, residual, block: i)
-                hooks.tokenwise(.attnOut(i), &out, shape: [d])
-                Kernels.add(out.pointer, into: residual.mutablePointer, count: residual.count)
-            }
-            hooks.tokenwise(.residMid(i), &residual, shape: [d])
-            if let mlp = block.mlp {
-                var out = feedForward(mlp, residual, block: i)
-                hooks.tokenwise(.mlpOut(i), &out, shape: [d])
-                Kernels.add(out.pointer, into: residual.mutablePointer, count: residual.count)
-            }
-            hooks.tokenwise(.residPost(i), &residual, shape: [d])
+    /// The stages in order: embedding (or a given residual at block `start`), each block, then the
+    /// final LayerNorm and unembedding. Nil when the run stopped at a hook before the logits.
+    mutating func run(selected: [[Int]], from start: Int, residual given: Tensor?, columns: [Int]?) -> [Tensor]? {
+        var residual = given ?? embed()
+        if hooks.stopped { return nil }
+        for i in start..<model.blocks.count {
+            block(i, &residual)
+            if hooks.stopped { return nil }
         }
-        return unembed(residual, selected: selected)
+        return unembed(residual, selected: selected, columns: columns)
+    }
+
+    /// One block: residual += attention(ln1(residual)); residual += mlp(ln2(residual)), each half optional.
+    mutating func block(_ i: Int, _ residual: inout Tensor) {
+        let block = model.blocks[i]
+        hooks.tokenwise(.residPre(i), &residual, shape: [d])
+        if let attention = block.attention, !hooks.stopped {
+            var out = attend(attention, residual, block: i)
+            hooks.tokenwise(.attnOut(i), &out, shape: [d])
+            Kernels.add(out.pointer, into: residual.mutablePointer, count: residual.count)
+        }
+        hooks.tokenwise(.residMid(i), &residual, shape: [d])
+        if let mlp = block.mlp, !hooks.stopped {
+            var out = feedForward(mlp, residual, block: i)
+            hooks.tokenwise(.mlpOut(i), &out, shape: [d])
+            Kernels.add(out.pointer, into: residual.mutablePointer, count: residual.count)
+        }
+        hooks.tokenwise(.residPost(i), &residual, shape: [d])
     }
 
     /// x = W_E[token] + W_pos[position].
@@ -302,8 +407,9 @@ struct ForwardPass {
         return out
     }
 
-    /// Final LayerNorm on every position (its hooks see all of them), then W_U on the selected ones only.
-    mutating func unembed(_ residual: Tensor, selected: [[Int]]) -> [Tensor] {
+    /// Final LayerNorm on every position (its hooks see all of them), then W_U on the selected
+    /// positions only, and only for the asked columns when there are some.
+    mutating func unembed(_ residual: Tensor, selected: [[Int]], columns: [Int]?) -> [Tensor]? {
         var scale = Tensor(zeros: [tokens, 1])
         Kernels.layerNormScale(residual.pointer, eps: model.config.layerNormEpsilon, into: scale.mutablePointer, rows: tokens, cols: d)
         hooks.tokenwise(.finalScale, &scale, shape: [1])
@@ -311,10 +417,11 @@ struct ForwardPass {
         Kernels.layerNormApply(residual.pointer, scale: scale.pointer, weight: nil, bias: nil,
                                into: normalized.mutablePointer, rows: tokens, cols: d)
         hooks.tokenwise(.finalNormalized, &normalized, shape: [d])
+        if hooks.stopped { return nil }
         let rows = zip(hooks.offsets, selected).flatMap { start, positions in positions.map { start + $0 } }
         let picked = normalized.gatherRows(rows)
         let finalRows = model.applyFinalAffine(picked)
-        let logits = model.unembedRows(finalRows)
+        let logits = columns.map { model.unembedRows(finalRows, columns: $0) } ?? model.unembedRows(finalRows)
         var result: [Tensor] = [], row = 0
         for positions in selected {
             result.append(logits.rows(row..<(row + positions.count)))
@@ -349,6 +456,16 @@ extension Model {
         let n = rows.count / dModel
         var logits = Tensor(zeros: [n, vocabSize])
         unembedRows(rows.pointer, count: n, into: logits.mutablePointer)
+        return logits
+    }
+
+    /// logits [n, columns] = rows [n, d] · W_U[columns]ᵀ: only the asked tokens' logits (a metric's
+    /// answer and foil), without the [n, vocab] product.
+    public func unembedRows(_ rows: Tensor, columns: [Int]) -> Tensor {
+        let n = rows.count / dModel
+        let picked = unembed.gatherRows(columns)  // [columns, d]
+        var logits = Tensor(zeros: [n, columns.count])
+        Kernels.matmul(rows.pointer, picked.pointer, bias: nil, into: logits.mutablePointer, m: n, k: dModel, n: columns.count, transposeB: true)
         return logits
     }
 

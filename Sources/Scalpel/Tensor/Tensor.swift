@@ -142,3 +142,17 @@ extension Tensor {
         return out
     }
 }
+
+extension Tensor {
+    /// Tensors [n_i, width] stacked along their rows into one [Σ n_i, width] (a copy).
+    public static func concatenatingRows(_ parts: [Tensor], width: Int) -> Tensor {
+        var out = Tensor(zeros: [parts.reduce(0) { $0 + $1.count } / max(width, 1), width])
+        var offset = 0
+        let dst = out.mutablePointer
+        for part in parts {
+            (dst + offset).update(from: part.pointer, count: part.count)
+            offset += part.count
+        }
+        return out
+    }
+}

@@ -1,0 +1,106 @@
+import XCTest
+@testable import Scalpel
+
+/// The forward pass in stages: starting at any block from a cached residual, stopping after any
+/// hook, and unembedding only some columns. The full run is the reference for each.
+final class RunSpanTests: XCTestCase {
+    /// Prompts of different lengths in one packed batch, on models with and without a tokenizer.
+    let batches: [(model: String, prompts: [[Int]])] = [
+        ("tiny-hub", [[999, 5, 17, 3, 8], [999, 2], [999, 40, 41, 42, 43, 44, 45]]),
+        ("odd-head", [[699, 1, 2, 3, 4], [699, 650, 12]]),
+    ]
+
+    func testStartingAtEveryBlockFromTheCachedResidualGivesBitIdenticalLogits() throws {
+        for (name, prompts) in batches {
+            let model = try Checkpoint.load(from: TestFiles.model(name))
+            let full = try model.run(prompts, capture: HookFilter(["blocks.*.hook_resid_pre", "blocks.*.hook_resid_post"]), logitsAt: .all)
+            for block in 0...model.blocks.count {
+                let residual = block < model.blocks.count
+                    ? try XCTUnwrap(full.cache[.residPre(block)])
+                    : try XCTUnwrap(full.cache[.residPost(block - 1)])
+                let started = try model.run(prompts, logitsAt: .all, span: RunSpan(start: ResidualStart(block: block, residual: residual)))
+                for p in prompts.indices {
+                    XCTAssertTrue(started.logits[p].isIdentical(to: full.logits[p]), "\(name): start at block \(block), prompt \(p)")
+                }
+            }
+        }
+    }
+
+    func testStoppingEarlyGivesBitIdenticalCachesAndNothingAfterTheStop() throws {
+        for (name, prompts) in batches {
+            let model = try Checkpoint.load(from: TestFiles.model(name))
+            let full = try model.run(prompts, capture: HookFilter(["*"]))
+            let order = HookPoint.all(in: model)
+            for (index, stop) in order.enumerated() {
+                let stopped = try model.run(prompts, capture: HookFilter(["*"]), span: RunSpan(stop: stop))
+                XCTAssertTrue(stopped.logits.isEmpty, "\(name): no logits after stopping at \(stop)")
+                XCTAssertEqual(stopped.cache.points, Array(order[...index]), "\(name): hooks up to \(stop)")
+                for point in stopped.cache.points {
+                    for p in prompts.indices {
+                        let a = try XCTUnwrap(stopped.cache[point, p]), b = try XCTUnwrap(full.cache[point, p])
+                        XCTAssertTrue(a.isIdentical(to: b), "\(name): \(point) of prompt \(p), stopped at \(stop)")
+                    }
+                }
+            }
+        }
+    }
+
+    func testInterventionsWorkInAStartedRun() throws {
+        let model = try Checkpoint.load(from: TestFiles.model("odd-head"))
+        let prompts = [[699, 1, 2, 3, 4], [699, 650, 12]]
+        let zeroHead: Intervention = { _, _, z in
+            let (positions, heads, dHead) = (z.shape[0], z.shape[1], z.shape[2])
+            z.withMutableBuffer { buffer in
+                for pos in 0..<positions { for j in 0..<dHead { buffer[(pos * heads + 2) * dHead + j] = 0 } }
+            }
+        }
+        let doubleResid: Intervention = { _, _, x in x.withMutableBuffer { for i in $0.indices { $0[i] *= 2 } } }
+        let edits: [(HookFilter, Intervention)] = [(HookFilter([.residPre(1)]), doubleResid), (HookFilter([.z(2)]), zeroHead)]
+        let full = try model.run(prompts, capture: HookFilter([.residPre(1)]), interventions: edits, logitsAt: .all)
+        // The cache holds resid_pre 1 after the intervention; start from the one before it.
+        let clean = try model.run(prompts, capture: HookFilter([.residPre(1)]))
+        let started = try model.run(prompts, interventions: edits, logitsAt: .all,
+                                    span: RunSpan(start: ResidualStart(block: 1, residual: try XCTUnwrap(clean.cache[.residPre(1)]))))
+        for p in prompts.indices { XCTAssertTrue(started.logits[p].isIdentical(to: full.logits[p]), "prompt \(p)") }
+        XCTAssertFalse(started.logits[0].isIdentical(to: clean.logits[0].rows(0..<1)), "the interventions changed something")
+    }
+
+    func testOnlyTheAskedColumnsAreUnembedded() throws {
+        let model = try Checkpoint.load(from: TestFiles.model("tiny-hub"))
+        let prompts = [[999, 5, 17, 3, 8], [999, 2]]
+        let columns = [17, 3, 998, 17]
+        let full = try model.run(prompts, logitsAt: .all)
+        let some = try model.run(prompts, logitsAt: .all, span: RunSpan(columns: columns))
+        XCTAssertEqual(some.columns, columns)
+        for p in prompts.indices {
+            XCTAssertEqual(some.logits[p].shape, [prompts[p].count, columns.count])
+            for row in 0..<prompts[p].count {
+                for (c, token) in columns.enumerated() {
+                    XCTAssertEqual(some.logits[p][flat: row * columns.count + c], full.logits[p][flat: row * model.vocabSize + token],
+                                   accuracy: 1e-5, "prompt \(p) row \(row) token \(token)")
+                }
+            }
+        }
+    }
+
+    func testBadSpansAreRefusedWithTheirReason() throws {
+        let model = try Checkpoint.load(from: TestFiles.model("tiny-hub"))
+        let prompts = [[999, 5, 17]]
+        let residual = [Tensor(zeros: [3, model.dModel])]
+        XCTAssertThrowsError(try model.run(prompts, span: RunSpan(start: ResidualStart(block: 3, residual: residual)))) {
+            XCTAssertEqual($0 as? RunError, .startOutOfRange(block: 3, blocks: 2))
+        }
+        XCTAssertThrowsError(try model.run(prompts, span: RunSpan(start: ResidualStart(block: 1, residual: [Tensor(zeros: [2, 64])])))) {
+            XCTAssertEqual($0 as? RunError, .startResidualMismatch(index: 0, expected: [3, 64], got: [2, 64]))
+        }
+        XCTAssertThrowsError(try model.run(prompts, span: RunSpan(start: ResidualStart(block: 1, residual: residual), stop: .mlpOut(0)))) {
+            XCTAssertEqual($0 as? RunError, .stopBeforeStart(hook: "blocks.0.hook_mlp_out", start: 1))
+        }
+        XCTAssertThrowsError(try model.run(prompts, span: RunSpan(stop: .z(5)))) {
+            XCTAssertEqual($0 as? RunError, .stopNotInModel(hook: "blocks.5.attn.hook_z"))
+        }
+        XCTAssertThrowsError(try model.run(prompts, span: RunSpan(columns: [1000]))) {
+            XCTAssertEqual($0 as? RunError, .columnOutOfRange(token: 1000, vocab: 1000))
+        }
+    }
+}
