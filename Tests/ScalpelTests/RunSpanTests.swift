@@ -83,6 +83,32 @@ final class RunSpanTests: XCTestCase {
         }
     }
 
+    func testAPrefixOfCachedKeysAndValuesGivesTheFullRunsNumbers() throws {
+        for (name, prompts) in batches {
+            let model = try Checkpoint.load(from: TestFiles.model(name))
+            let full = try model.run(prompts, capture: HookFilter(["blocks.*.attn.hook_k", "blocks.*.attn.hook_v", "blocks.*.hook_resid_pre", "blocks.*.hook_mlp_out"]), logitsAt: .last)
+            for block in 0..<model.blocks.count {
+                // Prompt p keeps its first p + 1 positions cached (at most all but one); a second copy keeps one.
+                let batch = prompts + prompts
+                let lengths = batch.indices.map { min($0 < prompts.count ? $0 + 1 : 1, batch[$0].count - 1) }
+                let sources = batch.indices.map { $0 % prompts.count }
+                let residual = try batch.indices.map { p in
+                    let all = try XCTUnwrap(full.cache[.residPre(block), sources[p]])
+                    return all.rows(lengths[p]..<batch[p].count)
+                }
+                let run = try model.run(batch, capture: HookFilter([.mlpOut(block)]), span: RunSpan(
+                    start: ResidualStart(block: block, residual: residual),
+                    prefix: KeyValuePrefix(lengths: lengths, sources: sources, cache: full.cache)))
+                for p in batch.indices {
+                    assertClose(run.logits[p], full.logits[sources[p]], tolerance: 1e-5, "\(name) block \(block) prompt \(p)")
+                    let mlpOut = try XCTUnwrap(run.cache[.mlpOut(block), p]), expected = try XCTUnwrap(full.cache[.mlpOut(block), sources[p]])
+                    XCTAssertEqual(mlpOut.shape[0], batch[p].count - lengths[p], "token-wise hooks see the computed rows")
+                    assertClose(mlpOut, expected.rows(lengths[p]..<batch[p].count), tolerance: 1e-5, "\(name) mlp_out \(block) prompt \(p)")
+                }
+            }
+        }
+    }
+
     func testBadSpansAreRefusedWithTheirReason() throws {
         let model = try Checkpoint.load(from: TestFiles.model("tiny-hub"))
         let prompts = [[999, 5, 17]]

@@ -48,6 +48,25 @@ public struct ResidualStart: Sendable {
     public init(block: Int, residual: [Tensor]) { self.block = block; self.residual = residual }
 }
 
+/// The first positions of each prompt, already computed by an earlier run whose keys and values
+/// (`blocks.L.attn.hook_k|hook_v`) `cache` holds. Causal attention makes a position depend only on
+/// itself and earlier ones, so when a run changes nothing before position s (activation patching at
+/// s), positions 0..<s equal the earlier run's and only s… need computing.
+///
+/// With a prefix, token-wise hooks see the computed rows only ([n − s, …] for positions s..<n),
+/// attention scores and patterns [head, n − s, n], and a starting residual gives those rows only.
+public struct KeyValuePrefix: Sendable {
+    /// Per prompt of the batch, how many of its first positions are taken from `cache`.
+    public var lengths: [Int]
+    /// Per prompt of the batch, the prompt of `cache` whose keys and values they are.
+    public var sources: [Int]
+    public var cache: ActivationCache
+
+    public init(lengths: [Int], sources: [Int], cache: ActivationCache) {
+        self.lengths = lengths; self.sources = sources; self.cache = cache
+    }
+}
+
 /// How much of the forward pass a run computes, and which logits it returns.
 public struct RunSpan: Sendable {
     /// Start at a block from a given residual stream; nil starts at the embedding.
@@ -56,9 +75,12 @@ public struct RunSpan: Sendable {
     public var stop: HookPoint?
     /// Only these token ids' logits (the answer and foil columns of a metric); nil for all.
     public var columns: [Int]?
+    /// Positions an earlier run computed and that this one would compute identically: only the
+    /// positions after them are computed, attending to the earlier run's keys and values.
+    public var prefix: KeyValuePrefix?
 
-    public init(start: ResidualStart? = nil, stop: HookPoint? = nil, columns: [Int]? = nil) {
-        self.start = start; self.stop = stop; self.columns = columns
+    public init(start: ResidualStart? = nil, stop: HookPoint? = nil, columns: [Int]? = nil, prefix: KeyValuePrefix? = nil) {
+        self.start = start; self.stop = stop; self.columns = columns; self.prefix = prefix
     }
 
     public static let full = RunSpan()
@@ -75,6 +97,7 @@ public enum RunError: UserFacingError, Equatable {
     case stopNotInModel(hook: String)
     case stopBeforeStart(hook: String, start: Int)
     case columnOutOfRange(token: Int, vocab: Int)
+    case prefixMismatch(reason: String)
 
     public var message: String {
         switch self {
@@ -96,6 +119,8 @@ public enum RunError: UserFacingError, Equatable {
             return "A run starting at block \(start) cannot stop at \(hook), which fires before it."
         case let .columnOutOfRange(token, vocab):
             return "Token id \(token) is outside the model's vocabulary of \(vocab)."
+        case let .prefixMismatch(reason):
+            return "The cached keys and values do not fit this run: \(reason)."
         }
     }
 }
@@ -128,16 +153,45 @@ extension Model {
             }
             selected.append(positions)
         }
-        let startResidual = try checkSpan(span, prompts: prompts)
-        var pass = ForwardPass(model: self, prompts: prompts,
+        let computedFrom = try checkPrefix(span, prompts: prompts, selected: selected)
+        let startResidual = try checkSpan(span, prompts: prompts, computedFrom: computedFrom)
+        let rows = zip(prompts, computedFrom).map { $0.count - $1 }
+        var pass = ForwardPass(model: self, prompts: prompts, computedFrom: computedFrom, prefix: span.prefix,
                                hooks: HookRunner(capture: capture, interventions: interventions, stop: span.stop,
-                                                 prompts: prompts, model: self))
+                                                 rows: rows, model: self))
         let logits = pass.run(selected: selected, from: span.start?.block ?? 0, residual: startResidual, columns: span.columns)
         return RunResult(logits: logits ?? [], positions: selected, columns: span.columns, cache: pass.hooks.cache)
     }
 
     /// Checks a span against the model and the prompts; returns the starting residual packed [tokens, d_model].
-    private func checkSpan(_ span: RunSpan, prompts: [[Int]]) throws -> Tensor? {
+    /// Checks a prefix against the prompts, the positions asked and the cache; returns per prompt the
+    /// first position computed (0 without a prefix).
+    private func checkPrefix(_ span: RunSpan, prompts: [[Int]], selected: [[Int]]) throws -> [Int] {
+        guard let prefix = span.prefix else { return prompts.map { _ in 0 } }
+        guard prefix.lengths.count == prompts.count, prefix.sources.count == prompts.count else {
+            throw RunError.prefixMismatch(reason: "\(prefix.lengths.count) lengths and \(prefix.sources.count) sources for \(prompts.count) prompts")
+        }
+        let first = span.start?.block ?? 0
+        for (p, length) in prefix.lengths.enumerated() {
+            guard (0..<prompts[p].count).contains(length) else {
+                throw RunError.prefixMismatch(reason: "prompt \(p + 1) has \(prompts[p].count) tokens; a prefix of \(length) leaves none to compute")
+            }
+            if let early = selected[p].first(where: { $0 < length }) {
+                throw RunError.prefixMismatch(reason: "position \(early) of prompt \(p + 1) is in the prefix; logits come from computed positions only")
+            }
+            for (i, block) in blocks.enumerated() where i >= first && block.attention != nil {
+                for point in [HookPoint.k(i), .v(i)] {
+                    let all = prefix.cache[point] ?? []
+                    guard all.indices.contains(prefix.sources[p]), all[prefix.sources[p]].shape[0] >= length else {
+                        throw RunError.prefixMismatch(reason: "\(point.name) of cached prompt \(prefix.sources[p] + 1) is missing or shorter than \(length)")
+                    }
+                }
+            }
+        }
+        return prefix.lengths
+    }
+
+    private func checkSpan(_ span: RunSpan, prompts: [[Int]], computedFrom: [Int]) throws -> Tensor? {
         if let bad = span.columns?.first(where: { $0 < 0 || $0 >= vocabSize }) {
             throw RunError.columnOutOfRange(token: bad, vocab: vocabSize)
         }
@@ -152,8 +206,8 @@ extension Model {
         guard start.residual.count == prompts.count else {
             throw RunError.startResidualMismatch(index: min(start.residual.count, prompts.count), expected: [prompts.count], got: [start.residual.count])
         }
-        for (index, (prompt, residual)) in zip(prompts, start.residual).enumerated() where residual.shape != [prompt.count, dModel] {
-            throw RunError.startResidualMismatch(index: index, expected: [prompt.count, dModel], got: residual.shape)
+        for (index, (prompt, residual)) in zip(prompts, start.residual).enumerated() where residual.shape != [prompt.count - computedFrom[index], dModel] {
+            throw RunError.startResidualMismatch(index: index, expected: [prompt.count - computedFrom[index], dModel], got: residual.shape)
         }
         return Tensor.concatenatingRows(start.residual, width: dModel)
     }
@@ -186,7 +240,8 @@ struct HookRunner {
     let offsets: [Int]
     var cache = ActivationCache()
 
-    init(capture: HookFilter, interventions: [(HookFilter, Intervention)], stop: HookPoint? = nil, prompts: [[Int]], model: Model) {
+    /// `rows`: per prompt, how many of its rows the pass computes (all its tokens without a prefix).
+    init(capture: HookFilter, interventions: [(HookFilter, Intervention)], stop: HookPoint? = nil, rows: [Int], model: Model) {
         // Hooks after the stop never fire, even those the rest of a started step passes through
         // (prompt 0's pattern comes before prompt 1's attention scores).
         let afterStop: Set<HookPoint> = stop.map { stop in
@@ -198,7 +253,7 @@ struct HookRunner {
         self.stop = stop
         active = self.interventions.reduce(self.capture) { $0.union($1.points) }.union(stop.map { [$0] } ?? [])
         var offsets = [0]
-        for prompt in prompts { offsets.append(offsets.last! + prompt.count) }
+        for count in rows { offsets.append(offsets[offsets.count - 1] + count) }
         self.offsets = offsets
     }
 
@@ -236,14 +291,20 @@ struct HookRunner {
 struct ForwardPass {
     let model: Model
     let prompts: [[Int]]
+    /// Per prompt, its first computed position: rows before it come from `prefix` (0 without one).
+    let computedFrom: [Int]
+    let prefix: KeyValuePrefix?
     var hooks: HookRunner
+    /// Rows computed, packed: prompt p's positions computedFrom[p]..<count.
     let tokens: Int
 
-    init(model: Model, prompts: [[Int]], hooks: HookRunner) {
+    init(model: Model, prompts: [[Int]], computedFrom: [Int], prefix: KeyValuePrefix?, hooks: HookRunner) {
         self.model = model
         self.prompts = prompts
+        self.computedFrom = computedFrom
+        self.prefix = prefix
         self.hooks = hooks
-        tokens = prompts.reduce(0) { $0 + $1.count }
+        tokens = hooks.offsets[hooks.offsets.count - 1]
     }
 
     var d: Int { model.dModel }
@@ -285,8 +346,8 @@ struct ForwardPass {
         tokenPart.withMutableBuffer { te in
             positionPart.withMutableBuffer { pe in
                 var row = 0
-                for prompt in prompts {
-                    for (position, token) in prompt.enumerated() {
+                for (prompt, first) in zip(prompts, computedFrom) {
+                    for (position, token) in prompt.enumerated() where position >= first {
                         (te.baseAddress! + row * d).update(from: wte + token * d, count: d)
                         (pe.baseAddress! + row * d).update(from: wpe + position * d, count: d)
                         row += 1
@@ -333,23 +394,27 @@ struct ForwardPass {
 
         var z = Tensor(zeros: [tokens, d])
         for p in 0..<prompts.count {
-            let start = hooks.offsets[p], n = prompts[p].count
-            // scores[h, i, j] = q[i, h] · k[j, h] / sqrt(d_head), masked to j ≤ i.
-            var pattern = Tensor(zeros: [heads, n, n])
+            // Query rows are positions s..<n; key and value rows are all n positions, the first s cached.
+            let start = hooks.offsets[p], n = prompts[p].count, s = computedFrom[p], m = n - s
+            let cachedKeys = withPrefix(k, .k(i), prompt: p), cachedValues = withPrefix(v, .v(i), prompt: p)
+            let keys = cachedKeys?.pointer ?? k.pointer + start * d, values = cachedValues?.pointer ?? v.pointer + start * d
+            defer { withExtendedLifetime((cachedKeys, cachedValues)) {} }
+            // scores[h, r, j] = q[s + r, h] · k[j, h] / sqrt(d_head), masked to j ≤ s + r.
+            var pattern = Tensor(zeros: [heads, m, n])
             let pp = pattern.mutablePointer
             for h in 0..<heads {
-                cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, Int32(n), Int32(n), Int32(dHead),
+                cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, Int32(m), Int32(n), Int32(dHead),
                             1 / Float(dHead).squareRoot(), q.pointer + start * d + h * dHead, Int32(d),
-                            k.pointer + start * d + h * dHead, Int32(d), 0, pp + h * n * n, Int32(n))
+                            keys + h * dHead, Int32(d), 0, pp + h * m * n, Int32(n))
             }
-            for h in 0..<heads { for row in 0..<n { for col in (row + 1)..<max(n, row + 1) { pp[(h * n + row) * n + col] = -.infinity } } }
+            for h in 0..<heads { for row in 0..<m { for col in (s + row + 1)..<max(n, s + row + 1) { pp[(h * m + row) * n + col] = -.infinity } } }
             hooks.perPrompt(.attnScores(i), prompt: p, &pattern)
-            Kernels.softmaxRows(pattern.mutablePointer, rows: heads * n, cols: n, valid: { $0 % n + 1 })
+            Kernels.softmaxRows(pattern.mutablePointer, rows: heads * m, cols: n, valid: { s + $0 % m + 1 })
             hooks.perPrompt(.pattern(i), prompt: p, &pattern)
-            // z[i, h] = Σ_j pattern[h, i, j] v[j, h]
+            // z[s + r, h] = Σ_j pattern[h, r, j] v[j, h]
             for h in 0..<heads {
-                cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, Int32(n), Int32(dHead), Int32(n), 1,
-                            pattern.pointer + h * n * n, Int32(n), v.pointer + start * d + h * dHead, Int32(d),
+                cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, Int32(m), Int32(dHead), Int32(n), 1,
+                            pattern.pointer + h * m * n, Int32(n), values + h * dHead, Int32(d),
                             0, z.mutablePointer + start * d + h * dHead, Int32(d))
             }
         }
@@ -360,6 +425,17 @@ struct ForwardPass {
         Kernels.matmul(z.pointer, attention.outWeight.pointer, bias: attention.outBias.pointer,
                        into: out.mutablePointer, m: tokens, k: d, n: d)
         return out
+    }
+
+    /// Prompt p's keys or values for all its positions [n, d] when it has a prefix: the cached rows,
+    /// then the computed ones. Nil without a prefix: the packed rows are all of them.
+    func withPrefix(_ computed: Tensor, _ point: HookPoint, prompt p: Int) -> Tensor? {
+        let start = hooks.offsets[p], s = computedFrom[p], n = prompts[p].count
+        guard s > 0, let prefix, let cached = prefix.cache[point, prefix.sources[p]] else { return nil }
+        var all = Tensor(zeros: [n, d])
+        all.mutablePointer.update(from: cached.pointer, count: s * d)
+        (all.mutablePointer + s * d).update(from: computed.pointer + start * d, count: (n - s) * d)
+        return all
     }
 
     /// Per-head results result[pos, h] = z[pos, h] · W_O[h] (TransformerLens's `hook_result`, without
@@ -418,7 +494,7 @@ struct ForwardPass {
                                into: normalized.mutablePointer, rows: tokens, cols: d)
         hooks.tokenwise(.finalNormalized, &normalized, shape: [d])
         if hooks.stopped { return nil }
-        let rows = zip(hooks.offsets, selected).flatMap { start, positions in positions.map { start + $0 } }
+        let rows = selected.indices.flatMap { p in selected[p].map { hooks.offsets[p] + $0 - computedFrom[p] } }
         let picked = normalized.gatherRows(rows)
         let finalRows = model.applyFinalAffine(picked)
         let logits = columns.map { model.unembedRows(finalRows, columns: $0) } ?? model.unembedRows(finalRows)
