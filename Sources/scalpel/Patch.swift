@@ -1,0 +1,168 @@
+import ArgumentParser
+import Foundation
+import Scalpel
+
+extension PatchDirection: ExpressibleByArgument {}
+extension CausalMetric: ExpressibleByArgument {}
+
+struct Patch: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Activation patching: which activations restore the clean answer in the corrupted run.",
+        discussion: """
+        Targets: resid_pre, resid_mid, resid_post, attn_out, mlp_out (layer × position); z, q, k, v \
+        (layer × head, or layer × position × head with --by-pos); pattern (layer × head, or layer × \
+        head × destination with --by-pos); mlp_post (layer × neuron, --layers to choose); every-block \
+        and every-head (TransformerLens's *_every); or several targets side by side, e.g. v,pattern.
+        """)
+
+    @OptionGroup var modelOptions: ModelOptions
+    @OptionGroup var promptOptions: PromptOptions
+    @Option(help: "What to patch (see above).") var target: String
+    @Flag(name: .customLong("by-pos"), help: "Heads per position too (pattern: per destination).") var byPosition = false
+    @Option(help: "Layers to sweep, e.g. 9,10 (default all).") var layers: String?
+    @Option(help: "denoise (clean into corrupted, the default) or noise (corrupted into clean).") var direction: PatchDirection = .denoise
+    @Option(help: "logit-diff (answer − corrupted answer), logit or prob of the answer.") var metric: CausalMetric = .logitDiff
+    @Option(parsing: .unconditional, help: "Entries in the table of the top results.") var top = 10
+    @Flag(help: "One full forward pass per patch, as TransformerLens does (slower; for checking).") var plain = false
+    @Option(help: "table, json or csv.") var format: OutputFormat = .table
+    @Option(name: .shortAndLong, help: "Also write the results to this .h5 file.") var output: String?
+    @Option(help: "Also draw the results to this .svg file.") var plot: String?
+    @Flag(help: "Overwrite existing output files.") var force = false
+
+    func validate() throws {
+        try FlagCheck.count(top, "--top", in: 1...100_000)
+        _ = try PatchRequest.targets(target)
+        _ = try layers.map(PatchRequest.layers)
+    }
+
+    func run() throws {
+        let outputTarget = try output.map { try OutputTarget($0, overwrite: force) }
+        let plotTarget = try plot.map { try OutputTarget($0, overwrite: force) }
+        try OutputTarget.checkDistinct([outputTarget, plotTarget].compactMap { $0 })
+        let (model, plan) = try modelOptions.loadWithPlan()
+        let dataset = PromptDataset(name: promptOptions.dataset ?? promptOptions.prompts ?? "prompt", description: "", items: try promptOptions.items())
+        let items = try ContrastItems(dataset: dataset, model: model, prependBOS: !modelOptions.noBos)
+        let (targets, name) = try PatchRequest.targets(target)
+        let sweeps = try targets.map { target -> PatchSweep in
+            var sweep = PatchSweep(target: target, byPosition: byPosition, layers: try layers.map(PatchRequest.layers),
+                                   direction: direction, metric: metric)
+            sweep.strategy = plain ? .plain : .packed
+            try sweep.validate(model, items: items)
+            return sweep
+        }
+        try PatchRequest.checkSameGrid(sweeps)
+        let progress = ProgressBar(total: sweeps.count * (sweeps[0].layers?.count ?? model.blocks.count), label: "patch")
+        var results: [PatchResult] = []
+        for sweep in sweeps {
+            let done = results.count * (sweep.layers?.count ?? model.blocks.count)
+            results.append(try sweep.run(model, on: items) { layer, _ in progress.update(done + layer) })
+        }
+        progress.finish()
+        let result = results.count == 1 ? results[0] : PatchResult.stacked(results, name: name)
+        let tokens = items.items[0].clean.map(model.tokenText)
+        try OutputTarget.together {
+            if let outputTarget {
+                let source = dataset.items
+                try PatchFile.write(result, items: PatchFile.Items(
+                    clean: source.map(\.prompt), corrupted: source.map { $0.corruptedPrompt ?? "" },
+                    answers: source.map { $0.answer ?? "" }, foils: source.map { $0.corruptedAnswer ?? "" },
+                    cleanTokens: items.items.map(\.clean), corruptedTokens: items.items.map(\.corrupted)),
+                    to: outputTarget, attributes: provenanceAttributes(model: model, plan: plan))
+            }
+            if let plotTarget {
+                try plotTarget.write(Data(PatchPlot.svg(result, positionTokens: tokens, title: "Patching · \(model.name)").utf8))
+            }
+        }
+        if !result.isNormalizable {
+            FileHandle.standardError.write(Data(("warning: the clean and corrupted \(metric.rawValue) are equal (\(result.clean) and \(result.corrupted)): "
+                + "normalised values mean nothing and are left empty; the raw values are reported.\n").utf8))
+        }
+        switch format {
+        case .json: try Output.json(PatchJSON(result, model: model.name, top: top))
+        case .csv: printCSV(result)
+        case .table: printTable(result, items: items.items.count)
+        }
+        for path in [output, plot].compactMap({ $0 }) { FileHandle.standardError.write(Data("wrote \(path)\n".utf8)) }
+    }
+
+    func printTable(_ result: PatchResult, items: Int) {
+        print("\(result.target) patching (\(result.direction.rawValue)), \(result.metric.rawValue) over \(items) item\(items == 1 ? "" : "s")")
+        print(String(format: "clean %.4f   corrupted %.4f", result.clean, result.corrupted))
+        print(result.isNormalizable ? "top \(top) by |normalised effect| (1 = clean restored):" : "top \(top) by |raw − corrupted|:")
+        let entries = result.top(top)
+        let width = (entries.map(\.label.count).max() ?? 4) + 2
+        for entry in entries {
+            print(entry.label.padding(toLength: width, withPad: " ", startingAt: 0) + String(format: "%8.4f   raw %.4f", entry.value, entry.raw))
+        }
+    }
+
+    func printCSV(_ result: PatchResult) {
+        print((result.dims + ["label", "value", "raw"]).joined(separator: ","))
+        let values = result.values
+        for cell in result.raw.indices {
+            let index = result.index(of: cell).map(String.init)
+            let value = values[cell].map { "\($0)" } ?? "", raw = result.raw[cell].map { "\($0)" } ?? ""
+            print((index + [Output.csvField(result.labels[cell]), value, raw]).joined(separator: ","))
+        }
+    }
+}
+
+/// The JSON of DESIGN.md: `{model, target, direction, metric, dims, shape, values, raw, clean,
+/// corrupted, top}`, plus `axis_labels`.
+struct PatchJSON: Encodable {
+    struct Entry: Encodable { let label: String; let index: [Int]; let value: Double; let raw: Double }
+    let model: String, target: String, direction: String, metric: String
+    let dims: [String], shape: [Int], axisLabels: [[String]]
+    let values: [Double?], raw: [Double?]
+    let clean: Double, corrupted: Double
+    let top: [Entry]
+
+    init(_ result: PatchResult, model: String, top count: Int) {
+        self.model = model; target = result.target; direction = result.direction.rawValue; metric = result.metric.rawValue
+        dims = result.dims; shape = result.shape; axisLabels = result.axisLabels
+        values = result.values; raw = result.raw; clean = result.clean; corrupted = result.corrupted
+        top = result.top(count).map { Entry(label: $0.label, index: $0.index, value: $0.value, raw: $0.raw) }
+    }
+
+    enum CodingKeys: String, CodingKey {
+        case model, target, direction, metric, dims, shape, values, raw, clean, corrupted, top
+        case axisLabels = "axis_labels"
+    }
+}
+
+/// Parsing of `--target` and `--layers`.
+enum PatchRequest {
+    static func targets(_ text: String) throws -> (targets: [PatchTarget], name: String) {
+        if let group = PatchGroup(rawValue: text) { return (group.targets, group.rawValue) }
+        let names = text.split(separator: ",", omittingEmptySubsequences: false).map { $0.trimmingCharacters(in: .whitespaces) }
+        let targets = try names.map { name -> PatchTarget in
+            guard let target = PatchTarget(rawValue: name) else {
+                let known = PatchTarget.allCases.map(\.rawValue) + PatchGroup.allCases.map(\.rawValue)
+                throw ValidationError("--target \"\(name)\" is not a patch target. Use one of \(known.joined(separator: ", ")), or several separated by commas (e.g. v,pattern).")
+            }
+            return target
+        }
+        return (targets, names.joined(separator: ","))
+    }
+
+    static func layers(_ text: String) throws -> [Int] {
+        let parts = text.split(separator: ",", omittingEmptySubsequences: false).map { $0.trimmingCharacters(in: .whitespaces) }
+        var layers: [Int] = []
+        for part in parts {
+            let bounds = part.split(separator: "-", omittingEmptySubsequences: false).map { Int($0) }
+            guard (1...2).contains(bounds.count), bounds.allSatisfy({ $0 != nil && $0! >= 0 }), bounds.first!! <= bounds.last!! else {
+                throw ValidationError("--layers \"\(text)\": \"\(part)\" is not a layer or a range a-b. Give e.g. 9,10 or 0-5.")
+            }
+            layers += Array(bounds.first!!...bounds.last!!)
+        }
+        return layers
+    }
+
+    /// Several targets side by side need one grid.
+    static func checkSameGrid(_ sweeps: [PatchSweep]) throws {
+        let dims = sweeps.map { $0.target.dims(byPosition: $0.byPosition) }
+        if let other = dims.firstIndex(where: { $0 != dims[0] }) {
+            throw ValidationError("--target \(sweeps[0].target.rawValue) and \(sweeps[other].target.rawValue) have different grids (\(dims[0].joined(separator: " × ")) and \(dims[other].joined(separator: " × "))); patch them in separate runs.")
+        }
+    }
+}
