@@ -129,7 +129,7 @@ final class SurgeryPlanFilesTests: XCTestCase {
             let ablated = Set(block.attention!.headAblations.keys)
             XCTAssertEqual(ablated, Set(0..<12).subtracting(i == 9 ? [1] : []), "block \(i)")
             for ablation in block.attention!.headAblations.values {
-                guard case let .mean(vector) = ablation else { XCTFail("block \(i): expected a mean ablation"); continue }
+                guard case let .pooledMean(vector) = ablation.replacement else { XCTFail("block \(i): expected a mean ablation"); continue }
                 XCTAssertEqual(vector.shape, [2], "block \(i): d_head 24/12")
             }
         }
