@@ -60,7 +60,8 @@ final class SurgeryPlanFilesTests: XCTestCase {
         let plan = try Plan.load(url)
         XCTAssertEqual(plan.name, "l0-7-mlp9-edited")
         XCTAssertEqual(plan.edits.map(\.target), [.ablateHeads([UnitRef(layer: 7, index: 10), UnitRef(layer: 6, index: 1)]),
-                                                  .ablateNeurons([UnitRef(layer: 9, index: 34), UnitRef(layer: 7, index: 12)])])
+                                                  .ablateNeurons([UnitRef(layer: 9, index: 34), UnitRef(layer: 7, index: 12)]),
+                                                  .ablateHeads([UnitRef(layer: 5, index: 3)])])
         XCTAssertEqual(plan.checks.map(\.answer), [" 5", nil])
         let (base, others) = try Surgeon.loadModels(for: plan, baseOverride: try Self.base().path)
         let model = try Surgeon.build(plan, base: base, others: others, meanPrompts: { _, _ in [[63, 1, 2, 3]] })
@@ -69,6 +70,10 @@ final class SurgeryPlanFilesTests: XCTestCase {
         XCTAssertEqual(model.blocks[6].attention?.headAblations.keys.sorted(), [1])
         XCTAssertEqual(model.blocks[8].mlp?.neuronAblations.keys.sorted(), [34])
         XCTAssertEqual(model.blocks[7].mlp?.neuronAblations.keys.sorted(), [12])
+        // Head 5.3 takes, at the last position only, its mean at that position over the means prompts.
+        let head = try XCTUnwrap(model.blocks[5].attention?.headAblations[3])
+        XCTAssertEqual(head.positions, .only([-1]))
+        XCTAssertEqual(head.requiredLength, 4)
     }
 
     func testEveryPlanFileParsesValidatesAndBuilds() throws {
