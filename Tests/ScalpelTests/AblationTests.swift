@@ -92,7 +92,7 @@ final class AblationTests: ScratchTestCase {
         XCTAssertEqual(try means.replacement(.pooled, hook: .z(0), unit: 1).width, 16)
         assertError(try build("  - ablate_heads: [\"1.2\"]\n    mode: mean\n    dataset: digits\n    means: per-position\n",
                               meanPrompts: [[1, 2, 3], [4, 5]]),
-                    MeanActivationsError.self, mentions: ["one token length", "3 tokens", "2 tokens"])
+                    PlanError.self, mentions: ["ablation.yaml:4, edits[0]", "one token length", "3 tokens", "2 tokens"])
     }
 
     func testPromptsThatDoNotFitTheAblationsAreErrors() throws {

@@ -110,7 +110,11 @@ public enum Surgeon {
         // Means of the graph built so far (earlier edits applied, this one not), once per edit.
         let means = try edit.mode == .mean ? MeanActivations.compute(model: model, prompts: try meanPrompts(edit, model), hooks: meanHooks(edit, model)) : nil
         func ablation(_ hook: HookPoint, unit: Int, at positions: AblationPositions) throws -> Ablation {
-            Ablation(try means?.replacement(edit.means, hook: hook, unit: unit) ?? .zero, at: positions)
+            do {
+                return Ablation(try means?.replacement(edit.means, hook: hook, unit: unit) ?? .zero, at: positions)
+            } catch let error as MeanActivationsError {
+                throw PlanError.means(location: edit.location, reason: error.message)  // which edit asked for them
+            }
         }
         let listed = edit.positions.map { AblationPositions.only($0) } ?? .all
         switch edit.target {
