@@ -551,7 +551,7 @@ public enum ArchiveError: UserFacingError, Equatable {
         case let .notAnArchive(path):
             return "\(path): not a Scalpel model archive (no format = \"scalpel-model\" attribute). Build one with `scalpel build PLAN -o FILE.h5`."
         case let .version(path, found, supported):
-            return "\(path): archive format version \(found), but this Scalpel reads version \(supported). Rebuild the archive with this version (`scalpel build`)."
+            return "\(path): archive format version \(found), but this Scalpel reads versions 1–\(supported). Rebuild the archive with this version (`scalpel build`)."
         case let .corrupt(path, reason):
             return "\(path): damaged or truncated archive (\(reason)). \(Self.rebuild)"
         case let .invalidAttribute(path, object, attribute, value, expected):
