@@ -123,6 +123,9 @@ final class AblationTests: ScratchTestCase {
             assertError(try edit(lines), PlanError.self, mentions: mentions)
         }
         assertError(try edit("    positions: 3\n"), YAMLFileError.self, mentions: ["edits[0].positions", "\"3\""])
+        // tiny-hub has 32 positions.
+        assertError(try build("  - ablate_heads: [\"1.2\"]\n    positions: [0, -33]\n"), PlanError.self,
+                    mentions: ["ablation.yaml:4, edits[0].positions", "\"-33\"", "0…31"])
     }
 
     func testMeanDatasetPathsAreRelativeToThePlan() throws {

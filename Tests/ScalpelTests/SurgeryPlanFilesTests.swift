@@ -70,10 +70,11 @@ final class SurgeryPlanFilesTests: XCTestCase {
         XCTAssertEqual(model.blocks[6].attention?.headAblations.keys.sorted(), [1])
         XCTAssertEqual(model.blocks[8].mlp?.neuronAblations.keys.sorted(), [34])
         XCTAssertEqual(model.blocks[7].mlp?.neuronAblations.keys.sorted(), [12])
-        // Head 5.3 takes, at the last position only, its mean at that position over the means prompts.
+        // Head 5.3 takes its pooled mean at the last position only.
         let head = try XCTUnwrap(model.blocks[5].attention?.headAblations[3])
         XCTAssertEqual(head.positions, .only([-1]))
-        XCTAssertEqual(head.requiredLength, 4)
+        guard case let .pooledMean(mean) = head.replacement else { return XCTFail("head 5.3: expected a pooled mean") }
+        XCTAssertEqual(mean.shape, [2])
     }
 
     func testEveryPlanFileParsesValidatesAndBuilds() throws {

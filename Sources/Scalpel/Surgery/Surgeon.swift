@@ -49,6 +49,11 @@ public enum Surgeon {
                     }
                 }
             }
+            let longest = base.config.nPositions
+            if let position = edit.positions?.first(where: { $0 >= longest || $0 < -longest }) {
+                throw PlanError.badValue(location: "\(edit.location).positions", value: "\(position)",
+                                         expected: "a position the model has: 0…\(longest - 1), or -\(longest)…-1 from the end")
+            }
             if let name = edit.dataset, (try? DatasetFiles.resolve(name)) == nil {
                 throw PlanError.unknownDataset(location: edit.location, name: name)
             }
