@@ -313,7 +313,7 @@ final class ArchiveSafetyTests: ScratchTestCase {
             .write(to: means, atomically: true, encoding: .utf8)
         let meanPlan = try Plan.load(means)
         let averaged = try Surgeon.build(meanPlan, base: base, others: others, meanPrompts: { _, _ in [[1, 2, 3], [4, 5]] })
-        guard case let .mean(vector)? = averaged.blocks[1].attention!.headAblations[7] else { return XCTFail("head 7 of block 1 not mean-ablated") }
+        guard case let .pooledMean(vector)? = averaged.blocks[1].attention!.headAblations[7]?.replacement else { return XCTFail("head 7 of block 1 not mean-ablated") }
         XCTAssertEqual(vector.shape, [8])
 
         let export = scratch.appendingPathComponent("hf")

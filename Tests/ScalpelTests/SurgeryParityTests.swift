@@ -71,9 +71,12 @@ final class SurgeryParityTests: XCTestCase {
                 let block = model.blocks.firstIndex { $0.source.layer == unit.layer && $0.source.model == c.base }!
                 let stored: Tensor
                 if name.contains("means/0/"), case .ablateNeurons = try Plan.parse(Self.planText(c), origin: "x").edits[0].target {
-                    stored = Tensor(shape: [1], data: [model.blocks[block].mlp!.neuronAblations[unit.index]!])
+                    guard case let .pooledMean(vector)? = model.blocks[block].mlp?.neuronAblations[unit.index]?.replacement else {
+                        return XCTFail("\(c.name): neuron \(unit) has no mean ablation")
+                    }
+                    stored = vector
                 } else {
-                    guard case let .mean(vector)? = model.blocks[block].attention?.headAblations[unit.index] else {
+                    guard case let .pooledMean(vector)? = model.blocks[block].attention?.headAblations[unit.index]?.replacement else {
                         return XCTFail("\(c.name): head \(unit) has no mean ablation")
                     }
                     stored = vector

@@ -60,7 +60,8 @@ final class SurgeryPlanFilesTests: XCTestCase {
         let plan = try Plan.load(url)
         XCTAssertEqual(plan.name, "l0-7-mlp9-edited")
         XCTAssertEqual(plan.edits.map(\.target), [.ablateHeads([UnitRef(layer: 7, index: 10), UnitRef(layer: 6, index: 1)]),
-                                                  .ablateNeurons([UnitRef(layer: 9, index: 34), UnitRef(layer: 7, index: 12)])])
+                                                  .ablateNeurons([UnitRef(layer: 9, index: 34), UnitRef(layer: 7, index: 12)]),
+                                                  .ablateHeads([UnitRef(layer: 5, index: 3)])])
         XCTAssertEqual(plan.checks.map(\.answer), [" 5", nil])
         let (base, others) = try Surgeon.loadModels(for: plan, baseOverride: try Self.base().path)
         let model = try Surgeon.build(plan, base: base, others: others, meanPrompts: { _, _ in [[63, 1, 2, 3]] })
@@ -69,6 +70,11 @@ final class SurgeryPlanFilesTests: XCTestCase {
         XCTAssertEqual(model.blocks[6].attention?.headAblations.keys.sorted(), [1])
         XCTAssertEqual(model.blocks[8].mlp?.neuronAblations.keys.sorted(), [34])
         XCTAssertEqual(model.blocks[7].mlp?.neuronAblations.keys.sorted(), [12])
+        // Head 5.3 takes its pooled mean at the last position only.
+        let head = try XCTUnwrap(model.blocks[5].attention?.headAblations[3])
+        XCTAssertEqual(head.positions, .only([-1]))
+        guard case let .pooledMean(mean) = head.replacement else { return XCTFail("head 5.3: expected a pooled mean") }
+        XCTAssertEqual(mean.shape, [2])
     }
 
     func testEveryPlanFileParsesValidatesAndBuilds() throws {
@@ -129,7 +135,7 @@ final class SurgeryPlanFilesTests: XCTestCase {
             let ablated = Set(block.attention!.headAblations.keys)
             XCTAssertEqual(ablated, Set(0..<12).subtracting(i == 9 ? [1] : []), "block \(i)")
             for ablation in block.attention!.headAblations.values {
-                guard case let .mean(vector) = ablation else { XCTFail("block \(i): expected a mean ablation"); continue }
+                guard case let .pooledMean(vector) = ablation.replacement else { XCTFail("block \(i): expected a mean ablation"); continue }
                 XCTAssertEqual(vector.shape, [2], "block \(i): d_head 24/12")
             }
         }

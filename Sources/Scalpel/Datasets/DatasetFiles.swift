@@ -8,10 +8,13 @@ import Yams  // Node, the composed document
 /// - `.jsonl`: one item object per line.
 /// - `.txt`: one prompt per line, optionally followed by a tab and its answer; `#` starts a comment line.
 public enum DatasetFiles {
+    /// The extensions of dataset files.
+    static let fileExtensions = ["yaml", "yml", "json", "jsonl", "txt"]
+
     /// A built-in name (`months`) or a file path.
     public static func resolve(_ nameOrPath: String) throws -> PromptDataset {
         if let builtIn = StudyDatasets.named(nameOrPath) { return builtIn }
-        let looksLikeFile = nameOrPath.contains("/") || ["yaml", "yml", "json", "jsonl", "txt"].contains(URL(fileURLWithPath: nameOrPath).pathExtension)
+        let looksLikeFile = nameOrPath.contains("/") || fileExtensions.contains(URL(fileURLWithPath: nameOrPath).pathExtension)
             || FileManager.default.fileExists(atPath: nameOrPath)
         guard looksLikeFile else { throw DatasetError.unknown(name: nameOrPath, known: StudyDatasets.all.map(\.name)) }
         let families = try load(URL(fileURLWithPath: nameOrPath))

@@ -6,7 +6,8 @@ import Foundation
 /// What GPT-2 cannot express directly is folded into weights it has: a missing half becomes a zero
 /// output projection and bias (so it adds nothing to the residual); an ablated head or neuron becomes
 /// zero rows of its output projection, plus its mean's contribution in the bias for mean ablations.
-/// A block without its LayerNorm, or blocks of different MLP widths, are refused.
+/// A block without its LayerNorm, blocks of different MLP widths, and ablations that depend on the
+/// position (restricted to some positions, or per-position means) are refused.
 public enum HuggingFaceExport {
     public static func write(_ model: Model, to target: OutputTarget) throws {
         let tensors = try self.tensors(model)
@@ -56,6 +57,7 @@ public enum HuggingFaceExport {
             if let mlp = block.mlp, mlp.ln == nil {
                 throw PlanError.cannotExport(reason: "block \(i) (\(block.source).mlp.noln) has no LayerNorm before its MLP, and every GPT-2 MLP has one.")
             }
+            try checkFoldable(block, index: i)
             if let attention = block.attention {
                 let (weight, bias) = foldHeads(attention, dHead: attention.dHead)
                 out += [("\(h).ln_1.weight", attention.ln.weight), ("\(h).ln_1.bias", attention.ln.bias),
@@ -82,20 +84,34 @@ public enum HuggingFaceExport {
         return out
     }
 
+    /// A bias is added at every position, so only an ablation writing one constant at every
+    /// position can be folded into one; the first that cannot is an error saying why.
+    static func checkFoldable(_ block: Block, index i: Int) throws {
+        let units = (block.attention?.headAblations ?? [:]).map { ("head \(block.source.layer).\($0.key)", $0.value) }
+            + (block.mlp?.neuronAblations ?? [:]).map { ("neuron \(block.source.layer).\($0.key)", $0.value) }
+        for (unit, ablation) in units.sorted(by: { $0.0 < $1.0 }) where !ablation.isPositionIndependent {
+            let what: String
+            if case .perPositionMean = ablation.replacement { what = "is replaced by a different mean at each position" }
+            else { what = "is ablated only at some positions (\(ablation.positions))" }
+            throw HuggingFaceExportError.positionDependentAblation(block: i, unit: unit, what: what)
+        }
+    }
+
     /// attn_out = z W_O + b with head h's z fixed to m (0 for zero ablation) equals
     /// z' W_O' + b' where W_O' has head h's rows zeroed and b' = b + m · W_O[h rows].
     static func foldHeads(_ attention: AttentionHalf, dHead: Int) -> (Tensor, Tensor) {
         foldRows(weight: attention.outWeight, bias: attention.outBias,
-                 rows: attention.headAblations.mapValues { ablation -> [Float] in
-                     switch ablation {
-                     case .zero: return Array(repeating: 0, count: dHead)
-                     case let .mean(vector): return vector.scalars
-                     }
-                 }, rowsPerUnit: dHead)
+                 rows: attention.headAblations.mapValues { constant($0, width: dHead) }, rowsPerUnit: dHead)
     }
 
     static func foldNeurons(_ mlp: MLPHalf) -> (Tensor, Tensor) {
-        foldRows(weight: mlp.outWeight, bias: mlp.outBias, rows: mlp.neuronAblations.mapValues { [$0] }, rowsPerUnit: 1)
+        foldRows(weight: mlp.outWeight, bias: mlp.outBias, rows: mlp.neuronAblations.mapValues { constant($0, width: 1) }, rowsPerUnit: 1)
+    }
+
+    /// The constant a position-independent ablation writes (`checkFoldable` has refused the others).
+    static func constant(_ ablation: Ablation, width: Int) -> [Float] {
+        if case let .pooledMean(vector) = ablation.replacement { return vector.scalars }
+        return Array(repeating: 0, count: width)
     }
 
     /// Zeroes the rows of each unit and adds value · rows to the bias (accumulated in Double).
@@ -113,5 +129,19 @@ public enum HuggingFaceExport {
             }
         }
         return (weight, Tensor(shape: bias.shape, data: newBias.map { Float($0) }))
+    }
+}
+
+/// What GPT-2's Hugging Face architecture cannot express.
+public enum HuggingFaceExportError: UserFacingError, Equatable {
+    case positionDependentAblation(block: Int, unit: String, what: String)
+
+    public var message: String {
+        switch self {
+        case let .positionDependentAblation(block, unit, what):
+            return "This model cannot be exported as a Hugging Face GPT-2: in block \(block), \(unit) \(what). "
+                + "GPT-2 can only hold an ablation as a constant added at every position (folded into the output bias). "
+                + "Use the .h5 archive (`scalpel build`), or rebuild with pooled means at all positions."
+        }
     }
 }

@@ -5,7 +5,11 @@ import Foundation
 ///
 /// Weights are stored exactly (float32), so a loaded archive gives bit-identical logits to the
 /// graph it was saved from. Head and neuron ablations are stored as the values written in place of
-/// the unit (`attn/ablated_heads` + `attn/ablation_values`, `mlp/ablated_neurons` + `mlp/ablation_values`).
+/// the unit (`attn/ablated_heads` + `attn/ablation_values`, `mlp/ablated_neurons` + `mlp/ablation_values`:
+/// a pooled mean, or zeros). Format version 2 adds, only when some ablation needs them,
+/// `…/ablation_positions` (one `AblationPositions` text per ablated unit: `all`, `0,-1`, `all but -1`)
+/// and `…/ablation_means_per_position/{unit}` ([pos, d_head] for a head, [pos] for a neuron); an
+/// archive without them is written as version 1, which older Scalpels read.
 /// With tied embeddings `unembed/W_U` is a hard link to `embed/W_E` and so has W_E's shape [d_vocab, d_model]
 /// (root attribute `tied_embeddings` = 1); untied, it is [d_model, d_vocab] as in TransformerLens.
 ///
@@ -14,7 +18,8 @@ import Foundation
 /// the checksum written with them (`WeightChecksum`).
 public enum ModelArchive {
     public static let format = "scalpel-model"
-    public static let formatVersion = 1
+    /// The newest version this Scalpel writes and reads; it reads every version from 1.
+    public static let formatVersion = 2
     /// Root attribute holding `WeightChecksum` of the weights, as hex.
     static let checksumAttribute = "weights_sha256"
     /// Scalpel's own paths are at most four levels deep (`blocks/3/attn/W_Q`); links deeper than
@@ -35,7 +40,7 @@ public enum ModelArchive {
                 let dataset = try group.writeTensor(name, tensor, dims: dims)
                 checksum.add(dataset.path, tensor)
             }
-            try root.setAttribute("format_version", formatVersion)
+            try root.setAttribute("format_version", formatVersion(of: model))
             try root.setAttribute("tied_embeddings", model.tiedEmbeddings ? 1 : 0)
             if let tokenizer = model.tokenizer {
                 let group = try root.createGroup("tokenizer")
@@ -67,11 +72,6 @@ public enum ModelArchive {
             let dataset = try group.writeTensor(name, tensor, dims: dims)
             checksum.add(dataset.path, tensor)
         }
-        func putIndices(_ group: HDF5Group, _ name: String, _ indices: [Int]) throws {
-            let values = indices.map { Int32($0) }
-            let dataset = try group.writeInt32(name, values, shape: [values.count], dims: ["ablated"])
-            checksum.add(dataset.path, values)
-        }
         try group.setAttribute("source", block.source.description)
         if let attention = block.attention {
             let h = attention.nHead, dh = attention.dHead
@@ -94,15 +94,7 @@ public enum ModelArchive {
             }
             try put(attn, "W_O", attention.outWeight.reshaped([h, dh, d]), ["n_heads", "d_head", "d_model"])
             try put(attn, "b_O", attention.outBias, ["d_model"])
-            let ablated = attention.headAblations.keys.sorted()
-            if !ablated.isEmpty {
-                try putIndices(attn, "ablated_heads", ablated)
-                let values = ablated.flatMap { head -> [Float] in
-                    if case let .mean(v) = attention.headAblations[head]! { return v.scalars }
-                    return Array(repeating: 0, count: dh)
-                }
-                try put(attn, "ablation_values", Tensor(shape: [ablated.count, dh], data: values), ["ablated", "d_head"])
-            }
+            try writeAblations(attention.headAblations, into: attn, units: "heads", width: dh, checksum: &checksum)
         }
         if let mlp = block.mlp {
             if let lnParams = mlp.ln {
@@ -115,13 +107,47 @@ public enum ModelArchive {
             try put(g, "b_in", mlp.inBias, ["d_mlp"])
             try put(g, "W_out", mlp.outWeight, ["d_mlp", "d_model"])
             try put(g, "b_out", mlp.outBias, ["d_model"])
-            let ablated = mlp.neuronAblations.keys.sorted()
-            if !ablated.isEmpty {
-                try putIndices(g, "ablated_neurons", ablated)
-                try put(g, "ablation_values", Tensor(shape: [ablated.count], data: ablated.map { mlp.neuronAblations[$0]! }), ["ablated"])
-            }
+            try writeAblations(mlp.neuronAblations, into: g, units: "neurons", width: 1, checksum: &checksum)
         }
         try group.setAttribute("parts", block.parts)
+    }
+
+    /// Version 1 unless some ablation is restricted to positions or holds per-position means, which
+    /// a version-1 reader would silently drop.
+    static func formatVersion(of model: Model) -> Int {
+        let ablations = model.blocks.flatMap { Array(($0.attention?.headAblations ?? [:]).values) + Array(($0.mlp?.neuronAblations ?? [:]).values) }
+        return ablations.allSatisfy(\.isPositionIndependent) ? 1 : formatVersion
+    }
+
+    /// A half's ablations (`units` is "heads" or "neurons", `width` d_head or 1): indices, the
+    /// pooled mean or zeros of each, and, when needed, positions and per-position means.
+    static func writeAblations(_ ablations: [Int: Ablation], into group: HDF5Group, units: String, width: Int,
+                               checksum: inout WeightChecksum) throws {
+        let ablated = ablations.keys.sorted()
+        guard !ablated.isEmpty else { return }
+        let indices = ablated.map { Int32($0) }
+        checksum.add(try group.writeInt32("ablated_\(units)", indices, shape: [indices.count], dims: ["ablated"]).path, indices)
+        let pooled = ablated.flatMap { unit -> [Float] in
+            if case let .pooledMean(vector) = ablations[unit]!.replacement { return vector.scalars }
+            return Array(repeating: 0, count: width)  // zero, or per-position (stored below)
+        }
+        let values = Tensor(shape: width == 1 ? [ablated.count] : [ablated.count, width], data: pooled)
+        checksum.add(try group.writeTensor("ablation_values", values, dims: width == 1 ? ["ablated"] : ["ablated", "d_head"]).path, values)
+        if ablated.contains(where: { ablations[$0]!.positions != .all }) {
+            let texts = ablated.map { ablations[$0]!.positions.description }
+            let dataset = try group.writeStrings("ablation_positions", texts, dims: ["ablated"])
+            checksum.add(dataset.path, text: texts.joined(separator: "\n"))
+        }
+        let perPosition = ablated.compactMap { unit -> (Int, Tensor)? in
+            if case let .perPositionMean(values) = ablations[unit]!.replacement { return (unit, values) }
+            return nil
+        }
+        guard !perPosition.isEmpty else { return }
+        let means = try group.createGroup("ablation_means_per_position")
+        for (unit, values) in perPosition {
+            let stored = width == 1 ? values.reshaped([values.shape[0]]) : values
+            checksum.add(try means.writeTensor("\(unit)", stored, dims: width == 1 ? ["pos"] : ["pos", "d_head"]).path, stored)
+        }
     }
 
     public static func load(from url: URL) throws -> Model {
@@ -138,7 +164,7 @@ public enum ModelArchive {
             throw ArchiveError.notAnArchive(path: path)
         }
         let version = try root.intAttribute("format_version")
-        guard version == formatVersion else { throw ArchiveError.version(path: path, found: version, supported: formatVersion) }
+        guard (1...formatVersion).contains(version) else { throw ArchiveError.version(path: path, found: version, supported: formatVersion) }
         do {
             if let link = try root.firstLinkNotHard(maxDepth: deepestPath) {
                 throw ArchiveError.linkNotHard(path: path, object: link.path, kind: link.kind)
@@ -205,13 +231,7 @@ public enum ModelArchive {
                 qkvWeight: qkv, qkvBias: Tensor(shape: [3 * d], data: bias),
                 outWeight: try reader.read(group, "attn/W_O", [h, dh, d]).reshaped([d, d]),
                 outBias: try reader.read(group, "attn/b_O", [d]), nHead: h)
-            if let heads = try reader.ablatedUnits(group, "attn/ablated_heads", below: h, unit: "heads") {
-                let values = try reader.read(group, "attn/ablation_values", [heads.count, dh])
-                for (n, head) in heads.enumerated() {
-                    let v = values.rows(n..<(n + 1)).reshaped([dh])
-                    attention.headAblations[head] = v.buffer.allSatisfy { $0 == 0 } ? .zero : .mean(v)
-                }
-            }
+            attention.headAblations = try reader.ablations(group, "attn", units: "heads", below: h, width: dh, maxPositions: config.nPositions)
             block.attention = attention
         }
         if parts.mlp {
@@ -220,10 +240,7 @@ public enum ModelArchive {
                 ln: parts.mlpLayerNorm ? LayerNormParams(weight: try reader.read(group, "ln2/w", [d]), bias: try reader.read(group, "ln2/b", [d])) : nil,
                 inWeight: try reader.read(group, "mlp/W_in", [d, inner]), inBias: try reader.read(group, "mlp/b_in", [inner]),
                 outWeight: try reader.read(group, "mlp/W_out", [inner, d]), outBias: try reader.read(group, "mlp/b_out", [d]))
-            if let neurons = try reader.ablatedUnits(group, "mlp/ablated_neurons", below: inner, unit: "neurons") {
-                let values = try reader.read(group, "mlp/ablation_values", [neurons.count])
-                for (n, neuron) in neurons.enumerated() { mlp.neuronAblations[neuron] = values[flat: n] }
-            }
+            mlp.neuronAblations = try reader.ablations(group, "mlp", units: "neurons", below: inner, width: 1, maxPositions: config.nPositions)
             block.mlp = mlp
         }
         return block
@@ -374,6 +391,59 @@ public enum ModelArchive {
             return values.map(Int.init)
         }
 
+        /// The ablations `writeAblations` stored in a half's group `half` ("attn" or "mlp").
+        mutating func ablations(_ group: HDF5Group, _ half: String, units: String, below bound: Int, width: Int,
+                                maxPositions: Int) throws -> [Int: Ablation] {
+            guard let ablated = try ablatedUnits(group, "\(half)/ablated_\(units)", below: bound, unit: units) else { return [:] }
+            let values = try read(group, "\(half)/ablation_values", width == 1 ? [ablated.count] : [ablated.count, width])
+            var positions = [AblationPositions](repeating: .all, count: ablated.count)
+            let positionsName = "\(half)/ablation_positions"
+            if group.exists(positionsName) {
+                let dataset = try open(group, positionsName)
+                guard try dataset.shape == [ablated.count] else {
+                    throw ArchiveError.corrupt(path: path, reason: "\(dataset.path) has shape \(try dataset.shape), expected [\(ablated.count)]")
+                }
+                let texts = try dataset.readStrings()
+                positions = try texts.map { text in
+                    guard let parsed = AblationPositions(text) else {
+                        throw ArchiveError.corrupt(path: path, reason: "\(dataset.path) holds \"\(text.prefix(40))\", expected all, positions such as 0,-1, or all but 0,-1")
+                    }
+                    return parsed
+                }
+                checksum.add(dataset.path, text: texts.joined(separator: "\n"))
+            }
+            var perPosition: [Int: Tensor] = [:]
+            let meansName = "\(half)/ablation_means_per_position"
+            if group.exists(meansName) {
+                let means = try group.group(meansName)
+                for name in try means.childNames() {
+                    guard let unit = Int(name), ablated.contains(unit) else {
+                        throw ArchiveError.corrupt(path: path, reason: "\(means.path)/\(name) names no ablated \(units.dropLast())")
+                    }
+                    let length = try firstDimension(means, name, in: 1...maxPositions)
+                    let stored = try read(means, name, width == 1 ? [length] : [length, width])
+                    perPosition[unit] = stored.reshaped([length, width])
+                }
+            }
+            var ablations: [Int: Ablation] = [:]
+            for (n, unit) in ablated.enumerated() {
+                let pooled = values.rows(n..<(n + 1)).reshaped([width])
+                let replacement: Ablation.Replacement = perPosition[unit].map { .perPositionMean($0) }
+                    ?? (pooled.buffer.allSatisfy { $0 == 0 } ? .zero : .pooledMean(pooled))
+                ablations[unit] = Ablation(replacement, at: positions[n])
+            }
+            return ablations
+        }
+
+        /// The first dimension of a dataset, which must lie in `range` (a per-position mean's length).
+        func firstDimension(_ group: HDF5Group, _ name: String, in range: ClosedRange<Int>) throws -> Int {
+            let dataset = try open(group, name)
+            guard let first = try dataset.shape.first, range.contains(first) else {
+                throw ArchiveError.corrupt(path: path, reason: "\(dataset.path) has shape \(try dataset.shape), expected \(range.lowerBound)…\(range.upperBound) positions first")
+            }
+            return first
+        }
+
         /// The one string of a tokenizer dataset.
         func text(_ group: HDF5Group, _ name: String) throws -> String {
             let dataset = try open(group, name)
@@ -481,7 +551,7 @@ public enum ArchiveError: UserFacingError, Equatable {
         case let .notAnArchive(path):
             return "\(path): not a Scalpel model archive (no format = \"scalpel-model\" attribute). Build one with `scalpel build PLAN -o FILE.h5`."
         case let .version(path, found, supported):
-            return "\(path): archive format version \(found), but this Scalpel reads version \(supported). Rebuild the archive with this version (`scalpel build`)."
+            return "\(path): archive format version \(found), but this Scalpel reads versions 1–\(supported). Rebuild the archive with this version (`scalpel build`)."
         case let .corrupt(path, reason):
             return "\(path): damaged or truncated archive (\(reason)). \(Self.rebuild)"
         case let .invalidAttribute(path, object, attribute, value, expected):

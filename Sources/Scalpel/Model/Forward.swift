@@ -418,7 +418,7 @@ struct ForwardPass {
                             0, z.mutablePointer + start * d + h * dHead, Int32(d))
             }
         }
-        for (head, ablation) in attention.headAblations { z.setHead(head, dHead: dHead, to: ablation) }
+        attention.headAblations.apply(to: &z, unitWidth: dHead, promptOffsets: hooks.offsets)
         hooks.tokenwise(.z(i), &z, shape: [heads, dHead])
         if hooks.isActive(.result(i)), let edited = headResults(attention, z: z, block: i) { return edited }
         var out = Tensor(zeros: [tokens, d])
@@ -472,10 +472,7 @@ struct ForwardPass {
                        into: hidden.mutablePointer, m: tokens, k: d, n: width)
         hooks.tokenwise(.mlpPre(i), &hidden, shape: [width])
         Kernels.geluNew(hidden.mutablePointer, count: hidden.count)
-        if !mlp.neuronAblations.isEmpty {
-            let hp = hidden.mutablePointer
-            for (neuron, value) in mlp.neuronAblations { for t in 0..<tokens { hp[t * width + neuron] = value } }
-        }
+        mlp.neuronAblations.apply(to: &hidden, unitWidth: 1, promptOffsets: hooks.offsets)
         hooks.tokenwise(.mlpPost(i), &hidden, shape: [width])
         var out = Tensor(zeros: [tokens, d])
         Kernels.matmul(hidden.pointer, mlp.outWeight.pointer, bias: mlp.outBias.pointer,

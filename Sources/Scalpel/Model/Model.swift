@@ -89,18 +89,13 @@ public struct AttentionHalf: Sendable {
     /// This block's own head count: a block stitched from another model of the same width may
     /// have a different one than the model's config.
     public var nHead: Int
-    /// Heads whose output `z` is replaced: by zeros, or by a fixed mean vector [d_head].
-    public var headAblations: [Int: HeadAblation] = [:]
+    /// Heads whose output `z` is replaced (by zeros or a mean, at all or some positions), by head.
+    public var headAblations: [Int: Ablation] = [:]
 
     /// d_model / n_heads.
     public var dHead: Int { outBias.count / nHead }
 
     var parameterCount: Int { ln.count + qkvWeight.count + qkvBias.count + outWeight.count + outBias.count }
-}
-
-public enum HeadAblation: Sendable {
-    case zero
-    case mean(Tensor)
 }
 
 /// MLP half: pre-LayerNorm (absent in the study's "no ln2" variant), `c_fc`, gelu_new, `c_proj`.
@@ -112,26 +107,10 @@ public struct MLPHalf: Sendable {
     /// [d_mlp, d_model]
     public var outWeight: Tensor
     public var outBias: Tensor
-    /// Neurons whose activation (`hook_post`) is replaced: by zero or by a fixed mean value.
-    public var neuronAblations: [Int: Float] = [:]
+    /// Neurons whose activation (`hook_post`) is replaced (by zero or a mean, at all or some
+    /// positions), by neuron; a mean is one value wide.
+    public var neuronAblations: [Int: Ablation] = [:]
 
     public var dMLP: Int { inBias.count }
     var parameterCount: Int { (ln?.count ?? 0) + inWeight.count + inBias.count + outWeight.count + outBias.count }
-}
-
-extension Tensor {
-    /// Replaces head `head` of z [tokens, heads·d_head] by zeros or by a fixed mean vector [d_head].
-    mutating func setHead(_ head: Int, dHead: Int, to ablation: HeadAblation) {
-        let width = shape.dropFirst().reduce(1, *), rows = count / width
-        // Loaders and the surgeon check heads against the block; writing past a row would corrupt memory.
-        precondition(head >= 0 && (head + 1) * dHead <= width, "head \(head) of \(width / dHead) written")
-        let p = mutablePointer
-        for r in 0..<rows {
-            let slot = p + r * width + head * dHead
-            switch ablation {
-            case .zero: slot.update(repeating: 0, count: dHead)
-            case let .mean(vector): slot.update(from: vector.pointer, count: dHead)
-            }
-        }
-    }
 }

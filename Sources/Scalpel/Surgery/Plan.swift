@@ -62,7 +62,7 @@ public struct Plan: Sendable {
             }
         }
         let edits = try (fields["edits"].map { try reader.list($0, at: "edits") } ?? []).enumerated().map { index, node in
-            try Edit(node, reader: reader, field: "edits[\(index)]")
+            try Edit(node, reader: reader, field: "edits[\(index)]", folder: folder)
         }
         let checks = try (fields["checks"].map { try reader.list($0, at: "checks") } ?? []).enumerated().map { index, node in
             let field = "checks[\(index)]"
@@ -91,13 +91,19 @@ public struct Edit: Sendable {
 
     public var target: Target
     public var mode: Mode
+    /// The positions listed (`positions: [0, -1, end]`), negative counting from the end; nil for all.
+    /// Ablations write at these positions; `keep_heads` keeps its heads' own activation only here.
+    public var positions: [Int]?
+    /// Which mean `mode: mean` writes: pooled over every position (default) or per position.
+    public var means: MeanKind
+    /// A built-in dataset name, or a dataset file's path (a relative one already joined to the plan's folder).
     public var dataset: String?
     /// e.g. `plan.yaml, edits[0]`, for error messages.
     public var location: String
 
-    static let fields = ["ablate_heads", "keep_heads", "ablate_neurons", "mode", "dataset"]
+    static let fields = ["ablate_heads", "keep_heads", "ablate_neurons", "mode", "dataset", "positions", "means"]
 
-    init(_ node: Node, reader: YAMLFields, field: String) throws {
+    init(_ node: Node, reader: YAMLFields, field: String, folder: URL?) throws {
         let here = reader.location(node, field)
         let entries = try reader.mapping(node, at: field, known: Self.fields, expected: "a mapping such as {ablate_heads: [\"9.1\"], mode: zero}")
         let kinds = ["ablate_heads", "keep_heads", "ablate_neurons"].filter { entries[$0] != nil }
@@ -121,9 +127,38 @@ public struct Edit: Sendable {
             throw PlanError.badValue(location: reader.location(entries["mode"], "\(field).mode"), value: modeText, expected: "zero or mean")
         }
         self.mode = mode
-        dataset = try entries["dataset"].map { try reader.string($0, at: "\(field).dataset") }
+        positions = try entries["positions"].flatMap { try Self.positions($0, reader: reader, field: "\(field).positions") }
+        let meansText = try entries["means"].map { try reader.string($0, at: "\(field).means") } ?? MeanKind.pooled.rawValue
+        guard let means = MeanKind(rawValue: meansText) else {
+            throw PlanError.badValue(location: reader.location(entries["means"], "\(field).means"), value: meansText, expected: "pooled or per-position")
+        }
+        if entries["means"] != nil && mode != .mean {
+            throw PlanError.badValue(location: reader.location(entries["means"], "\(field).means"), value: meansText, expected: "no `means:` without `mode: mean`")
+        }
+        self.means = means
+        dataset = try entries["dataset"].map { Self.dataset(try reader.string($0, at: "\(field).dataset"), folder: folder) }
         if mode == .mean && dataset == nil { throw PlanError.datasetNeeded(location: here) }
         self.location = here
+    }
+
+    /// `positions: all` (nil), or a list of indices and `end`.
+    static func positions(_ node: Node, reader: YAMLFields, field: String) throws -> [Int]? {
+        let expected = "`all` or a list of positions: indices from 0, negative from the end, or `end`, none twice, e.g. [0, -1] or [end]"
+        if node.sequence == nil, try reader.string(node, at: field) == "all" { return nil }
+        guard node.sequence != nil else { throw reader.unexpected(node, at: field, expected: expected) }
+        let entries = try reader.strings(node, at: field)
+        guard let list = AblationPositions.list(entries) else {
+            throw PlanError.badValue(location: reader.location(node, field), value: "[" + entries.joined(separator: ", ") + "]", expected: expected)
+        }
+        return list
+    }
+
+    /// A built-in name stays a name; a relative file path is read from the plan's folder, so a plan
+    /// and its prompts move together.
+    static func dataset(_ text: String, folder: URL?) -> String {
+        guard let folder, StudyDatasets.named(text) == nil, !text.hasPrefix("/"),
+              text.contains("/") || DatasetFiles.fileExtensions.contains(URL(fileURLWithPath: text).pathExtension) else { return text }
+        return folder.appendingPathComponent(text).path
     }
 }
 

@@ -13,6 +13,7 @@ public enum PlanError: UserFacingError, Equatable {
     case widthMismatch(location: String, model: String, width: Int, baseWidth: Int)
     case unknownDataset(location: String, name: String)
     case datasetNeeded(location: String)
+    case means(location: String, reason: String)
     case badValue(location: String, value: String, expected: String)
     case cannotExport(reason: String)
 
@@ -36,6 +37,8 @@ public enum PlanError: UserFacingError, Equatable {
             return "\(location): no dataset \"\(name)\". Use a name from `scalpel datasets` or a dataset file."
         case let .datasetNeeded(location):
             return "\(location): mode \"mean\" needs `dataset:` to average over."
+        case let .means(location, reason):
+            return "\(location): \(reason)"
         case let .badValue(location, value, expected):
             return "\(location): \"\(value)\" is not valid; expected \(expected)."
         case let .cannotExport(reason):

@@ -49,6 +49,11 @@ public enum Surgeon {
                     }
                 }
             }
+            let longest = base.config.nPositions
+            if let position = edit.positions?.first(where: { $0 >= longest || $0 < -longest }) {
+                throw PlanError.badValue(location: "\(edit.location).positions", value: "\(position)",
+                                         expected: "a position the model has: 0…\(longest - 1), or -\(longest)…-1 from the end")
+            }
             if let name = edit.dataset, (try? DatasetFiles.resolve(name)) == nil {
                 throw PlanError.unknownDataset(location: edit.location, name: name)
             }
@@ -107,28 +112,42 @@ public enum Surgeon {
             }
             return usable
         }
-        let prompts = edit.mode == .mean ? try meanPrompts(edit, model) : nil
+        // Means of the graph built so far (earlier edits applied, this one not), once per edit.
+        let means = try edit.mode == .mean ? MeanActivations.compute(model: model, prompts: try meanPrompts(edit, model), hooks: meanHooks(edit, model)) : nil
+        func ablation(_ hook: HookPoint, unit: Int, at positions: AblationPositions) throws -> Ablation {
+            do {
+                return Ablation(try means?.replacement(edit.means, hook: hook, unit: unit) ?? .zero, at: positions)
+            } catch let error as MeanActivationsError {
+                throw PlanError.means(location: edit.location, reason: error.message)  // which edit asked for them
+            }
+        }
+        let listed = edit.positions.map { AblationPositions.only($0) } ?? .all
         switch edit.target {
         case let .ablateHeads(units), let .keepHeads(units):
-            var targets: [(block: Int, head: Int)] = []
+            // Each target with the positions it is ablated at.
+            var targets: [(block: Int, head: Int, positions: AblationPositions)] = []
             if case .keepHeads = edit.target {
                 let kept = Set(units)
                 for (i, block) in model.blocks.enumerated() {
                     guard let attention = block.attention else { continue }
                     let keptHere = block.source.model == baseName ? kept.filter { $0.layer == block.source.layer }.map(\.index) : []
-                    // Every head of this block, which may have more or fewer than the base model's.
-                    targets += (0..<attention.nHead).filter { !keptHere.contains($0) }.map { (i, $0) }
+                    // Every head of this block, which may have more or fewer than the base model's;
+                    // a kept head with listed positions keeps its own activation only there.
+                    for head in 0..<attention.nHead {
+                        if !keptHere.contains(head) { targets.append((i, head, .all)) }
+                        else if let positions = edit.positions { targets.append((i, head, .allBut(positions))) }
+                    }
                 }
             } else {
-                for unit in units { targets += try blocks(fromLayer: unit.layer, needing: "attn").map { ($0, unit.index) } }
+                for unit in units { targets += try blocks(fromLayer: unit.layer, needing: "attn").map { ($0, unit.index, listed) } }
                 for target in targets where target.head >= model.blocks[target.block].attention!.nHead {
                     throw PlanError.headOutOfRange(location: edit.location, entry: "\(model.blocks[target.block].source.layer).\(target.head)",
                                                    heads: model.blocks[target.block].attention!.nHead)
                 }
             }
-            let means = try prompts.map { try Means.heads(targets, of: model, prompts: $0) }
-            for (n, target) in targets.enumerated() {
-                model.blocks[target.block].attention!.headAblations[target.head] = means.map { .mean($0[n]) } ?? .zero
+            let ablations = try targets.map { try ablation(.z($0.block), unit: $0.head, at: $0.positions) }
+            for (target, ablation) in zip(targets, ablations) {
+                model.blocks[target.block].attention!.headAblations[target.head] = ablation
             }
         case let .ablateNeurons(units):
             var targets: [(block: Int, neuron: Int)] = []
@@ -137,44 +156,18 @@ public enum Surgeon {
                 throw PlanError.neuronOutOfRange(location: edit.location, entry: "\(model.blocks[target.block].source.layer).\(target.neuron)",
                                                  neurons: model.blocks[target.block].mlp!.dMLP)
             }
-            let means = try prompts.map { try Means.neurons(targets, of: model, prompts: $0) }
-            for (n, target) in targets.enumerated() {
-                model.blocks[target.block].mlp!.neuronAblations[target.neuron] = means?[n] ?? 0
+            let ablations = try targets.map { try ablation(.mlpPost($0.block), unit: $0.neuron, at: listed) }
+            for (target, ablation) in zip(targets, ablations) {
+                model.blocks[target.block].mlp!.neuronAblations[target.neuron] = ablation
             }
         }
         return model
     }
-}
 
-/// Mean activations over every position of a dataset's clean prompts (BOS included), computed
-/// once at build time so the ablation is a fixed vector, exportable as a bias.
-enum Means {
-    static func heads(_ targets: [(block: Int, head: Int)], of model: Model, prompts: [[Int]]) throws -> [Tensor] {
-        let cache = try model.run(prompts, capture: HookFilter(targets.map { .z($0.block) })).cache
-        return targets.map { target in
-            let dHead = model.blocks[target.block].attention!.dHead  // the block's own head size
-            let tensors = cache[.z(target.block)]!
-            var sum = [Double](repeating: 0, count: dHead), rows = 0
-            for z in tensors {  // [pos, head, d_head]
-                let positions = z.shape[0], heads = z.shape[1]
-                for p in 0..<positions { for j in 0..<dHead { sum[j] += Double(z[flat: (p * heads + target.head) * dHead + j]) } }
-                rows += positions
-            }
-            return Tensor(shape: [dHead], data: sum.map { Float($0 / Double(rows)) })
-        }
-    }
-
-    static func neurons(_ targets: [(block: Int, neuron: Int)], of model: Model, prompts: [[Int]]) throws -> [Float] {
-        let cache = try model.run(prompts, capture: HookFilter(targets.map { .mlpPost($0.block) })).cache
-        return targets.map { target in
-            let tensors = cache[.mlpPost(target.block)]!
-            var sum = 0.0, rows = 0
-            for post in tensors {
-                let width = post.shape[1]
-                for p in 0..<post.shape[0] { sum += Double(post[flat: p * width + target.neuron]) }
-                rows += post.shape[0]
-            }
-            return Float(sum / Double(rows))
-        }
+    /// The hooks an edit's means are needed at: `hook_z` of every attention block (keep_heads may
+    /// ablate any head), or `mlp.hook_post` of every MLP block.
+    static func meanHooks(_ edit: Edit, _ model: Model) -> [HookPoint] {
+        if case .ablateNeurons = edit.target { return model.blocks.indices.filter { model.blocks[$0].mlp != nil }.map { .mlpPost($0) } }
+        return model.blocks.indices.filter { model.blocks[$0].attention != nil }.map { .z($0) }
     }
 }
