@@ -37,18 +37,19 @@ public struct Ablation: Sendable {
     }
 
     /// Writes the replacement into unit `unit` (`width` values wide) of the rows `rows` of `x`, a
-    /// packed activation whose rows are [units · width]; the rows are one prompt's positions 0… .
+    /// packed activation whose rows are [units · width]; the rows are one prompt's positions
+    /// `first…` (`first` is 0 unless the run computes only the positions after a cached prefix).
     /// The single place an ablation touches an activation, for the surgeon and for run-time patches.
-    func apply(to x: UnsafeMutablePointer<Float>, rowWidth: Int, rows: Range<Int>, unit: Int, width: Int) {
+    func apply(to x: UnsafeMutablePointer<Float>, rowWidth: Int, rows: Range<Int>, first: Int = 0, unit: Int, width: Int) {
         // Loaders and the surgeon check units against the block; writing past a row would corrupt memory.
         precondition(unit >= 0 && (unit + 1) * width <= rowWidth, "unit \(unit) of \(rowWidth / width) written")
-        let length = rows.count
+        let length = first + rows.count
         if let required = requiredLength {
             // Model.checkAblations(promptLengths:) turns this into an error before a run.
             precondition(required == length, "per-position mean of \(required) positions on a prompt of \(length) tokens")
         }
-        for position in positions.resolve(length: length) {
-            let slot = x + (rows.lowerBound + position) * rowWidth + unit * width
+        for position in positions.resolve(length: length) where position >= first {
+            let slot = x + (rows.lowerBound + position - first) * rowWidth + unit * width
             switch replacement {
             case .zero: slot.update(repeating: 0, count: width)
             case let .pooledMean(vector): slot.update(from: vector.pointer, count: width)
@@ -60,14 +61,17 @@ public struct Ablation: Sendable {
 
 extension Dictionary where Key == Int, Value == Ablation {
     /// Applies every unit's ablation to a packed activation x [tokens, units · unitWidth] holding
-    /// prompts one after another: prompt p occupies rows `promptOffsets[p] ..< promptOffsets[p + 1]`.
-    public func apply(to x: inout Tensor, unitWidth: Int, promptOffsets: [Int]) {
+    /// prompts one after another: prompt p occupies rows `promptOffsets[p] ..< promptOffsets[p + 1]`,
+    /// which are its positions `firstPositions[p]…` (all zeros unless a cached prefix is skipped).
+    public func apply(to x: inout Tensor, unitWidth: Int, promptOffsets: [Int], firstPositions: [Int]? = nil) {
         guard !isEmpty else { return }
         let rowWidth = x.shape.dropFirst().reduce(1, *)
         let pointer = x.mutablePointer
         for p in 0..<(promptOffsets.count - 1) {
             let rows = promptOffsets[p]..<promptOffsets[p + 1]
-            for (unit, ablation) in self { ablation.apply(to: pointer, rowWidth: rowWidth, rows: rows, unit: unit, width: unitWidth) }
+            for (unit, ablation) in self {
+                ablation.apply(to: pointer, rowWidth: rowWidth, rows: rows, first: firstPositions?[p] ?? 0, unit: unit, width: unitWidth)
+            }
         }
     }
 }

@@ -153,6 +153,7 @@ extension Model {
             }
             selected.append(positions)
         }
+        try checkAblations(promptLengths: prompts.map(\.count))
         let computedFrom = try checkPrefix(span, prompts: prompts, selected: selected)
         let startResidual = try checkSpan(span, prompts: prompts, computedFrom: computedFrom)
         let rows = zip(prompts, computedFrom).map { $0.count - $1 }
@@ -418,7 +419,7 @@ struct ForwardPass {
                             0, z.mutablePointer + start * d + h * dHead, Int32(d))
             }
         }
-        attention.headAblations.apply(to: &z, unitWidth: dHead, promptOffsets: hooks.offsets)
+        attention.headAblations.apply(to: &z, unitWidth: dHead, promptOffsets: hooks.offsets, firstPositions: computedFrom)
         hooks.tokenwise(.z(i), &z, shape: [heads, dHead])
         if hooks.isActive(.result(i)), let edited = headResults(attention, z: z, block: i) { return edited }
         var out = Tensor(zeros: [tokens, d])
@@ -472,7 +473,7 @@ struct ForwardPass {
                        into: hidden.mutablePointer, m: tokens, k: d, n: width)
         hooks.tokenwise(.mlpPre(i), &hidden, shape: [width])
         Kernels.geluNew(hidden.mutablePointer, count: hidden.count)
-        mlp.neuronAblations.apply(to: &hidden, unitWidth: 1, promptOffsets: hooks.offsets)
+        mlp.neuronAblations.apply(to: &hidden, unitWidth: 1, promptOffsets: hooks.offsets, firstPositions: computedFrom)
         hooks.tokenwise(.mlpPost(i), &hidden, shape: [width])
         var out = Tensor(zeros: [tokens, d])
         Kernels.matmul(hidden.pointer, mlp.outWeight.pointer, bias: mlp.outBias.pointer,
