@@ -23,6 +23,7 @@ struct Lens: ParsableCommand {
         abstract: "The logit lens: what each layer's residual stream predicts, per prompt and position.")
 
     @OptionGroup var modelOptions: ModelOptions
+    @OptionGroup var bos: BOSOption
     @OptionGroup var promptOptions: PromptOptions
     @Option(help: "Target token (e.g. \" 5\"); a dataset's answers are the default targets.") var target: String?
     @Option(help: "Foil token for the logit difference; a dataset's corrupted answers by default.") var foil: String?
@@ -48,7 +49,7 @@ struct Lens: ParsableCommand {
         let targetID = try target.map { try model.answerID($0) }
         let foilID = try foil.map { try model.answerID($0) }
         let inputs = try items.map { item in
-            LensInput(text: item.prompt, tokens: try model.encode(prompt: item.prompt, prependBOS: !modelOptions.noBos),
+            LensInput(text: item.prompt, tokens: try model.encode(prompt: item.prompt, prependBOS: bos.prependBOS),
                       target: try targetID ?? item.answer.map { try model.answerID($0) },
                       foil: try foilID ?? item.corruptedAnswer.map { try model.answerID($0) })
         }
@@ -62,34 +63,101 @@ struct Lens: ParsableCommand {
         progress.finish()
         try OutputTarget.together {
             if let outputTarget {
-                try LensFile.write(result, to: outputTarget, attributes: provenanceAttributes(model: model, plan: plan))
+                try LensFile.write(result, prompts: PromptsGroup(items: items, tokens: inputs.map(\.tokens), tokenText: model.tokenText),
+                                   to: outputTarget, attributes: try provenanceAttributes(model: model, plan: plan))
             }
             if let plotTarget {
                 try plotTarget.write(Data(LensPlot.svg(result, title: "Logit lens · \(model.name)", tokenText: model.tokenText).utf8))
             }
         }
         switch format {
-        case .json: try Output.json(result)
-        case .csv: printCSV(result)
+        case .json: try Output.json(LensDocument(result))
+        case .csv: try RecordList(records: LensRecord.all(result)).print(.csv)
         case .table: LensTable.print(result, model: model)
         }
         for path in [output, plot].compactMap({ $0 }) { FileHandle.standardError.write(Data("wrote \(path)\n".utf8)) }
     }
+}
 
-    func printCSV(_ result: LensResult) {
-        print("prompt,row,position,rank,token_id,token,prob,logit,target_prob,target_rank,logit_diff")
+/// One top token of one lens cell: a CSV line, and an object of the JSON `records`.
+struct LensRecord: Record {
+    var promptIndex: Int, row: String, rowLabel: String, position: Int, rank: Int
+    var score: TokenScore
+    var cell: LensCell
+
+    static let columns = ["prompt_index", "row", "row_label", "position", "rank", "token_id", "token", "prob", "logit",
+                          "target_prob", "target_rank", "target_logit", "logit_diff"]
+
+    var fields: [(name: String, value: FieldValue)] {
+        [("prompt_index", .int(promptIndex)), ("row", .text(row)), ("row_label", .text(rowLabel)), ("position", .int(position)),
+         ("rank", .int(rank)), ("token_id", .int(score.id)), ("token", .text(score.token)), ("prob", .double(score.prob)),
+         ("logit", .float(score.logit)), ("target_prob", .double(cell.target?.prob)), ("target_rank", .int(cell.target?.rank)),
+         ("target_logit", .float(cell.target?.logit)), ("logit_diff", .float(cell.logitDiff))]
+    }
+
+    /// Every prompt, row, selected position and top token, in that order.
+    static func all(_ result: LensResult) -> [LensRecord] {
+        var records: [LensRecord] = []
         for (p, prompt) in result.prompts.enumerated() {
             for (r, row) in result.rows.enumerated() {
                 for (j, position) in prompt.positions.enumerated() {
                     let cell = prompt.cells[r][j]
                     for (rank, score) in cell.top.enumerated() {
-                        let target = [cell.target.map { "\($0.prob)" } ?? "", cell.target.map { "\($0.rank)" } ?? "",
-                                      cell.logitDiff.map { "\($0)" } ?? ""].joined(separator: ",")
-                        print("\(p),\(row),\(position),\(rank),\(score.id),\(Output.csvField(score.token)),\(score.prob),\(score.logit),\(target)")
+                        records.append(LensRecord(promptIndex: p, row: row, rowLabel: result.rowLabels[r], position: position,
+                                                  rank: rank, score: score, cell: cell))
                     }
                 }
             }
         }
+        return records
+    }
+}
+
+/// `lens --format json`: the prompts, one record per CSV line, and the per-row averages the table
+/// prints (`summary`).
+struct LensDocument: Encodable {
+    struct PromptInfo: Encodable {
+        var prompt: String
+        var tokens: [Int]
+        var positions: [Int]
+        var target: Int?
+        var foil: Int?
+
+        // Every prompt has every key: null without a target or foil.
+        func encode(to encoder: Encoder) throws {
+            var c = encoder.container(keyedBy: RecordKey.self)
+            try c.encode(prompt, forKey: RecordKey("prompt")); try c.encode(tokens, forKey: RecordKey("tokens"))
+            try c.encode(positions, forKey: RecordKey("positions"))
+            try c.encode(target, forKey: RecordKey("target")); try c.encode(foil, forKey: RecordKey("foil"))
+        }
+    }
+
+    var model: String
+    var normalization: String
+    var prompts: [PromptInfo]
+    var records: [LensRecord]
+    var summary: [LensSummaryRecord]
+
+    init(_ result: LensResult) {
+        model = result.model
+        normalization = result.normalization.rawValue
+        prompts = result.prompts.map { PromptInfo(prompt: $0.prompt, tokens: $0.tokens, positions: $0.positions, target: $0.target, foil: $0.foil) }
+        records = LensRecord.all(result)
+        summary = zip(result.summary, result.rowLabels).map { LensSummaryRecord(summary: $0, rowLabel: $1) }
+    }
+}
+
+/// A row's averages over the prompts at the last position, as the table prints them.
+struct LensSummaryRecord: Record {
+    var summary: LensResult.RowSummary
+    var rowLabel: String
+
+    static let columns = ["row", "row_label", "mean_target_prob", "mean_target_rank", "target_top1", "mean_logit_diff"]
+
+    var fields: [(name: String, value: FieldValue)] {
+        [("row", .text(summary.row)), ("row_label", .text(rowLabel)), ("mean_target_prob", .double(summary.meanTargetProb)),
+         ("mean_target_rank", .double(summary.meanTargetRank)), ("target_top1", .double(summary.targetTop1)),
+         ("mean_logit_diff", .double(summary.meanLogitDiff))]
     }
 }
 
@@ -147,6 +215,7 @@ struct Trace: ParsableCommand {
         abstract: "Capture activations at hook points into an HDF5 activation file, streaming batch by batch.")
 
     @OptionGroup var modelOptions: ModelOptions
+    @OptionGroup var bos: BOSOption
     @OptionGroup var promptOptions: PromptOptions
     @Option(help: "Hook names or globs, comma-separated, e.g. \"blocks.*.hook_resid_post,blocks.9.attn.hook_pattern\".") var hooks: String
     @Option(name: .shortAndLong, help: "Output .h5 file (default outputs/traces/trace.h5).") var output: String = "outputs/traces/trace.h5"
@@ -164,11 +233,11 @@ struct Trace: ParsableCommand {
         var file = ActivationFile(hooks: try HookFilter(list: hooks), gzip: gzip ? 4 : nil)
         let points = try file.hooks.resolve(in: model)
         let items = try promptOptions.items()
-        let prompts = try items.map { try model.encode(prompt: $0.prompt, prependBOS: !modelOptions.noBos) }
+        let prompts = try items.map { try model.encode(prompt: $0.prompt, prependBOS: bos.prependBOS) }
         file.batchSize = batchSize
-        file.attributes = provenanceAttributes(model: model, plan: plan)
+        file.attributes = try provenanceAttributes(model: model, plan: plan)
         let progress = ProgressBar(total: prompts.count, label: "trace")
-        try file.write(model: model, texts: items.map(\.prompt), prompts: prompts, to: destination,
+        try file.write(model: model, prompts: PromptsGroup(items: items, tokens: prompts, tokenText: model.tokenText), to: destination,
                        progress: progress.update)
         progress.finish()
         print("wrote \(output): \(prompts.count) prompts × \(points.count) hooks")
