@@ -102,6 +102,12 @@ final class OutputConventionsTests: CLITestCase {
             XCTAssertFalse(keys.isEmpty, "\(args)")
             for key in keys { XCTAssertTrue(Self.isSnakeCase(key), "\(args): \(key)") }
         }
+        // Every dataset item has every key, null where a file gave none.
+        try "a b c\nd e\t f\n".write(to: scratch.appendingPathComponent("p.txt"), atomically: true, encoding: .utf8)
+        let listed = try scalpel(["datasets", "p.txt", "--format", "json"])
+        let items = try XCTUnwrap((JSONSerialization.jsonObject(with: Data(listed.stdout.utf8)) as? [String: Any])?["items"] as? [[String: Any]])
+        for item in items { XCTAssertEqual(Set(item.keys), ["prompt", "answer", "corrupted_prompt", "corrupted_answer"]) }
+        XCTAssertTrue(items[0]["answer"] is NSNull)
     }
 
     /// RFC 4180 rows: quoted fields may hold commas, quotes ("") and line breaks.
