@@ -57,8 +57,8 @@ def bench_pytorch(model_dir, tokens, batch, runs, batch_runs):
         single_median = median_seconds(lambda: model(single), runs)
         model(ids)
         batch_median = median_seconds(lambda: model(ids), batch_runs)
-    return {"loadSeconds": load, "singlePromptMedianSeconds": single_median,
-            "batchMedianSeconds": batch_median, "threads": torch.get_num_threads(),
+    return {"load_seconds": load, "single_prompt_median_seconds": single_median,
+            "batch_median_seconds": batch_median, "threads": torch.get_num_threads(),
             "torch": torch.__version__, "model": model}
 
 
@@ -96,9 +96,9 @@ def main():
                               "--runs", str(args.runs), "--batch-runs", str(args.batch_runs), "--format", "json"))
     peer = bench_pytorch(args.model, args.tokens, args.batch, args.runs, args.batch_runs)
 
-    rows = [("load (ready to run)", "loadSeconds", 0.2, None),
-            (f"1 prompt x {args.tokens} tokens", "singlePromptMedianSeconds", None, 0.4),
-            (f"{args.batch} x {args.tokens} tokens", "batchMedianSeconds", None, 0.85)]
+    rows = [("load (ready to run)", "load_seconds", 0.2, None),
+            (f"1 prompt x {args.tokens} tokens", "single_prompt_median_seconds", None, 0.4),
+            (f"{args.batch} x {args.tokens} tokens", "batch_median_seconds", None, 0.85)]
     print(f"checkpoint: {args.model}  (PyTorch {peer['torch']}, {peer['threads']} threads; "
           f"Scalpel's OpenBLAS kernels: {ours['openBLASCore']})")
     print(f"{'measure':28} {'Scalpel':>11} {'PyTorch':>11} {'ratio':>7}  target")
@@ -106,10 +106,10 @@ def main():
         ratio = ours[key] / peer[key]
         target = f"< {absolute} s" if absolute else f"ratio <= {ratio_target}"
         print(f"{label:28} {ours[key] * 1000:9.2f}ms {peer[key] * 1000:9.2f}ms {ratio:7.3f}  {target}")
-    if ours.get("lensMedianSeconds"):
+    if ours.get("lens_median_seconds"):
         lens = bench_pytorch_lens(peer["model"], args.model, ours["lensPrompts"], args.batch_runs)
-        ratio = ours["lensMedianSeconds"] / lens
-        print(f"{'logit lens, 64 prompts':28} {ours['lensMedianSeconds'] * 1000:9.2f}ms {lens * 1000:9.2f}ms {ratio:7.3f}  ratio <= 0.2")
+        ratio = ours["lens_median_seconds"] / lens
+        print(f"{'logit lens, 64 prompts':28} {ours['lens_median_seconds'] * 1000:9.2f}ms {lens * 1000:9.2f}ms {ratio:7.3f}  ratio <= 0.2")
     print(f"Scalpel peak resident memory: {ours['peakResidentMB']:.0f} MB")
 
 

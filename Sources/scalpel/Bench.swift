@@ -35,6 +35,12 @@ struct Bench: ParsableCommand {
         var lensPrompts: [String]?
         /// With --matmul-rows: one pass over the block weights per row count, each path's median.
         var matmul: [MatmulTiming]?
+
+        // JSON keys are the snake_case of these names (JSONText), "openblas_core" kept as one word.
+        enum CodingKeys: String, CodingKey {
+            case model, loadSeconds, singlePromptMedianSeconds, batchMedianSeconds, batchTokensPerSecond, tokens, batch
+            case peakResidentMB = "peak_resident_mb", openBLASCore = "openblas_core", lensMedianSeconds, lensPrompts, matmul
+        }
     }
 
     struct MatmulTiming: Encodable {

@@ -23,6 +23,7 @@ struct Lens: ParsableCommand {
         abstract: "The logit lens: what each layer's residual stream predicts, per prompt and position.")
 
     @OptionGroup var modelOptions: ModelOptions
+    @OptionGroup var bos: BOSOption
     @OptionGroup var promptOptions: PromptOptions
     @Option(help: "Target token (e.g. \" 5\"); a dataset's answers are the default targets.") var target: String?
     @Option(help: "Foil token for the logit difference; a dataset's corrupted answers by default.") var foil: String?
@@ -48,7 +49,7 @@ struct Lens: ParsableCommand {
         let targetID = try target.map { try model.answerID($0) }
         let foilID = try foil.map { try model.answerID($0) }
         let inputs = try items.map { item in
-            LensInput(text: item.prompt, tokens: try model.encode(prompt: item.prompt, prependBOS: !modelOptions.noBos),
+            LensInput(text: item.prompt, tokens: try model.encode(prompt: item.prompt, prependBOS: bos.prependBOS),
                       target: try targetID ?? item.answer.map { try model.answerID($0) },
                       foil: try foilID ?? item.corruptedAnswer.map { try model.answerID($0) })
         }
@@ -62,34 +63,19 @@ struct Lens: ParsableCommand {
         progress.finish()
         try OutputTarget.together {
             if let outputTarget {
-                try LensFile.write(result, to: outputTarget, attributes: provenanceAttributes(model: model, plan: plan))
+                try LensFile.write(result, prompts: PromptsGroup(items: items, tokens: inputs.map(\.tokens), tokenText: model.tokenText),
+                                   to: outputTarget, attributes: try provenanceAttributes(model: model, plan: plan))
             }
             if let plotTarget {
                 try plotTarget.write(Data(LensPlot.svg(result, title: "Logit lens · \(model.name)", tokenText: model.tokenText).utf8))
             }
         }
         switch format {
-        case .json: try Output.json(result)
-        case .csv: printCSV(result)
+        case .json: try Output.json(LensDocument(result))
+        case .csv: try RecordList(records: LensRecord.all(result)).print(.csv)
         case .table: LensTable.print(result, model: model)
         }
         for path in [output, plot].compactMap({ $0 }) { FileHandle.standardError.write(Data("wrote \(path)\n".utf8)) }
-    }
-
-    func printCSV(_ result: LensResult) {
-        print("prompt,row,position,rank,token_id,token,prob,logit,target_prob,target_rank,logit_diff")
-        for (p, prompt) in result.prompts.enumerated() {
-            for (r, row) in result.rows.enumerated() {
-                for (j, position) in prompt.positions.enumerated() {
-                    let cell = prompt.cells[r][j]
-                    for (rank, score) in cell.top.enumerated() {
-                        let target = [cell.target.map { "\($0.prob)" } ?? "", cell.target.map { "\($0.rank)" } ?? "",
-                                      cell.logitDiff.map { "\($0)" } ?? ""].joined(separator: ",")
-                        print("\(p),\(row),\(position),\(rank),\(score.id),\(Output.csvField(score.token)),\(score.prob),\(score.logit),\(target)")
-                    }
-                }
-            }
-        }
     }
 }
 
@@ -147,6 +133,7 @@ struct Trace: ParsableCommand {
         abstract: "Capture activations at hook points into an HDF5 activation file, streaming batch by batch.")
 
     @OptionGroup var modelOptions: ModelOptions
+    @OptionGroup var bos: BOSOption
     @OptionGroup var promptOptions: PromptOptions
     @Option(help: "Hook names or globs, comma-separated, e.g. \"blocks.*.hook_resid_post,blocks.9.attn.hook_pattern\".") var hooks: String
     @Option(name: .shortAndLong, help: "Output .h5 file (default outputs/traces/trace.h5).") var output: String = "outputs/traces/trace.h5"
@@ -164,11 +151,11 @@ struct Trace: ParsableCommand {
         var file = ActivationFile(hooks: try HookFilter(list: hooks), gzip: gzip ? 4 : nil)
         let points = try file.hooks.resolve(in: model)
         let items = try promptOptions.items()
-        let prompts = try items.map { try model.encode(prompt: $0.prompt, prependBOS: !modelOptions.noBos) }
+        let prompts = try items.map { try model.encode(prompt: $0.prompt, prependBOS: bos.prependBOS) }
         file.batchSize = batchSize
-        file.attributes = provenanceAttributes(model: model, plan: plan)
+        file.attributes = try provenanceAttributes(model: model, plan: plan)
         let progress = ProgressBar(total: prompts.count, label: "trace")
-        try file.write(model: model, texts: items.map(\.prompt), prompts: prompts, to: destination,
+        try file.write(model: model, prompts: PromptsGroup(items: items, tokens: prompts, tokenText: model.tokenText), to: destination,
                        progress: progress.update)
         progress.finish()
         print("wrote \(output): \(prompts.count) prompts × \(points.count) hooks")

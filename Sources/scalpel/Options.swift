@@ -2,7 +2,7 @@ import ArgumentParser
 import Foundation
 import Scalpel
 
-/// `--model`, `--plan`, `--blocks` and `--no-bos`, shared by every command that runs a model.
+/// `--model`, `--plan` and `--blocks`, shared by every command that loads a model.
 struct ModelOptions: ParsableArguments {
     @Option(name: .long, help: "A checkpoint folder (config.json + model.safetensors) or a .h5 archive. Default: the bundled model (or a plan's base).")
     var model: String?
@@ -12,9 +12,6 @@ struct ModelOptions: ParsableArguments {
 
     @Option(name: .long, help: "A block list, e.g. \"0-7,9.mlp\": run only these blocks of --model.")
     var blocks: String?
-
-    @Flag(name: .long, help: "Do not prepend <|endoftext|> to prompts.")
-    var noBos = false
 
     func validate() throws {
         guard plan == nil || blocks == nil else { throw ValidationError("give --plan or --blocks, not both.") }
@@ -35,6 +32,15 @@ struct ModelOptions: ParsableArguments {
         }
         return (try ModelLocation.load(model), nil)
     }
+}
+
+/// `--no-bos`, only on the commands that encode prompt text (`run`, `lens`, `trace`, `tokenize`):
+/// elsewhere it would be accepted and mean nothing.
+struct BOSOption: ParsableArguments {
+    @Flag(name: .long, help: "Do not prepend <|endoftext|> to prompts.")
+    var noBos = false
+
+    var prependBOS: Bool { !noBos }
 }
 
 /// Checks of numeric flags, made in each command's `validate()`, before any work.

@@ -83,17 +83,12 @@ struct Paths: ParsableCommand {
         try OutputTarget.together {
             if let outputTarget {
                 try PathsFile.write(search: search, directions: directions, points: points, model: model, to: outputTarget,
-                                    attributes: provenanceAttributes(model: model, plan: plan))
+                                    attributes: try provenanceAttributes(model: model, plan: plan))
             }
             if let plotTarget { try plotTarget.write(Data(PathsPlot.svg(summaries, points: points, model: model).utf8)) }
         }
         switch format {
-        case .json: try Output.json(summaries)
-        case .csv:
-            print("direction,layer,alpha,count,decode_top1,decode_top5,decode_mean_rank,propagated_top1,propagated_top5,propagated_mean_rank")
-            for s in summaries {
-                print("\(Output.csvField(s.direction)),\(s.layer),\(s.alpha),\(s.count),\(s.decodeTop1),\(s.decodeTop5),\(s.decodeMeanRank),\(s.propagatedTop1),\(s.propagatedTop5),\(s.propagatedMeanRank)")
-            }
+        case .json, .csv: try RecordList(records: summaries.map(PathsRecord.init)).print(format)
         case .table: printTable(summaries, directions: directions, search: search)
         }
     }

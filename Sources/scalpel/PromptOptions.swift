@@ -44,8 +44,10 @@ final class ProgressBar {
     func finish() { if drawn { FileHandle.standardError.write(Data("\n".utf8)) } }
 }
 
-/// Root attributes recorded in every file a command writes.
-func provenanceAttributes(model: Model, plan: Plan?) -> [String: String] {
+/// Root attributes recorded in every file a command writes: the model's name, its files and their
+/// SHA-256 (comma-separated, in the same order), the plan and the command line.
+func provenanceAttributes(model: Model, plan: Plan?) throws -> [String: String] {
     ["model": model.name, "model_files": model.sourceFiles.map(\.path).joined(separator: ","),
+     "model_sha256": try model.sourceFiles.map { try SHA256.hex(ofFile: $0) }.joined(separator: ","),
      "plan": plan?.text ?? "", "command_line": CommandLine.arguments.joined(separator: " ")]
 }

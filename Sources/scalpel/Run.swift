@@ -7,6 +7,7 @@ struct Run: ParsableCommand {
         abstract: "Predict the next token of a prompt: top-k tokens, and the rank, logit and probability of an answer.")
 
     @OptionGroup var modelOptions: ModelOptions
+    @OptionGroup var bos: BOSOption
     @Option(help: "The prompt text.") var prompt: String?
     @Option(help: "A built-in prompt family (see `scalpel datasets`) or a .yaml/.json/.jsonl/.txt file: prints the per-prompt table.")
     var dataset: String?
@@ -23,53 +24,44 @@ struct Run: ParsableCommand {
         }
     }
 
+    /// A single prompt is a dataset of one (DESIGN.md "Output conventions"): JSON and CSV have the
+    /// dataset's shape; only the table keeps `test_prompt`'s view of one prediction.
     func run() throws {
         let (model, plan) = try modelOptions.loadWithPlan()
-        let family: PromptDataset?
+        let family: PromptDataset
         if let dataset {
             family = try DatasetFiles.resolve(dataset)
-        } else if prompt == nil, let plan {
-            guard !plan.checks.isEmpty else { throw ValidationError("plan \(plan.origin) has no checks: give --prompt or --dataset.") }
-            family = PromptDataset(name: "\(plan.name) checks", description: plan.description, items: plan.checks)
+        } else if let prompt {
+            family = PromptDataset(name: "prompt", description: "--prompt", items: [PromptItem(prompt: prompt, answer: answer)])
         } else {
-            family = nil
+            guard let plan, !plan.checks.isEmpty else {
+                throw ValidationError("plan \(plan?.origin ?? "") has no checks: give --prompt or --dataset.")
+            }
+            family = PromptDataset(name: "\(plan.name) checks", description: plan.description, items: plan.checks)
         }
-        if let family {
-            var evaluation = DatasetEvaluation()
-            evaluation.prependBOS = !modelOptions.noBos
-            evaluation.topK = min(topK, model.vocabSize)
-            evaluation.firstTokenOnly = firstToken
-            var table = DatasetTable(family, format: format, topShown: evaluation.topK)
-            try table.begin(family)
-            let summary = try evaluation.run(model, dataset: family) { try table.row($0) }
-            try table.end(summary)
+        var evaluation = DatasetEvaluation()
+        evaluation.prependBOS = bos.prependBOS
+        evaluation.topK = min(topK, model.vocabSize)
+        evaluation.firstTokenOnly = firstToken
+        if prompt != nil && format == .table {
+            _ = try evaluation.run(model, dataset: family) { printPrediction($0, model: model) }
             return
         }
-        let tokens = try model.encode(prompt: prompt!, prependBOS: !modelOptions.noBos)
-        let answerID = try answer.map { try model.answerID($0, firstTokenOnly: firstToken) }
-        let result = try model.run([tokens])
-        let prediction = result.logits[0].buffer.withMemoryRebound(to: Float.self) {
-            Prediction(tokens: tokens, logits: $0, topK: min(topK, model.vocabSize), answer: answerID, model: model)
-        }
-        switch format {
-        case .json: try Output.json(prediction)
-        case .csv:
-            print("rank,id,token,logit,prob")
-            for (rank, score) in prediction.top.enumerated() {
-                print("\(rank),\(score.id),\(Output.csvField(score.token)),\(score.logit),\(score.prob)")
-            }
-        case .table: printTable(prediction, model: model)
-        }
+        var table = DatasetTable(family, format: format, topShown: evaluation.topK)
+        try table.begin(family)
+        let summary = try evaluation.run(model, dataset: family) { try table.row($0) }
+        try table.end(summary)
     }
 
-    func printTable(_ prediction: Prediction, model: Model) {
-        print("Tokenized prompt: " + prediction.tokens.map { Output.shown(model.tokenText($0)) }.joined(separator: " "))
-        if let answer = prediction.answer {
+    /// The study's `test_prompt`: the tokenized prompt, the answer's rank, then the top-k tokens.
+    func printPrediction(_ item: ItemResult, model: Model) {
+        print("Tokenized prompt: " + item.tokens.map { Output.shown(model.tokenText($0)) }.joined(separator: " "))
+        if let answer = item.score {
             print("Answer \(Output.shown(answer.token)): rank \(answer.rank)   logit \(String(format: "%.3f", answer.logit))   prob \(Output.percent(answer.prob))")
         }
         print("")
         print("rank   logit     prob     token")
-        for (rank, score) in prediction.top.enumerated() {
+        for (rank, score) in item.top.enumerated() {
             print(String(format: "%4d  %7.3f  %@   %@", rank, score.logit, Output.percent(score.prob), Output.shown(score.token)))
         }
     }

@@ -56,8 +56,14 @@ struct ScalpelCommand: ParsableCommand {
     /// Help and version requests exit 0; usage errors from argument parsing are bad input (status 1).
     static func usageError(_ error: Error) -> Never {
         if exitCode(for: error) == .success || error is ExitCode { exit(withError: error) }
-        FileHandle.standardError.write(Data((fullMessage(for: error) + "\n").utf8))
+        FileHandle.standardError.write(Data((oneErrorPrefix(fullMessage(for: error)) + "\n").utf8))
         Foundation.exit(1)
+    }
+
+    /// ArgumentParser starts its messages with "Error: "; Scalpel's own say "error: " (as swift,
+    /// git and cargo do), so that one prefix marks every failure whoever found it.
+    static func oneErrorPrefix(_ message: String) -> String {
+        message.hasPrefix("Error: ") ? "error: " + message.dropFirst("Error: ".count) : message
     }
 }
 

@@ -11,7 +11,12 @@ final class ActivationFileTests: XCTestCase {
         var writer = ActivationFile(hooks: HookFilter(["blocks.*.hook_resid_pre", "blocks.1.attn.hook_pattern"]), gzip: 4)
         writer.batchSize = 2  // several batches, so appends across batches are exercised
         writer.attributes = ["model": "odd-head"]
-        try writer.write(model: model, texts: reference.prompts.map { "\($0)" }, prompts: reference.prompts, to: try OutputTarget(url, overwrite: false))
+        // Every other item has an answer and a corrupted prompt: the file has both, "" where absent.
+        let items = reference.prompts.indices.map { p in
+            PromptItem(prompt: "prompt \(p)", answer: p % 2 == 0 ? " a\(p)" : nil, corruptedPrompt: p % 2 == 0 ? "corrupted \(p)" : nil)
+        }
+        let prompts = PromptsGroup(items: items, tokens: reference.prompts, tokenText: { "t\($0)" })
+        try writer.write(model: model, prompts: prompts, to: try OutputTarget(url, overwrite: false))
 
         let file = try HDF5File.open(url)
         defer { try? file.close() }
@@ -23,7 +28,18 @@ final class ActivationFileTests: XCTestCase {
         let tokens = try root.readInt32("prompts/tokens")
         XCTAssertEqual(tokens.shape, [reference.prompts.count, maxLength])
         XCTAssertEqual(Array(tokens.values[0..<maxLength]), reference.prompts[0].map(Int32.init) + Array(repeating: -1, count: maxLength - lengths[0]))
-        XCTAssertEqual(try root.childNames(), ["activations", "prompts"])
+        let tokenStrings = try root.dataset("prompts/token_strings")
+        XCTAssertEqual(try tokenStrings.shape, [reference.prompts.count, maxLength])
+        XCTAssertEqual(Array(try tokenStrings.readStrings()[0..<maxLength]),
+                       reference.prompts[0].map { "t\($0)" } + Array(repeating: "", count: maxLength - lengths[0]))
+        XCTAssertEqual(try root.readStrings("prompts/answer"), items.map { $0.answer ?? "" })
+        XCTAssertEqual(try root.readStrings("prompts/corrupted_prompt"), items.map { $0.corruptedPrompt ?? "" })
+        XCTAssertFalse(root.exists("prompts/corrupted_answer"), "no item has one")
+        // The groups, and at the root one netCDF dimension scale per dimension name.
+        XCTAssertEqual(try root.childNames(), ["activations", "d_model", "head", "key_pos", "pos", "prompt", "prompts", "query_pos"])
+        XCTAssertEqual(try root.readInt32("pos").values, (0..<maxLength).map(Int32.init))
+        XCTAssertEqual(try root.dataset("pos").stringAttribute("CLASS"), "DIMENSION_SCALE")
+        XCTAssertTrue(try root.dataset("activations/blocks.2.hook_resid_pre").hasAttribute("DIMENSION_LIST"))
 
         let resid = try root.dataset("activations/blocks.2.hook_resid_pre")
         XCTAssertEqual(try resid.shape, [reference.prompts.count, maxLength, 48])
@@ -64,7 +80,9 @@ final class ActivationFileTests: XCTestCase {
         let url = folder.appendingPathComponent("trace.h5")
         let writer = ActivationFile(hooks: HookFilter(["hook_embed"]))
         // The second prompt is longer than n_positions (32): the run fails after the file was opened.
-        XCTAssertThrowsError(try writer.write(model: model, texts: ["a", "b"], prompts: [[999, 1], Array(repeating: 5, count: 40)], to: try OutputTarget(url, overwrite: false)))
+        let prompts = PromptsGroup(items: [PromptItem(prompt: "a"), PromptItem(prompt: "b")], tokens: [[999, 1], Array(repeating: 5, count: 40)],
+                                   tokenText: model.tokenText)
+        XCTAssertThrowsError(try writer.write(model: model, prompts: prompts, to: try OutputTarget(url, overwrite: false)))
         XCTAssertEqual(try FileManager.default.contentsOfDirectory(atPath: folder.path), [])
     }
 }

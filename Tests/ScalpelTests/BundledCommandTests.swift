@@ -8,13 +8,18 @@ final class BundledCommandTests: CLITestCase {
         let result = try scalpel(["run", "--prompt", "1 2 3 4", "--answer", " 5", "--top-k", "3", "--format", "json"])
         XCTAssertEqual(result.status, 0, result.stderr)
         let json = try XCTUnwrap(JSONSerialization.jsonObject(with: Data(result.stdout.utf8)) as? [String: Any])
-        XCTAssertEqual((json["tokens"] as? [Int])?.count, 5)
-        let top = try XCTUnwrap(json["top"] as? [[String: Any]])
+        // A single prompt is a dataset of one.
+        XCTAssertEqual(Set(json.keys), ["dataset", "records", "prompts", "accuracy", "correct", "mean_logit_diff", "non_finite"])
+        let records = try XCTUnwrap(json["records"] as? [[String: Any]])
+        XCTAssertEqual(records.count, 1)
+        XCTAssertEqual((records[0]["tokens"] as? [Int])?.count, 5)
+        let top = try XCTUnwrap(records[0]["top"] as? [[String: Any]])
         XCTAssertEqual(top.count, 3)
         XCTAssertEqual(Set(top[0].keys), ["id", "token", "logit", "prob"])
-        let answer = try XCTUnwrap(json["answer"] as? [String: Any])
-        XCTAssertEqual(Set(answer.keys), ["id", "token", "rank", "logit", "prob"])
-        XCTAssertEqual(answer["token"] as? String, " 5")
+        XCTAssertEqual(records[0]["answer"] as? String, " 5")
+        XCTAssertEqual(records[0]["answer_token"] as? String, " 5")
+        XCTAssertEqual(records[0]["rank"] as? Int, 0)
+        XCTAssertEqual(json["prompts"] as? Int, 1)
     }
 
     func testBenchReportsEveryMeasureItNames() throws {
@@ -24,13 +29,13 @@ final class BundledCommandTests: CLITestCase {
         let result = try scalpel(arguments)
         XCTAssertEqual(result.status, 0, result.stderr)
         let json = try XCTUnwrap(JSONSerialization.jsonObject(with: Data(result.stdout.utf8)) as? [String: Any])
-        for key in ["loadSeconds", "singlePromptMedianSeconds", "batchMedianSeconds", "lensMedianSeconds"] {
+        for key in ["load_seconds", "single_prompt_median_seconds", "batch_median_seconds", "lens_median_seconds"] {
             XCTAssertGreaterThan(json[key] as? Double ?? 0, 0, key)
         }
         if Kernels.fewRowsAvailable {
             let matmul = try XCTUnwrap(json["matmul"] as? [[String: Any]])
             XCTAssertEqual(matmul.map { $0["rows"] as? Int }, [2, 5])
-            XCTAssertGreaterThan(matmul[0]["fewRowsMedianSeconds"] as? Double ?? 0, 0)
+            XCTAssertGreaterThan(matmul[0]["few_rows_median_seconds"] as? Double ?? 0, 0)
         }
         let bad = try scalpel(["bench", "--matmul-rows", "1,x"])
         XCTAssertEqual(bad.status, 1)
@@ -57,7 +62,7 @@ final class BundledCommandTests: CLITestCase {
         XCTAssertEqual(trace.status, 0, trace.stderr)
         let paths = try scalpel(["paths", "--from", "digits", "--to", "number-words", "--format", "json", "-o", "p.h5", "--plot", "p.svg"])
         XCTAssertEqual(paths.status, 0, paths.stderr)
-        let summaries = try XCTUnwrap(JSONSerialization.jsonObject(with: Data(paths.stdout.utf8)) as? [[String: Any]])
+        let summaries = try XCTUnwrap((JSONSerialization.jsonObject(with: Data(paths.stdout.utf8)) as? [String: Any])?["records"] as? [[String: Any]])
         XCTAssertFalse(summaries.isEmpty)
     }
 

@@ -180,7 +180,7 @@ final class CLITests: CLITestCase {
                            mentions: ["\" 12345678\"", "3 tokens", "\" 123\", \"45\", \"678\"", "--first-token"])
         let first = try scalpel(["run", "--model", model, "--prompt", "1 2 3", "--answer", " 12345678", "--first-token", "--format", "json"])
         XCTAssertEqual(first.status, 0, first.stderr)
-        XCTAssertTrue(first.stdout.contains("\"token\":\" 123\""), first.stdout)
+        XCTAssertTrue(first.stdout.contains("\"answer_token\":\" 123\""), first.stdout)
     }
 
     /// A tokenizer whose ids exceed the model's vocabulary (a fixture given GPT-2's files) is refused

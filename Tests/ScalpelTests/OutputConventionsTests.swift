@@ -49,10 +49,112 @@ final class OutputConventionsTests: CLITestCase {
         }
     }
 
+    /// Each command that prints rows: the keys of every JSON record are the CSV header's columns, in
+    /// the same set (JSON keys are sorted, CSV columns in reading order), and one prompt has the
+    /// shape of a dataset.
+    func testJSONRecordKeysAreTheCSVColumns() throws {
+        let commands: [[String]] = [
+            ["run", "--prompt", "1 2 3 4", "--answer", " 5"], ["run", "--dataset", "months", "--top-k", "3"],
+            ["tokenize", "1 2 3"], ["lens", "--prompt", "1 2 3", "--target", " 4", "--positions", "all"],
+            ["lens", "--dataset", "months", "--top-k", "2"], ["paths", "--direction", "next", "--family", "digits", "--alphas", "0:1:0.5"],
+        ]
+        var shapes: [String: Set<String>] = [:]
+        for args in commands {
+            let csv = try scalpel(args + ["--format", "csv"]), json = try scalpel(args + ["--format", "json"])
+            XCTAssertEqual(csv.status, 0, "\(args): \(csv.stderr)")
+            XCTAssertEqual(json.status, 0, "\(args): \(json.stderr)")
+            let rows = Self.csvRows(csv.stdout)
+            let header = try XCTUnwrap(rows.first)
+            XCTAssertEqual(header.count, Set(header).count, "\(args): \(header)")
+            let document = try XCTUnwrap(JSONSerialization.jsonObject(with: Data(json.stdout.utf8)) as? [String: Any], "\(args)")
+            let records = try XCTUnwrap(document["records"] as? [[String: Any]], "\(args)")
+            XCTAssertFalse(records.isEmpty, "\(args)")
+            for record in records { XCTAssertEqual(Set(record.keys), Set(header), "\(args)") }
+            XCTAssertEqual(rows.count, records.count + 1, "\(args): one CSV line per record")
+            for row in rows { XCTAssertEqual(row.count, header.count, "\(args): \(row)") }
+            XCTAssertEqual(document["non_finite"] as? Int, 0, "\(args)")
+            let shape = Set(document.keys)
+            if let earlier = shapes[args[0]] { XCTAssertEqual(shape, earlier, "\(args): one JSON shape per command") }
+            shapes[args[0]] = shape
+            for key in shape { XCTAssertTrue(Self.isSnakeCase(key), "\(args): \(key)") }
+        }
+        XCTAssertEqual(shapes["run"], ["dataset", "records", "prompts", "accuracy", "correct", "mean_logit_diff", "non_finite"])
+        XCTAssertEqual(shapes["lens"], ["model", "normalization", "prompts", "records", "summary", "non_finite"])
+
+        // The lens summary has the columns the table prints, every key present.
+        let lens = try scalpel(["lens", "--dataset", "months", "--format", "json"])
+        let summary = try XCTUnwrap((JSONSerialization.jsonObject(with: Data(lens.stdout.utf8)) as? [String: Any])?["summary"] as? [[String: Any]])
+        XCTAssertEqual(Set(summary[0].keys), ["row", "row_label", "mean_target_prob", "mean_target_rank", "target_top1", "mean_logit_diff"])
+    }
+
+    /// Commands that print JSON only: every key at every depth is snake_case.
+    func testJSONOnlyCommandsUseSnakeCaseKeys() throws {
+        for args in [["inspect"], ["datasets"], ["datasets", "months"],
+                     ["bench", "--runs", "1", "--batch-runs", "1", "--batch", "2", "--tokens", "4"]] {
+            let result = try scalpel(args + ["--format", "json"])
+            XCTAssertEqual(result.status, 0, "\(args): \(result.stderr)")
+            var keys: [String] = []
+            func collect(_ value: Any) {
+                if let object = value as? [String: Any] { keys += object.keys; object.values.forEach(collect) }
+                if let array = value as? [Any] { array.forEach(collect) }
+            }
+            collect(try JSONSerialization.jsonObject(with: Data(result.stdout.utf8)))
+            XCTAssertFalse(keys.isEmpty, "\(args)")
+            for key in keys { XCTAssertTrue(Self.isSnakeCase(key), "\(args): \(key)") }
+        }
+        // Every dataset item has every key, null where a file gave none.
+        try "a b c\nd e\t f\n".write(to: scratch.appendingPathComponent("p.txt"), atomically: true, encoding: .utf8)
+        let listed = try scalpel(["datasets", "p.txt", "--format", "json"])
+        let items = try XCTUnwrap((JSONSerialization.jsonObject(with: Data(listed.stdout.utf8)) as? [String: Any])?["items"] as? [[String: Any]])
+        for item in items { XCTAssertEqual(Set(item.keys), ["prompt", "answer", "corrupted_prompt", "corrupted_answer"]) }
+        XCTAssertTrue(items[0]["answer"] is NSNull)
+    }
+
+    /// RFC 4180 rows: quoted fields may hold commas, quotes ("") and line breaks.
+    static func csvRows(_ text: String) -> [[String]] {
+        var rows: [[String]] = [], row: [String] = [], field = "", quoted = false
+        var characters = Array(text)[...]
+        while let c = characters.popFirst() {
+            if quoted {
+                if c == "\"" {
+                    if characters.first == "\"" { field.append("\""); characters.removeFirst() } else { quoted = false }
+                } else { field.append(c) }
+            } else if c == "\"" { quoted = true
+            } else if c == "," { row.append(field); field = ""
+            } else if c == "\n" { row.append(field); rows.append(row); row = []; field = ""
+            } else { field.append(c) }
+        }
+        if !field.isEmpty || !row.isEmpty { row.append(field); rows.append(row) }
+        return rows
+    }
+
+    static func isSnakeCase(_ key: String) -> Bool {
+        !key.isEmpty && key.allSatisfy { $0.isLowercase || $0.isNumber || $0 == "_" }
+    }
+
+    /// ArgumentParser's usage errors and Scalpel's own start with the same prefix; `--no-bos` exists
+    /// only where prompts are encoded.
+    func testOneErrorPrefixAndNoBOSOnlyWhereItMeansSomething() throws {
+        let usage = try scalpel(["run", "--top-k"])
+        XCTAssertEqual(usage.status, 1)
+        XCTAssertTrue(usage.stderr.hasPrefix("error: "), usage.stderr)
+        let own = try scalpel(["run", "--prompt", "1 2", "--answer", " 5 6 7"])
+        XCTAssertEqual(own.status, 1)
+        XCTAssertTrue(own.stderr.hasPrefix("error: "), own.stderr)
+        for command in ["inspect", "bench", "paths"] {
+            let result = try scalpel([command, "--no-bos"])
+            XCTAssertEqual(result.status, 1, command)
+            XCTAssertTrue(result.stderr.hasPrefix("error: Unknown option '--no-bos'"), "\(command): \(result.stderr)")
+        }
+        let tokens = try scalpel(["tokenize", "1 2", "--no-bos", "--format", "json"])
+        XCTAssertEqual(tokens.status, 0, tokens.stderr)
+        XCTAssertFalse(tokens.stdout.contains("<|endoftext|>"), tokens.stdout)
+    }
+
     func testDatasetTableShowsTopK() throws {
         let json = try scalpel(["run", "--dataset", "months", "--top-k", "8", "--format", "json"])
         XCTAssertEqual(json.status, 0, json.stderr)
-        let items = try XCTUnwrap((JSONSerialization.jsonObject(with: Data(json.stdout.utf8)) as? [String: Any])?["items"] as? [[String: Any]])
+        let items = try XCTUnwrap((JSONSerialization.jsonObject(with: Data(json.stdout.utf8)) as? [String: Any])?["records"] as? [[String: Any]])
         let top = try XCTUnwrap(items.first?["top"] as? [[String: Any]])
         XCTAssertEqual(top.count, 8)
         let eighth = "|" + (top[7]["token"] as? String ?? "?").replacingOccurrences(of: "\n", with: "\\n") + "|"
@@ -76,8 +178,9 @@ final class OutputConventionsTests: CLITestCase {
                                   "--top-k", "3", "--format", "json"])
         XCTAssertEqual(result.status, 0, result.stderr)
         let json = try XCTUnwrap(JSONSerialization.jsonObject(with: Data(result.stdout.utf8)) as? [String: Any])
-        XCTAssertEqual(json["tokens"] as? [Int], [50256, 464, 412, 733, 417, 8765, 318, 287, 262, 1748, 286])
-        XCTAssertEqual((json["answer"] as? [String: Any])?["id"] as? Int, 6342)
+        let record = try XCTUnwrap((json["records"] as? [[String: Any]])?.first)
+        XCTAssertEqual(record["tokens"] as? [Int], [50256, 464, 412, 733, 417, 8765, 318, 287, 262, 1748, 286])
+        XCTAssertEqual(record["answer_id"] as? Int, 6342)
     }
 
     func testLensRowsOfASlicedModelNameTheirSourceBlock() throws {

@@ -18,6 +18,15 @@ public struct PromptItem: Codable, Equatable, Sendable {
         case corruptedPrompt = "corrupted_prompt"
         case corruptedAnswer = "corrupted_answer"
     }
+
+    /// Every item has every key (`datasets --format json`): null where a file gave none.
+    public func encode(to encoder: Encoder) throws {
+        var container = encoder.container(keyedBy: CodingKeys.self)
+        try container.encode(prompt, forKey: .prompt)
+        try container.encode(answer, forKey: .answer)
+        try container.encode(corruptedPrompt, forKey: .corruptedPrompt)
+        try container.encode(corruptedAnswer, forKey: .corruptedAnswer)
+    }
 }
 
 /// A named family of prompts, such as the study's `digits` or `months`.

@@ -1,9 +1,10 @@
 import Foundation
 
-/// The activation file of DESIGN.md: `prompts/text`, `prompts/tokens` (int32, padded with -1),
-/// `prompts/lengths`, and `activations/<hook name>` float32 [prompt, pos, …] with dimension labels,
-/// one prompt per chunk, optionally gzip-compressed. Positions past a prompt's length are NaN.
-/// Root attributes name the model, plan, tool version and command line.
+/// The activation file of DESIGN.md: the prompts (`PromptsGroup`), and `activations/<hook name>`
+/// float32 [prompt, pos, …] with dimension labels, one prompt per chunk, optionally gzip-compressed.
+/// Positions past a prompt's length are NaN.
+/// Root attributes name the model, its files' SHA-256, the plan, tool version and command line.
+/// Every labelled dimension is a netCDF-4 dimension, for xarray (`attachDimensionScales`).
 ///
 /// Activations are captured one batch of prompts at a time and appended, so memory stays bounded
 /// by the model plus a batch, however many prompts there are.
@@ -18,17 +19,18 @@ public struct ActivationFile {
         self.gzip = gzip
     }
 
-    /// Runs `prompts` through `model` in batches and writes everything to `target`.
-    public func write(model: Model, texts: [String], prompts: [[Int]], to target: OutputTarget,
+    /// Runs the prompts through `model` in batches and writes everything to `target`.
+    public func write(model: Model, prompts: PromptsGroup, to target: OutputTarget,
                       progress: ((Int) -> Void)? = nil) throws {
         let points = try hooks.resolve(in: model)
-        let maxLength = prompts.map(\.count).max() ?? 0
+        let maxLength = prompts.tokens.map(\.count).max() ?? 0
+        let tokens = prompts.tokens
         try ScalpelFile.write(to: target, format: "scalpel-activations", attributes: attributes) { root in
-            try Self.writePrompts(root, texts: texts, prompts: prompts)
+            try prompts.write(root)
             let group = try root.createGroup("activations")
             var datasets: [HookPoint: HDF5Dataset] = [:]
-            for start in stride(from: 0, to: prompts.count, by: batchSize) {
-                let batch = Array(prompts[start..<min(start + batchSize, prompts.count)])
+            for start in stride(from: 0, to: tokens.count, by: batchSize) {
+                let batch = Array(tokens[start..<min(start + batchSize, tokens.count)])
                 let cache = try model.run(batch, capture: hooks, logitsAt: .last).cache
                 for point in points {
                     guard let values = cache[point] else { continue }
@@ -43,17 +45,8 @@ public struct ActivationFile {
                 }
                 progress?(start + batch.count)
             }
+            try root.attachDimensionScales(to: ["prompts", "activations"])
         }
-    }
-
-    /// `prompts/text`, `prompts/tokens` [prompt, pos] padded with -1, `prompts/lengths`.
-    static func writePrompts(_ root: HDF5Group, texts: [String], prompts: [[Int]]) throws {
-        let group = try root.createGroup("prompts")
-        let maxLength = prompts.map(\.count).max() ?? 0
-        try group.writeStrings("text", texts, dims: ["prompt"])
-        let tokens = prompts.flatMap { $0.map(Int32.init) + Array(repeating: -1, count: maxLength - $0.count) }
-        try group.writeInt32("tokens", tokens, shape: [prompts.count, maxLength], dims: ["prompt", "pos"])
-        try group.writeInt32("lengths", prompts.map { Int32($0.count) }, shape: [prompts.count], dims: ["prompt"])
     }
 
     /// One prompt's activation padded with NaN to the file's row shape.

@@ -1,6 +1,7 @@
 import Foundation
 
-/// The JSON every command prints (DESIGN.md "Output conventions"): non-finite numbers are written
+/// The JSON every command prints (DESIGN.md "Output conventions"): snake_case keys in sorted order
+/// (Swift's camelCase property names converted here, once for every command); non-finite numbers are written
 /// as `null` and counted in a top-level `non_finite` field, so a NaN in a damaged model's results is
 /// reported, never a crash.
 public struct JSONText {
@@ -16,6 +17,7 @@ public struct JSONText {
     public mutating func fragment<T: Encodable>(_ value: T) throws -> String {
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.withoutEscapingSlashes, .sortedKeys]  // a stable key order
+        encoder.keyEncodingStrategy = .convertToSnakeCase  // the CSV columns' and HDF5 datasets' names
         encoder.nonConformingFloatEncodingStrategy = .convertToString(positiveInfinity: Self.marker, negativeInfinity: Self.marker, nan: Self.marker)
         let quoted = "\"\(Self.marker)\""
         let text = String(decoding: try encoder.encode(value), as: UTF8.self)

@@ -1,17 +1,19 @@
 import Foundation
 
 /// Logit-lens results as HDF5 (`scalpel lens -o FILE.h5`): the prompts group of the activation file
-/// and a `lens/` group of labelled datasets, [prompt, row, position(, k)], padded with -1 / NaN when
-/// prompts have different numbers of selected positions.
+/// (`PromptsGroup`: tokens, token strings, answers, corrupted prompts) and a `lens/` group of
+/// labelled datasets, [prompt, row, position(, k)], padded with -1 / NaN when prompts have
+/// different numbers of selected positions. Labelled dimensions are netCDF-4 dimensions.
 public enum LensFile {
-    public static func write(_ result: LensResult, to target: OutputTarget, attributes: [String: String]) throws {
+    public static func write(_ result: LensResult, prompts promptsGroup: PromptsGroup, to target: OutputTarget,
+                             attributes: [String: String]) throws {
         let prompts = result.prompts
         let rows = result.rows.count
         let width = prompts.map(\.positions.count).max() ?? 0
         let k = prompts.first?.cells.first?.first?.top.count ?? 0
         let hasTarget = prompts.contains { $0.target != nil }
         try ScalpelFile.write(to: target, format: "scalpel-activations", attributes: attributes) { root in
-            try ActivationFile.writePrompts(root, texts: prompts.map(\.prompt), prompts: prompts.map(\.tokens))
+            try promptsGroup.write(root)
             let lens = try root.createGroup("lens")
             try lens.setAttribute("normalization", result.normalization.rawValue)
             try lens.setAttribute("model", result.model)
@@ -40,6 +42,7 @@ public enum LensFile {
                 try lens.writeTensor("mean_target_prob", Tensor(shape: [rows], data: summary.map { Float($0.meanTargetProb ?? .nan) }), dims: ["row"])
                 try lens.writeTensor("mean_logit_diff", Tensor(shape: [rows], data: summary.map { Float($0.meanLogitDiff ?? .nan) }), dims: ["row"])
             }
+            try root.attachDimensionScales(to: ["prompts", "lens"])
         }
     }
 }

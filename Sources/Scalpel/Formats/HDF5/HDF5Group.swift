@@ -147,11 +147,17 @@ public final class HDF5Group: HDF5Object {
         }
     }
 
-    /// Writes `strings` as a one-dimensional dataset of variable-length UTF-8 strings.
+    /// Writes `strings` as a dataset of variable-length UTF-8 strings, one-dimensional unless a
+    /// `shape` is given (row-major, its product the number of strings).
     @discardableResult
-    public func writeStrings(_ name: String, _ strings: [String], dims: [String]? = nil,
+    public func writeStrings(_ name: String, _ strings: [String], shape: [Int]? = nil, dims: [String]? = nil,
                              gzip: Int? = nil) throws -> HDF5Dataset {
-        let dataset = try createDataset(name, type: .string, shape: [strings.count], appendable: false,
+        let shape = shape ?? [strings.count]
+        guard shape.reduce(1, *) == strings.count else {
+            throw HDF5Error.wrongShape(file: file.path, object: childPath(name), expected: "\(shape.reduce(1, *)) strings for shape \(shape)",
+                                       found: "\(strings.count)")
+        }
+        let dataset = try createDataset(name, type: .string, shape: shape, appendable: false,
                                         chunkRows: nil, dims: dims, gzip: gzip)
         return try filling(name, dataset) {
             let type = try HDF5Types.makeVariableString(file, dataset.path)
