@@ -34,7 +34,7 @@ struct ModelOptions: ParsableArguments {
     }
 }
 
-/// `--no-bos`, only on the commands that encode prompt text (`run`, `lens`, `trace`, `tokenize`):
+/// `--no-bos`, only on the commands that encode prompt text (`run`, `lens`, `trace`, `tokenize`, `patch`):
 /// elsewhere it would be accepted and mean nothing.
 struct BOSOption: ParsableArguments {
     @Flag(name: .long, help: "Do not prepend <|endoftext|> to prompts.")

@@ -17,6 +17,7 @@ struct Patch: ParsableCommand {
 
     @OptionGroup var modelOptions: ModelOptions
     @OptionGroup var promptOptions: PromptOptions
+    @OptionGroup var bos: BOSOption
     @Option(help: "What to patch (see above).") var target: String
     @Flag(name: .customLong("by-pos"), help: "Heads per position too (pattern: per destination).") var byPosition = false
     @Option(help: "Layers to sweep, e.g. 9,10 (default all).") var layers: String?
@@ -41,7 +42,7 @@ struct Patch: ParsableCommand {
         try OutputTarget.checkDistinct([outputTarget, plotTarget].compactMap { $0 })
         let (model, plan) = try modelOptions.loadWithPlan()
         let dataset = PromptDataset(name: promptOptions.dataset ?? promptOptions.prompts ?? "prompt", description: "", items: try promptOptions.items())
-        let items = try ContrastItems(dataset: dataset, model: model, prependBOS: !modelOptions.noBos)
+        let items = try ContrastItems(dataset: dataset, model: model, prependBOS: bos.prependBOS)
         let (targets, name) = try PatchRequest.targets(target)
         let sweeps = try targets.map { target -> PatchSweep in
             var sweep = PatchSweep(target: target, byPosition: byPosition, layers: try layers.map(PatchRequest.layers),
@@ -62,12 +63,9 @@ struct Patch: ParsableCommand {
         let tokens = items.items[0].clean.map(model.tokenText)
         try OutputTarget.together {
             if let outputTarget {
-                let source = dataset.items
-                try PatchFile.write(result, items: PatchFile.Items(
-                    clean: source.map(\.prompt), corrupted: source.map { $0.corruptedPrompt ?? "" },
-                    answers: source.map { $0.answer ?? "" }, foils: source.map { $0.corruptedAnswer ?? "" },
-                    cleanTokens: items.items.map(\.clean), corruptedTokens: items.items.map(\.corrupted)),
-                    to: outputTarget, attributes: provenanceAttributes(model: model, plan: plan))
+                try PatchFile.write(result, prompts: PromptsGroup(items: dataset.items, tokens: items.items.map { $0.clean }, tokenText: model.tokenText),
+                                    corruptedTokens: items.items.map { $0.corrupted }, to: outputTarget,
+                                    attributes: try provenanceAttributes(model: model, plan: plan))
             }
             if let plotTarget {
                 try plotTarget.write(Data(PatchPlot.svg(result, positionTokens: tokens, title: "Patching · \(model.name)").utf8))
