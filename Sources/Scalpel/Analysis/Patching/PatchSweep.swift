@@ -6,7 +6,9 @@ import Foundation
 ///
 /// The result equals one full forward pass per cell (`.plain`, TransformerLens's way), but the
 /// default `.packed` strategy computes much less, without changing what is computed:
-/// - a patched run starts at the patched block from the unpatched run's cached residual;
+/// - a patched run starts at the patched block from the unpatched run's cached residual; when the
+///   patch only changes the block's output (mlp_post, mlp_out, resid_post), at the next block from
+///   the patched output;
 /// - positions before the first one the patch changes are the unpatched run's: they are not
 ///   recomputed, their keys and values are read from its cache (`KeyValuePrefix`);
 /// - a patch that changes nothing (the clean and corrupted activations are equal there) gives the
@@ -152,7 +154,7 @@ struct Runs {
         let targets = layers.map { sweep.target.hook($0) }.filter { $0.exists(in: model) }
         // The base run also keeps, for packed runs, each swept block's input and the keys and values from there on.
         let first = layers.min() ?? 0
-        let starts = layers.map { HookPoint.residPre($0) }
+        let starts = layers.flatMap { [HookPoint.residPre($0)] + (sweep.target.patchesBlockOutput ? [.residPost($0)] : []) }
         let keysValues = model.blocks.indices.filter { $0 >= first && model.blocks[$0].attention != nil }.flatMap { [HookPoint.k($0), .v($0)] }
         let baseRun = try model.run(baseTokens, capture: HookFilter(targets + (sweep.strategy == .packed ? starts + keysValues : [])))
         let sourceRun = try model.run(sourceTokens, capture: HookFilter(targets))
@@ -182,7 +184,9 @@ struct Runs {
         let hook = sweep.target.hook(layer)
         let baseActs = try items.indices.map { try activation(base, hook, item: $0) }
         let sourceActs = try items.indices.map { try activation(source, hook, item: $0) }
-        let starts = try items.indices.map { try activation(base, .residPre(layer), item: $0) }
+        // Patches of a block's output start at the next block from the patched output; others at the block itself.
+        let afterBlock = sweep.target.patchesBlockOutput
+        let starts = try items.indices.map { try activation(base, afterBlock ? .residPost(layer) : .residPre(layer), item: $0) }
 
         var results: [(Int, Double)] = []
         // Per cell, per item: the first position its patch changes (nil: the patch changes nothing).
@@ -196,7 +200,7 @@ struct Runs {
         var batch: [(cell: Int, unit: PatchUnit, first: [Int])] = [], rows = 0
         func flush() throws {
             guard !batch.isEmpty else { return }
-            results += try runBatch(batch, hook: hook, layer: layer, sourceActs: sourceActs, starts: starts)
+            results += try runBatch(batch, hook: hook, layer: layer, baseActs: baseActs, sourceActs: sourceActs, starts: starts)
             batch = []; rows = 0
         }
         for variant in pending {
@@ -209,26 +213,63 @@ struct Runs {
     }
 
     private func runBatch(_ batch: [(cell: Int, unit: PatchUnit, first: [Int])], hook: HookPoint, layer: Int,
-                          sourceActs: [Tensor], starts: [Tensor]) throws -> [(Int, Double)] {
+                          baseActs: [Tensor], sourceActs: [Tensor], starts: [Tensor]) throws -> [(Int, Double)] {
         let n = items.count
+        let afterBlock = sweep.target.patchesBlockOutput
         // Prompt v·n + i of the batch is item i under variant v.
         var prompts: [[Int]] = [], residual: [Tensor] = [], firsts: [Int] = [], sources: [Int] = []
         for variant in batch {
             for i in items.indices {
                 prompts.append(baseTokens[i])
-                residual.append(starts[i].rows(variant.first[i]..<items[i].length))
+                var rows = starts[i].rows(variant.first[i]..<items[i].length)
+                if afterBlock {
+                    patchOutput(&rows, unit: variant.unit, base: baseActs[i], source: sourceActs[i], first: variant.first[i])
+                }
+                residual.append(rows)
                 firsts.append(variant.first[i]); sources.append(i)
             }
         }
         let units = batch.map(\.unit)
-        let run = try model.run(prompts, interventions: [(HookFilter([hook]), { _, p, activation in
+        let patches: [(HookFilter, Intervention)] = afterBlock ? [] : [(HookFilter([hook]), { _, p, activation in
             units[p / n].apply(to: &activation, from: sourceActs[p % n], first: firsts[p])
-        })], span: RunSpan(start: ResidualStart(block: layer, residual: residual), columns: columns,
-                           prefix: KeyValuePrefix(lengths: firsts, sources: sources, cache: base)))
+        })]
+        let run = try model.run(prompts, interventions: patches,
+                                span: RunSpan(start: ResidualStart(block: afterBlock ? layer + 1 : layer, residual: residual), columns: columns,
+                                              prefix: KeyValuePrefix(lengths: firsts, sources: sources, cache: base)))
         return batch.enumerated().map { v, variant in
             (variant.cell, sweep.metric.mean(Array(run.logits[(v * n)..<((v + 1) * n)]), items: items, columns: columns))
         }
     }
+}
+
+extension Runs {
+    /// Block L's patched output, from its unpatched one (rows `first…` of `hook_resid_post`): a
+    /// neuron adds (source − base)·W_out[neuron] at each position; `mlp_out` adds source − base;
+    /// `resid_post` is replaced. The same sums the block would compute, in another order.
+    func patchOutput(_ rows: inout Tensor, unit: PatchUnit, base: Tensor, source: Tensor, first: Int) {
+        let d = model.dModel, length = base.shape[0]
+        let positions = (unit.position.map { [$0] } ?? Array(0..<length)).filter { $0 >= first }
+        let out = rows.mutablePointer
+        for position in positions {
+            let row = out + (position - first) * d
+            switch sweep.target {
+            case .mlpPost:
+                let neuron = unit.columns!.lowerBound, width = base.shape[1]
+                let change = source[flat: position * width + neuron] - base[flat: position * width + neuron]
+                guard change != 0, let weights = model.blocks[unit.layer].mlp?.outWeight.pointer else { continue }
+                for c in 0..<d { row[c] += change * weights[neuron * d + c] }
+            case .mlpOut:
+                for c in 0..<d { row[c] += source[flat: position * d + c] - base[flat: position * d + c] }
+            default:  // resid_post
+                row.update(from: source.pointer + position * d, count: d)
+            }
+        }
+    }
+}
+
+extension PatchTarget {
+    /// Whether a patch changes block L's output only, so the patched run can start at block L + 1.
+    var patchesBlockOutput: Bool { self == .mlpPost || self == .mlpOut || self == .residPost }
 }
 
 public enum PatchError: UserFacingError, Equatable {
