@@ -165,20 +165,15 @@ public struct LensInput: Sendable {
 
 /// What one row says at one position.
 public struct LensCell: Codable, Sendable {
-    public var top: [TokenScore]
-    public var target: AnswerScore?
+    public var top: [TopToken]
+    public var target: TokenScore?
     public var logitDiff: Float?
 
     init(logits: UnsafeBufferPointer<Float>, topK: Int, target: Int?, foil: Int?, model: Model) {
-        let logSumExp = Softmax.logSumExp(logits)
-        top = Softmax.topIndices(logits, k: topK).map {
-            TokenScore(id: $0, token: model.tokenText($0), logit: logits[$0], prob: exp(Double(logits[$0]) - logSumExp))
-        }
-        self.target = target.map {
-            AnswerScore(id: $0, token: model.tokenText($0), rank: Softmax.rank(of: $0, in: logits), logit: logits[$0],
-                        prob: exp(Double(logits[$0]) - logSumExp))
-        }
-        if let target, let foil { logitDiff = logits[target] - logits[foil] }
+        let row = LogitRow(logits, probabilities: .logSumExp)
+        top = row.topTokens(topK, model: model)
+        self.target = target.map { row.score($0, model: model) }
+        if let target, let foil { logitDiff = row.logitDiff(target, foil: foil) }
     }
 }
 

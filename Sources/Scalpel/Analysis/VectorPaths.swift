@@ -190,8 +190,9 @@ public struct PathJudgement: Codable, Sendable {
     public var top: [Int]
 
     init(_ logits: UnsafeBufferPointer<Float>, expected: Int, topK: Int) {
-        rank = Softmax.rank(of: expected, in: logits)
-        top = Softmax.topIndices(logits, k: topK)
+        let row = LogitRow(logits, probabilities: .none)
+        rank = row.rank(of: expected)
+        top = row.top(topK)
     }
 }
 
