@@ -37,16 +37,16 @@ extension AttentionHalf {
     /// A copy, since in HF's layout a head's columns are strided (every row of [d_model, 3·d_model]
     /// holds d_head of them).
     public func inputWeight(_ projection: HeadProjection, head: Int) -> Tensor {
-        let d = outBias.count, first = projection.rawValue * d + head * dHead
         checkHead(head)
+        let d = outBias.count, first = projection.rawValue * d + head * dHead
         // c_attn [d, 3d] column (projection·d + head·d_head + j)  →  W[i, j]
         return qkvWeight.columns(first..<(first + dHead))
     }
 
     /// b_Q[h], b_K[h] or b_V[h] [d_head] (a copy of the head's part of `qkvBias`).
     public func inputBias(_ projection: HeadProjection, head: Int) -> Tensor {
-        let d = outBias.count, first = projection.rawValue * d + head * dHead
         checkHead(head)
+        let d = outBias.count, first = projection.rawValue * d + head * dHead
         return Tensor(shape: [dHead]) { $0.baseAddress!.update(from: qkvBias.pointer + first, count: dHead) }
     }
 
@@ -75,7 +75,7 @@ extension AttentionHalf {
 
     /// An attention half from weights in TransformerLens shapes: W_Q, W_K, W_V are fused into HF's
     /// `qkvWeight` [d_model, 3·d_model] (a copy); `outWeight` is W_O reshaped to [d_model, d_model]
-    /// and `outBias` is b_O (both sharing storage).
+    /// and `outBias` is b_O (both sharing storage). No head is ablated.
     public init(ln: LayerNormParams, weights: AttentionWeights) {
         let h = weights.nHead, d = weights.b_O.count, dh = d / h
         var qkv = Tensor(zeros: [d, 3 * d]), bias = Tensor(zeros: [3 * d])
