@@ -23,32 +23,31 @@ public struct TopToken: Codable, Equatable, Sendable {
 /// One position's logits [vocab] and the scores read from them: top-k, a token's rank, logit and
 /// probability, and a logit difference against a foil.
 struct LogitRow {
-    /// How probabilities are normalised: both are softmax; they differ in the last bits.
-    enum Probabilities {
+    /// How probabilities are normalised: both are softmax, and differ only in the last bits.
+    enum ProbabilityMethod {
         /// Only ranks and logits are read (vector paths).
         case none
         /// exp(logit − logΣexp), with the vectorised `Softmax.logSumExp`: the lens scores thousands of rows.
-        case logSumExp(Double)
+        case logSumExp
         /// `Softmax.probabilities`, exp in Double over the whole row (`run`, datasets).
-        case softmax([Double])
+        case softmax
     }
 
     let logits: UnsafeBufferPointer<Float>
-    let probabilities: Probabilities
+    private let normalization: Normalization
+    private enum Normalization { case none, logSumExp(Double), softmax([Double]) }
 
     init(_ logits: UnsafeBufferPointer<Float>, probabilities: ProbabilityMethod) {
         self.logits = logits
         switch probabilities {
-        case .none: self.probabilities = .none
-        case .logSumExp: self.probabilities = .logSumExp(Softmax.logSumExp(logits))
-        case .softmax: self.probabilities = .softmax(Softmax.probabilities(logits))
+        case .none: normalization = .none
+        case .logSumExp: normalization = .logSumExp(Softmax.logSumExp(logits))
+        case .softmax: normalization = .softmax(Softmax.probabilities(logits))
         }
     }
 
-    enum ProbabilityMethod { case none, logSumExp, softmax }
-
     func probability(of id: Int) -> Double {
-        switch probabilities {
+        switch normalization {
         case .none: preconditionFailure("probabilities were not computed for this row")
         case let .logSumExp(normalizer): return exp(Double(logits[id]) - normalizer)
         case let .softmax(values): return values[id]
