@@ -934,6 +934,68 @@ def prompt_cases(assets: Assets) -> tuple[list[Case], Fuzzer]:
     return cases, fuzz
 
 
+def patch_cases(assets: Assets) -> tuple[list[Case], Fuzzer]:
+    """`scalpel patch` on hostile datasets and flags: exit 1 naming the item, field or value."""
+    cat = "patch"
+
+    def patch(name, args, mentions, content=None, exits=frozenset({1}), **kw):
+        setup = (lambda work: write(work / "d.yaml", content)) if content is not None else None
+        return Case(cat, name, ["patch", *args], setup, mentions, exits=exits, **kw)
+
+    item = '{prompt: "1 2 3 4", answer: " 5", corrupted_prompt: "1 2 3 3", corrupted_answer: " 4"}'
+    d = ["--dataset", "d.yaml"]
+    cases = [
+        patch("no-corrupted", d + ["--target", "z"], ("corrupted_prompt",), 'name: d\nitems: [{prompt: "1 2 3 4", answer: " 5"}]\n'),
+        patch("no-foil", d + ["--target", "z"], ("corrupted_answer",),
+              'name: d\nitems: [{prompt: "1 2 3 4", answer: " 5", corrupted_prompt: "1 2 3 3"}]\n'),
+        patch("lengths-differ", d + ["--target", "z"], ("item 1", "tokens"),
+              'name: d\nitems: [{prompt: "1 2 3 4", answer: " 5", corrupted_prompt: "1 2 3", corrupted_answer: " 4"}]\n'),
+        patch("items-differ-by-position", d + ["--target", "resid_pre"], ("item 2", "length"),
+              f'name: d\nitems: [{item}, {{prompt: "1 2 3 4 5", answer: " 6", corrupted_prompt: "1 2 3 4 4", corrupted_answer: " 5"}}]\n'),
+        patch("multi-token-answer", d + ["--target", "z"], ("answer", "tokens"),
+              'name: d\nitems: [{prompt: "1 2 3 4", answer: " 5 6 7", corrupted_prompt: "1 2 3 3", corrupted_answer: " 4"}]\n'),
+        patch("empty-items", d + ["--target", "z"], ("d.yaml", "items", "no items"), "name: d\nitems: []\n"),
+        patch("same-clean-corrupted", d + ["--target", "z"], ("mean nothing",),
+              'name: d\nitems: [{prompt: "1 2 3 4", answer: " 5", corrupted_prompt: "1 2 3 4", corrupted_answer: " 5"}]\n',
+              exits=frozenset({0}), warn_on_success=True),
+        patch("unknown-target", ["--dataset", "digits", "--target", "blocks.9.attn.hook_z"], ("--target", "resid_pre")),
+        patch("empty-target", ["--dataset", "digits", "--target", ""], ("--target",)),
+        patch("layer-out-of-range", ["--dataset", "digits", "--target", "mlp_post", "--layers", "6"], ("Layer 6", "6 blocks")),
+        patch("layer-negative", ["--dataset", "digits", "--target", "z", "--layers", "-1"], ("--layers",)),
+        patch("layer-range-huge", ["--dataset", "digits", "--target", "z", "--layers", "0-99999999999"], ("--layers",)),
+        patch("layer-int-overflow", ["--dataset", "digits", "--target", "z", "--layers", "99999999999999999999999"], ("--layers",)),
+        patch("layer-range-backwards", ["--dataset", "digits", "--target", "z", "--layers", "3-1"], ("--layers", "3-1")),
+        patch("layers-empty-entry", ["--dataset", "digits", "--target", "z", "--layers", "1,,2"], ("--layers",)),
+        patch("top-0", ["--dataset", "digits", "--target", "z", "--top", "0"], ("--top",)),
+        patch("top-huge", ["--dataset", "digits", "--target", "z", "--top", str(1 << 62)], ("--top",)),
+        patch("grids-differ", ["--dataset", "digits", "--target", "z,resid_pre"], ("different grids",)),
+        patch("metric-unknown", ["--dataset", "digits", "--target", "z", "--metric", "loss"], ("--metric", "loss")),
+        patch("prompt-only", ["--prompt", "1 2 3 4", "--target", "z"], ("corrupted_prompt",)),
+    ]
+
+    def fuzz(rng: random.Random, n: int) -> Case:
+        targets = ["z", "q", "k", "v", "pattern", "resid_pre", "mlp_post", "every-head", "every-block", "v,pattern",
+                   "z,", ",", "zz", "mlp_post,z", "resid_pre,resid_mid"]
+        layers = ["0", "5", "0-5", "6", "-1", "1-", "a", "", "0,0,0", "2-2", "99999", " 1"]
+        args = ["--dataset", rng.choice(["digits", "months", "d.yaml"]), "--target", rng.choice(targets)]
+        if "mlp_post" in args[3]:  # every neuron of every layer takes minutes in a debug build: one layer
+            args += ["--layers", rng.choice(["5", "6", "a", "-1", "5,5"])]
+        elif rng.random() < 0.5:
+            args += ["--layers", rng.choice(layers)]
+        if rng.random() < 0.3:
+            args.append("--by-pos")
+        if rng.random() < 0.3:
+            args += ["--direction", rng.choice(["noise", "denoise", "both"])]
+        pieces = ['"1 2 3 4"', '"1 2 3 3"', '" 5"', '" 4"', '""', "null", "5", "[]", '"\\x00"', '"1 2"']
+        fields = ["prompt", "answer", "corrupted_prompt", "corrupted_answer"]
+        items = ", ".join("{" + ", ".join(f"{f}: {rng.choice(pieces)}" for f in fields if rng.random() < 0.9) + "}"
+                          for _ in range(rng.randint(0, 3)))
+        return patch(f"fuzz{n}", args, ("error", "--", "item", "d.yaml", "layer", "target"), f"name: d\nitems: [{items}]\n",
+                     exits=frozenset({0, 1}), timeout=60)
+
+    return cases, fuzz
+
+
 # Writers: (label, args with {out} for the output path). `build` and `init` take the plan/config.
 WRITERS = {
     "build": ["build", "plan.yaml", "-o", "{out}"],
@@ -942,6 +1004,8 @@ WRITERS = {
     "trace": ["trace", "--prompt", PROMPT, "--hooks", "hook_embed", "-o", "{out}"],
     "paths-o": ["paths", "--from", "digits", "--to", "number-words", "--layers", "0", "--alphas", "0:1:1", "-o", "{out}"],
     "export-hf": ["export-hf", "-o", "{out}"],
+    "patch-o": ["patch", "--dataset", "months", "--target", "z", "--layers", "0", "-o", "{out}"],
+    "patch-plot": ["patch", "--dataset", "months", "--target", "resid_pre", "--layers", "5", "--plot", "{out}"],
 }
 PLAN = 'name: small\nblocks: ["0-5"]\n'
 
@@ -1272,6 +1336,7 @@ CATEGORIES: dict[str, Callable[[Assets], tuple[list[Case], Fuzzer]]] = {
     "plans": plan_cases,
     "archives": archive_cases,
     "prompts": prompt_cases,
+    "patch": patch_cases,
     "outputs": output_cases,
     "flags": flag_cases,
     "signals": signal_cases,

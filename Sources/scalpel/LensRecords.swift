@@ -4,7 +4,7 @@ import Scalpel
 /// One top token of one lens cell: a CSV line, and an object of the JSON `records`.
 struct LensRecord: Record {
     var promptIndex: Int, row: String, rowLabel: String, position: Int, rank: Int
-    var score: TokenScore
+    var score: TopToken
     var cell: LensCell
 
     static let columns = ["prompt_index", "row", "row_label", "position", "rank", "token_id", "token", "prob", "logit",

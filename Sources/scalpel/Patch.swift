@@ -143,15 +143,21 @@ enum PatchRequest {
         return (targets, names.joined(separator: ","))
     }
 
+    /// More blocks than any model Scalpel could load has.
+    static let maxLayer = 10_000
+
     static func layers(_ text: String) throws -> [Int] {
         let parts = text.split(separator: ",", omittingEmptySubsequences: false).map { $0.trimmingCharacters(in: .whitespaces) }
         var layers: [Int] = []
         for part in parts {
-            let bounds = part.split(separator: "-", omittingEmptySubsequences: false).map { Int($0) }
-            guard (1...2).contains(bounds.count), bounds.allSatisfy({ $0 != nil && $0! >= 0 }), bounds.first!! <= bounds.last!! else {
-                throw ValidationError("--layers \"\(text)\": \"\(part)\" is not a layer or a range a-b. Give e.g. 9,10 or 0-5.")
+            // Layers beyond any GPT-2 are refused here, before a range like 0-10000000000 is built.
+            let bounds = part.split(separator: "-", omittingEmptySubsequences: false).compactMap { Int($0) }.filter { (0...maxLayer).contains($0) }
+            guard (1...2).contains(bounds.count), bounds.count == part.split(separator: "-", omittingEmptySubsequences: false).count,
+                  bounds[0] <= bounds[bounds.count - 1] else {
+                throw ValidationError("--layers \"\(text)\": \"\(part)\" is not a layer or a range a-b of layers 0…\(maxLayer). Give e.g. 9,10 or 0-5.")
             }
-            layers += Array(bounds.first!!...bounds.last!!)
+            layers += Array(bounds[0]...bounds[bounds.count - 1])
+            guard layers.count <= maxLayer else { throw ValidationError("--layers \"\(text)\" names more than \(maxLayer) layers.") }
         }
         return layers
     }

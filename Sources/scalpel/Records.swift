@@ -10,7 +10,7 @@ enum FieldValue: Encodable {
     /// Token ids: a JSON array, space-separated in CSV.
     case ids([Int])
     /// Top predictions: JSON objects {id, token, logit, prob}, the tokens joined by "|" in CSV.
-    case scores([TokenScore])
+    case scores([TopToken])
 
     var csv: String {
         switch self {

@@ -211,13 +211,13 @@ final class PlotTests: XCTestCase {
     static func id(_ text: String) -> Int { words.first { $0.value == text }!.key }
 
     static func cell(_ top: [(String, Double)], id: Int? = nil, target: (String, Double, Int)? = nil) -> LensCell {
-        struct Raw: Encodable { var top: [TokenScore]; var target: AnswerScore? }
+        struct Raw: Encodable { var top: [TopToken]; var target: TokenScore? }
         let raw = Raw(top: top.enumerated().map { i, t in
-            TokenScore(id: i == 0 && id != nil ? id! : (words.first { $0.value == t.0 }?.key ?? 99_000 + i), token: t.0,
-                       logit: Float(log(t.1)) + 10, prob: t.1)
+            TopToken(id: i == 0 && id != nil ? id! : (words.first { $0.value == t.0 }?.key ?? 99_000 + i), token: t.0,
+                     logit: Float(log(t.1)) + 10, prob: t.1)
         }, target: target.map { t in
-            AnswerScore(id: words.first { $0.value == t.0 }?.key ?? 99_999, token: t.0, rank: t.2,
-                        logit: Float(log(t.1)) + 10, prob: t.1)
+            TokenScore(id: words.first { $0.value == t.0 }?.key ?? 99_999, token: t.0, rank: t.2,
+                       logit: Float(log(t.1)) + 10, prob: t.1)
         })
         return try! JSONDecoder().decode(LensCell.self, from: JSONEncoder().encode(raw))
     }

@@ -6,10 +6,10 @@ public struct ItemResult: Codable, Sendable {
     public var answer: String?
     public var tokens: [Int]
     /// The answer's rank (0 = top prediction), logit and probability; nil without an answer.
-    public var score: AnswerScore?
+    public var score: TokenScore?
     /// logit(answer) − logit(corrupted answer) on the clean prompt, the study's logit difference.
     public var logitDiff: Float?
-    public var top: [TokenScore]
+    public var top: [TopToken]
 }
 
 /// A family's accuracy and mean logit difference.
@@ -44,11 +44,9 @@ public struct DatasetEvaluation {
             let result = try model.run(Array(prompts[range]))
             for (row, i) in range.enumerated() {
                 let item = result.logits[row].buffer.withMemoryRebound(to: Float.self) { logits in
-                    let prediction = Prediction(tokens: prompts[i], logits: logits, topK: topK, answer: answers[i], model: model)
-                    var diff: Float?
-                    if let answer = answers[i], let foil = foils[i] { diff = logits[answer] - logits[foil] }
+                    let prediction = Prediction(tokens: prompts[i], logits: logits, topK: topK, answer: answers[i], foil: foils[i], model: model)
                     return ItemResult(prompt: dataset.items[i].prompt, answer: dataset.items[i].answer, tokens: prompts[i],
-                                      score: prediction.answer, logitDiff: diff, top: prediction.top)
+                                      score: prediction.answer, logitDiff: prediction.logitDiff, top: prediction.top)
                 }
                 if let score = item.score { scored += 1; correct += score.rank == 0 ? 1 : 0 }
                 if let diff = item.logitDiff { diffs += 1; diffSum += Double(diff) }

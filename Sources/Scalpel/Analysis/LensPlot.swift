@@ -221,7 +221,7 @@ public enum LensPlot {
         return (columns, .prompts)
     }
 
-    static func topToken(_ result: LensResult, _ column: Column, row: Int) -> TokenScore? {
+    static func topToken(_ result: LensResult, _ column: Column, row: Int) -> TopToken? {
         result.prompts[column.prompt].cells[row][column.slot].top.first
     }
 

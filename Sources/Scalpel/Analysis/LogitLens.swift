@@ -25,16 +25,13 @@ public struct LogitLens {
     public init() {}
 
     /// Row hook points for a model: resid_pre of each block (and resid_mid), then the final residual
-    /// (`hook_embed` standing for the embedding sum in a model without blocks).
+    /// (`hook_embed` standing for the embedding sum in a model without blocks): the accumulated
+    /// residual stream (`ResidualStack`).
     public func rows(for model: Model) -> [HookPoint] {
-        var rows: [HookPoint] = []
-        for i in model.blocks.indices {
-            rows.append(.residPre(i))
-            if includeMid { rows.append(.residMid(i)) }
-        }
-        rows.append(model.blocks.isEmpty ? .embed : .residPost(model.blocks.count - 1))
-        return rows
+        ResidualStack.components(stackKind, in: model).map(\.hook)
     }
+
+    var stackKind: ResidualStack.Kind { .accumulated(includeMid: includeMid) }
 
     /// Short labels of the rows, in the order of `rows(for:)`: "L5 pre", "L5 mid", …, "final". The
     /// number is the layer the block came from, so block 4 of a graph built from `--blocks "0-3,5"`
@@ -55,7 +52,7 @@ public struct LogitLens {
     /// probability, rank and logit, and the logit difference target − foil, to every cell.
     public func run(_ model: Model, prompts: [LensInput], progress: ((Int) -> Void)? = nil) throws -> LensResult {
         let rowPoints = rows(for: model)
-        var capture = model.blocks.isEmpty ? [.embed, .posEmbed] : rowPoints
+        var capture = ResidualStack.hooksToCapture(stackKind, in: model)
         if normalization == .cached { capture.append(.finalScale) }
         var results: [LensPrompt] = []
         for start in stride(from: 0, to: prompts.count, by: batchSize) {
@@ -81,21 +78,20 @@ public struct LogitLens {
             selected.append(positions)
         }
         let total = zip(batch, selected).reduce(0) { $0 + rows.count * $1.1.count }
+        // Every prompt's stack [row, position, d] one after another: [N, d].
         var stacked = Tensor(zeros: [total, d])
-        var scales: [Float] = []
-        let out = stacked.mutablePointer
+        var scales: [Float]? = normalization == .cached ? [] : nil
         var n = 0
         for p in batch.indices {
-            for row in rows {
-                let source = try residual(row, prompt: p, cache: cache, model: model)
-                for position in selected[p] {
-                    (out + n * d).update(from: source.pointer + position * d, count: d)
-                    if normalization == .cached { scales.append(cache[.finalScale, p]![flat: position]) }
-                    n += 1
-                }
+            let stack = try ResidualStack(stackKind, cache: cache, prompt: p, positions: selected[p], model: model)
+            stacked.replaceRows(at: n, with: stack.values)
+            n += stack.labels.count * selected[p].count
+            if normalization == .cached {
+                guard let finalScales = stack.finalScales else { throw ActivationCacheError.notCaptured(HookPoint.finalScale.name) }
+                for _ in stack.labels { scales! += finalScales }
             }
         }
-        let normalized = normalization == .recomputed ? model.finalLayerNorm(stacked) : cachedLayerNorm(stacked, scales: scales, model: model)
+        let normalized = model.finalLayerNorm(stacked, cachedScales: scales, addBias: true)
         // Unembed and score the rows a chunk at a time, reusing one logits buffer of at most
         // `logitsChunkBytes`: the logits of a whole batch can take gigabytes (GPT-2, `--positions all`).
         var offsets: [Int] = [], start = 0
@@ -128,27 +124,6 @@ public struct LogitLens {
                               target: batch[p].target, foil: batch[p].foil, cells: grid)
         }
     }
-
-    /// A row's residual for one prompt; a model without blocks has only the embedding sum.
-    func residual(_ row: HookPoint, prompt p: Int, cache: ActivationCache, model: Model) throws -> Tensor {
-        if row == .embed {
-            var sum = cache[.embed, p]!
-            Kernels.add(cache[.posEmbed, p]!.pointer, into: sum.mutablePointer, count: sum.count)
-            return sum
-        }
-        return cache[row, p]!
-    }
-
-    /// (x − mean(x)) / cached scale · w + b.
-    func cachedLayerNorm(_ x: Tensor, scales: [Float], model: Model) -> Tensor {
-        let d = model.dModel, rows = x.count / d
-        var y = Tensor(zeros: [rows, d])
-        scales.withUnsafeBufferPointer { scale in
-            Kernels.layerNormApply(x.pointer, scale: scale.baseAddress!, weight: model.lnFinal.weight.pointer,
-                                   bias: model.lnFinal.bias.pointer, into: y.mutablePointer, rows: rows, cols: d)
-        }
-        return y
-    }
 }
 
 /// One prompt for the lens, with an optional target and foil token.
@@ -165,20 +140,15 @@ public struct LensInput: Sendable {
 
 /// What one row says at one position.
 public struct LensCell: Codable, Sendable {
-    public var top: [TokenScore]
-    public var target: AnswerScore?
+    public var top: [TopToken]
+    public var target: TokenScore?
     public var logitDiff: Float?
 
     init(logits: UnsafeBufferPointer<Float>, topK: Int, target: Int?, foil: Int?, model: Model) {
-        let logSumExp = Softmax.logSumExp(logits)
-        top = Softmax.topIndices(logits, k: topK).map {
-            TokenScore(id: $0, token: model.tokenText($0), logit: logits[$0], prob: exp(Double(logits[$0]) - logSumExp))
-        }
-        self.target = target.map {
-            AnswerScore(id: $0, token: model.tokenText($0), rank: Softmax.rank(of: $0, in: logits), logit: logits[$0],
-                        prob: exp(Double(logits[$0]) - logSumExp))
-        }
-        if let target, let foil { logitDiff = logits[target] - logits[foil] }
+        let row = LogitRow(logits, probabilities: .logSumExp)
+        top = row.topTokens(topK, model: model)
+        self.target = target.map { row.score($0, model: model) }
+        if let target, let foil { logitDiff = row.logitDiff(target, foil: foil) }
     }
 }
 

@@ -1,39 +1,21 @@
 import Foundation
 
-/// A token with its logit and probability at one position.
-public struct TokenScore: Codable, Equatable, Sendable {
-    public var id: Int
-    public var token: String
-    public var logit: Float
-    public var prob: Double
-}
-
-/// How the model ranks an expected answer: rank 0 is the top prediction.
-public struct AnswerScore: Codable, Equatable, Sendable {
-    public var id: Int
-    public var token: String
-    public var rank: Int
-    public var logit: Float
-    public var prob: Double
-}
-
 /// The next-token prediction at one position, like the study's `test_prompt`.
 public struct Prediction: Codable, Sendable {
     public var tokens: [Int]
-    public var top: [TokenScore]
-    public var answer: AnswerScore?
+    public var top: [TopToken]
+    public var answer: TokenScore?
+    /// logit(answer) − logit(foil), when both are given.
+    public var logitDiff: Float?
 
-    /// Scores one row of logits: the top-k tokens and, when given, the answer's rank, logit and probability.
-    public init(tokens: [Int], logits: UnsafeBufferPointer<Float>, topK: Int, answer: Int?, model: Model) {
+    /// Scores one row of logits: the top-k tokens and, when given, the answer's rank, logit and
+    /// probability, and its logit difference against a foil.
+    public init(tokens: [Int], logits: UnsafeBufferPointer<Float>, topK: Int, answer: Int?, foil: Int? = nil, model: Model) {
         self.tokens = tokens
-        let probabilities = Softmax.probabilities(logits)
-        top = Softmax.topIndices(logits, k: topK).map {
-            TokenScore(id: $0, token: model.tokenText($0), logit: logits[$0], prob: probabilities[$0])
-        }
-        self.answer = answer.map { id in
-            AnswerScore(id: id, token: model.tokenText(id), rank: Softmax.rank(of: id, in: logits),
-                        logit: logits[id], prob: probabilities[id])
-        }
+        let row = LogitRow(logits, probabilities: .softmax)
+        top = row.topTokens(topK, model: model)
+        self.answer = answer.map { row.score($0, model: model) }
+        if let answer, let foil { logitDiff = row.logitDiff(answer, foil: foil) }
     }
 }
 

@@ -19,10 +19,9 @@ public struct VectorAddition {
     public static func vector(at hook: String, prompt: [Int], model: Model) throws -> Tensor {
         let points = try HookFilter([hook]).resolve(in: model)
         guard points.count == 1 else { throw HookError.noMatch(pattern: hook, suggestions: points.prefix(3).map(\.name)) }
-        let value = try model.run([prompt], capture: HookFilter(points)).cache[points[0], 0]!
-        let width = value.count / value.shape[0]
-        guard width == model.dModel else { throw HookError.noMatch(pattern: hook, suggestions: ["a hook of width d_model, e.g. blocks.9.hook_mlp_out"]) }
-        return value.rows((value.shape[0] - 1)..<value.shape[0]).reshaped([width])
+        let value = try model.run([prompt], capture: HookFilter(points)).cache.lastPositions(points[0])
+        guard value.count == model.dModel else { throw HookError.noMatch(pattern: hook, suggestions: ["a hook of width d_model, e.g. blocks.9.hook_mlp_out"]) }
+        return value.reshaped([model.dModel])
     }
 
     public struct Outcome: Codable, Sendable {
@@ -40,14 +39,14 @@ public struct VectorAddition {
         let edits = edits(in: model)
         let hooks = edits.map(\.hook)
         let cache = try model.run([prompt], capture: HookFilter(hooks)).cache
-        let d = model.dModel, last = prompt.count - 1
+        let d = model.dModel
         var rows = Tensor(zeros: [3, d])
         let out = rows.mutablePointer
         for (r, (hook, edit)) in zip(hooks, edits).enumerated() {
-            let value = cache[hook, 0]!.pointer + last * d
-            for c in 0..<d { out[r * d + c] = value[c] + edit.scale * vector[flat: c] }
+            let value = try cache.lastPositions(hook)
+            for c in 0..<d { out[r * d + c] = value[flat: c] + edit.scale * vector[flat: c] }
         }
-        let decoded = model.unembedRows(model.finalLayerNorm(rows))
+        let decoded = model.unembedRows(model.finalLayerNorm(rows, cachedScales: nil, addBias: true))
         let judgements = (0..<3).map { r in
             PathJudgement(UnsafeBufferPointer(start: decoded.pointer + r * model.vocabSize, count: model.vocabSize), expected: expected, topK: topK)
         }

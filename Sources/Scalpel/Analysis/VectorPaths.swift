@@ -98,14 +98,7 @@ public struct VectorPaths {
         let hooks = try layers.map(hookPoint)
         let cache = try model.run(items.prompts, capture: HookFilter(hooks)).cache
         var out: [Int: Tensor] = [:]
-        for (layer, hook) in zip(layers, hooks) {
-            let values = cache[hook]!
-            out[layer] = Tensor(shape: [items.items.count, model.dModel]) { buffer in
-                for (i, v) in values.enumerated() {
-                    (buffer.baseAddress! + i * model.dModel).update(from: v.pointer + (v.shape[0] - 1) * model.dModel, count: model.dModel)
-                }
-            }
-        }
+        for (layer, hook) in zip(layers, hooks) { out[layer] = try cache.lastPositions(hook) }
         return out
     }
 
@@ -164,7 +157,7 @@ public struct VectorPaths {
             }
             guard !meta.isEmpty else { continue }
             let stacked = Tensor(shape: [meta.count, d], data: vectors)
-            let decoded = model.unembedRows(model.finalLayerNorm(stacked))
+            let decoded = model.unembedRows(model.finalLayerNorm(stacked, cachedScales: nil, addBias: true))
             let propagated = try model.run(prompts, interventions: [(HookFilter([try hookPoint(layer)]), { _, p, activation in
                 let last = activation.shape[0] - 1
                 activation.replaceRows(at: last, with: stacked.rows(p..<(p + 1)))
@@ -190,8 +183,9 @@ public struct PathJudgement: Codable, Sendable {
     public var top: [Int]
 
     init(_ logits: UnsafeBufferPointer<Float>, expected: Int, topK: Int) {
-        rank = Softmax.rank(of: expected, in: logits)
-        top = Softmax.topIndices(logits, k: topK)
+        let row = LogitRow(logits, probabilities: .none)
+        rank = row.rank(of: expected)
+        top = row.top(topK)
     }
 }
 

@@ -61,7 +61,7 @@ public enum ModelArchive {
             if model.tiedEmbeddings {
                 try root.linkHard(from: "embed/W_E", to: "unembed/W_U")
             } else {
-                try put(unembed, "W_U", transpose(model.unembed), ["d_model", "d_vocab"])
+                try put(unembed, "W_U", model.unembed.transposed(), ["d_model", "d_vocab"])
             }
             try root.setAttribute(checksumAttribute, checksum.hex)
         }
@@ -80,20 +80,13 @@ public enum ModelArchive {
             try put(ln, "w", attention.ln.weight, ["d_model"])
             try put(ln, "b", attention.ln.bias, ["d_model"])
             let attn = try group.createGroup("attn")
-            for (k, name) in ["Q", "K", "V"].enumerated() {
-                // c_attn [d, 3d] columns k·d + head·dh + j  →  W_[head, i, j]
-                let w = Tensor(shape: [h, d, dh]) { out in
-                    let src = attention.qkvWeight.pointer
-                    for head in 0..<h { for i in 0..<d { for j in 0..<dh {
-                        out[(head * d + i) * dh + j] = src[i * 3 * d + k * d + head * dh + j]
-                    } } }
-                }
-                try put(attn, "W_\(name)", w, ["n_heads", "d_model", "d_head"])
-                let b = Tensor(shape: [h, dh], data: Array(attention.qkvBias.scalars[(k * d)..<((k + 1) * d)]))
-                try put(attn, "b_\(name)", b, ["n_heads", "d_head"])
+            let weights = attention.weights
+            for (projection, name) in zip(HeadProjection.allCases, ["Q", "K", "V"]) {
+                try put(attn, "W_\(name)", weights.weight(projection), ["n_heads", "d_model", "d_head"])
+                try put(attn, "b_\(name)", weights.bias(projection), ["n_heads", "d_head"])
             }
-            try put(attn, "W_O", attention.outWeight.reshaped([h, dh, d]), ["n_heads", "d_head", "d_model"])
-            try put(attn, "b_O", attention.outBias, ["d_model"])
+            try put(attn, "W_O", weights.W_O, ["n_heads", "d_head", "d_model"])
+            try put(attn, "b_O", weights.b_O, ["d_model"])
             try writeAblations(attention.headAblations, into: attn, units: "heads", width: dh, checksum: &checksum)
         }
         if let mlp = block.mlp {
@@ -192,7 +185,7 @@ public enum ModelArchive {
             let blocks = try (0..<blockNames.count).map { try readBlock(try root.group("blocks/\($0)"), config: config, reader: &reader) }
             config.nLayer = blocks.count
             let tied = try tiedEmbeddings(root, path: path)
-            let unembed = tied ? embedding.tokens : transpose(try reader.read(root, "unembed/W_U", [d, config.vocabSize]))
+            let unembed = tied ? embedding.tokens : try reader.read(root, "unembed/W_U", [d, config.vocabSize]).transposed()
             let lnFinal = LayerNormParams(weight: try reader.read(root, "ln_final/w", [d]), bias: try reader.read(root, "ln_final/b", [d]))
             var checksum = reader.checksum
             checksum.add(WeightChecksum.configEntry, text: configText)
@@ -217,20 +210,13 @@ public enum ModelArchive {
         var block = Block(attention: nil, mlp: nil, source: source)
         if parts.attention {
             let h = try headCount(group, config: config, path: path), dh = d / h
-            let qs = try ["Q", "K", "V"].map { try reader.read(group, "attn/W_\($0)", [h, d, dh]) }
-            let qkv = Tensor(shape: [d, 3 * d]) { out in
-                for (k, w) in qs.enumerated() { let src = w.pointer
-                    for head in 0..<h { for i in 0..<d { for j in 0..<dh {
-                        out[i * 3 * d + k * d + head * dh + j] = src[(head * d + i) * dh + j]
-                    } } }
-                }
-            }
-            let bias = try ["Q", "K", "V"].flatMap { try reader.read(group, "attn/b_\($0)", [h, dh]).scalars }
-            var attention = AttentionHalf(
-                ln: LayerNormParams(weight: try reader.read(group, "ln1/w", [d]), bias: try reader.read(group, "ln1/b", [d])),
-                qkvWeight: qkv, qkvBias: Tensor(shape: [3 * d], data: bias),
-                outWeight: try reader.read(group, "attn/W_O", [h, dh, d]).reshaped([d, d]),
-                outBias: try reader.read(group, "attn/b_O", [d]), nHead: h)
+            // Read in the order of earlier versions, so a damaged archive reports the same dataset first.
+            let inputs = try ["Q", "K", "V"].map { try reader.read(group, "attn/W_\($0)", [h, d, dh]) }
+            let biases = try ["Q", "K", "V"].map { try reader.read(group, "attn/b_\($0)", [h, dh]) }
+            let ln = LayerNormParams(weight: try reader.read(group, "ln1/w", [d]), bias: try reader.read(group, "ln1/b", [d]))
+            let weights = AttentionWeights(W_Q: inputs[0], W_K: inputs[1], W_V: inputs[2], b_Q: biases[0], b_K: biases[1], b_V: biases[2],
+                                           W_O: try reader.read(group, "attn/W_O", [h, dh, d]), b_O: try reader.read(group, "attn/b_O", [d]))
+            var attention = AttentionHalf(ln: ln, weights: weights)
             attention.headAblations = try reader.ablations(group, "attn", units: "heads", below: h, width: dh, maxPositions: config.nPositions)
             block.attention = attention
         }
@@ -474,14 +460,6 @@ public enum ModelArchive {
                 bytes = product
             }
             return bytes / 4
-        }
-    }
-
-    static func transpose(_ m: Tensor) -> Tensor {
-        let rows = m.shape[0], cols = m.shape[1]
-        return Tensor(shape: [cols, rows]) { out in
-            let src = m.pointer
-            for r in 0..<rows { for c in 0..<cols { out[c * rows + r] = src[r * cols + c] } }
         }
     }
 

@@ -155,4 +155,14 @@ extension Tensor {
         }
         return out
     }
+
+    /// The transpose of a matrix [rows, cols]: [cols, rows] (a copy).
+    public func transposed() -> Tensor {
+        precondition(rank == 2, "transposed() takes a matrix, not \(shape)")
+        let rows = shape[0], cols = shape[1]
+        return Tensor(shape: [cols, rows]) { out in
+            let src = pointer
+            for r in 0..<rows { for c in 0..<cols { out[c * rows + r] = src[r * cols + c] } }
+        }
+    }
 }
