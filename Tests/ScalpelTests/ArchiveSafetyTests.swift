@@ -317,7 +317,7 @@ final class ArchiveSafetyTests: ScratchTestCase {
         XCTAssertEqual(vector.shape, [8])
 
         let export = scratch.appendingPathComponent("hf")
-        assertError(try HuggingFaceExport.write(model, to: try OutputTarget(export, kind: .folder, overwrite: false)), PlanError.self,
+        assertError(try HuggingFaceExport.write(model, to: try OutputTarget(export, kind: .folder, overwrite: false)), HuggingFaceExportError.self,
                     mentions: ["different head counts (4, 8)", "GPT-2's config has one n_head"])
         XCTAssertFalse(FileManager.default.fileExists(atPath: export.path))
     }

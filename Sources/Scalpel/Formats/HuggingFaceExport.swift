@@ -31,7 +31,7 @@ public enum HuggingFaceExport {
     static func mlpWidth(_ model: Model) throws -> Int {
         let widths = Set(model.blocks.compactMap { $0.mlp?.dMLP })
         guard widths.count <= 1 else {
-            throw PlanError.cannotExport(reason: "its MLPs have different widths (\(widths.sorted().map(String.init).joined(separator: ", "))); GPT-2's config has one n_inner.")
+            throw HuggingFaceExportError.notExpressible(reason: "its MLPs have different widths (\(widths.sorted().map(String.init).joined(separator: ", "))); GPT-2's config has one n_inner.")
         }
         return widths.first ?? model.config.nInner
     }
@@ -40,7 +40,7 @@ public enum HuggingFaceExport {
     static func headCount(_ model: Model) throws -> Int {
         let counts = Set(model.blocks.compactMap { $0.attention?.nHead })
         guard counts.count <= 1 else {
-            throw PlanError.cannotExport(reason: "its attention blocks have different head counts (\(counts.sorted().map(String.init).joined(separator: ", "))); GPT-2's config has one n_head.")
+            throw HuggingFaceExportError.notExpressible(reason: "its attention blocks have different head counts (\(counts.sorted().map(String.init).joined(separator: ", "))); GPT-2's config has one n_head.")
         }
         return counts.first ?? model.config.nHead
     }
@@ -55,7 +55,7 @@ public enum HuggingFaceExport {
         for (i, block) in model.blocks.enumerated() {
             let h = "transformer.h.\(i)"
             if let mlp = block.mlp, mlp.ln == nil {
-                throw PlanError.cannotExport(reason: "block \(i) (\(block.source).mlp.noln) has no LayerNorm before its MLP, and every GPT-2 MLP has one.")
+                throw HuggingFaceExportError.notExpressible(reason: "block \(i) (\(block.source).mlp.noln) has no LayerNorm before its MLP, and every GPT-2 MLP has one.")
             }
             try checkFoldable(block, index: i)
             if let attention = block.attention {
@@ -132,12 +132,17 @@ public enum HuggingFaceExport {
     }
 }
 
-/// What GPT-2's Hugging Face architecture cannot express.
+/// What GPT-2's Hugging Face architecture cannot express: the export's own error type.
 public enum HuggingFaceExportError: UserFacingError, Equatable {
+    /// GPT-2's layout has no place for what the edit made (`reason` says what, e.g. "its MLPs have
+    /// different widths (…)").
+    case notExpressible(reason: String)
     case positionDependentAblation(block: Int, unit: String, what: String)
 
     public var message: String {
         switch self {
+        case let .notExpressible(reason):
+            return "This model cannot be exported as a Hugging Face GPT-2: \(reason)"
         case let .positionDependentAblation(block, unit, what):
             return "This model cannot be exported as a Hugging Face GPT-2: in block \(block), \(unit) \(what). "
                 + "GPT-2 can only hold an ablation as a constant added at every position (folded into the output bias). "
