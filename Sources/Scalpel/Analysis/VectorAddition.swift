@@ -20,7 +20,7 @@ public struct VectorAddition {
         let points = try HookFilter([hook]).resolve(in: model)
         guard points.count == 1 else { throw HookError.noMatch(pattern: hook, suggestions: points.prefix(3).map(\.name)) }
         let value = try model.run([prompt], capture: HookFilter(points)).cache.lastPositions(points[0])
-        guard value.count == model.dModel else { throw HookError.noMatch(pattern: hook, suggestions: ["a hook of width d_model, e.g. blocks.9.hook_mlp_out"]) }
+        guard value.count == model.dModel else { throw VectorAdditionError.notModelWidth(hook: hook, width: value.count, dModel: model.dModel) }
         return value.reshaped([model.dModel])
     }
 
@@ -63,5 +63,17 @@ public struct VectorAddition {
         return Outcome(decoded: judgements, propagated: logits.buffer.withMemoryRebound(to: Float.self) {
             PathJudgement($0, expected: expected, topK: topK)
         })
+    }
+}
+
+public enum VectorAdditionError: UserFacingError, Equatable {
+    /// The hook's activation is not a residual-stream vector, so it cannot be added to one.
+    case notModelWidth(hook: String, width: Int, dModel: Int)
+
+    public var message: String {
+        switch self {
+        case let .notModelWidth(hook, width, dModel):
+            return "\(hook): a row of its activation has \(width) values, not d_model = \(dModel): the added vector must have the residual stream's width. Use a hook of width d_model, e.g. blocks.9.hook_mlp_out."
+        }
     }
 }
