@@ -148,15 +148,19 @@ struct Trace: ParsableCommand {
     func run() throws {
         let destination = try OutputTarget(output, overwrite: force)
         let (model, plan) = try modelOptions.loadWithPlan()
-        var file = ActivationFile(hooks: try HookFilter(list: hooks), gzip: gzip ? 4 : nil)
-        let points = try file.hooks.resolve(in: model)
+        let trace = ActivationTrace(hooks: try HookFilter(list: hooks), batchSize: batchSize)
+        let points = try trace.hooks.resolve(in: model)
         let items = try promptOptions.items()
         let prompts = try items.map { try model.encode(prompt: $0.prompt, prependBOS: bos.prependBOS) }
-        file.batchSize = batchSize
+        var file = ActivationFile(gzip: gzip ? 4 : nil)
         file.attributes = try provenanceAttributes(model: model, plan: plan)
         let progress = ProgressBar(total: prompts.count, label: "trace")
-        try file.write(model: model, prompts: PromptsGroup(items: items, tokens: prompts, tokenText: model.tokenText), to: destination,
-                       progress: progress.update)
+        try file.write(prompts: PromptsGroup(items: items, tokens: prompts, tokenText: model.tokenText), to: destination) { append in
+            try trace.run(model, prompts: prompts) { batch in
+                try append(batch)
+                progress.update(batch.start + batch.count)
+            }
+        }
         progress.finish()
         print("wrote \(output): \(prompts.count) prompts × \(points.count) hooks")
     }

@@ -8,15 +8,18 @@ final class ActivationFileTests: XCTestCase {
         let model = try Checkpoint.load(from: TestFiles.model("odd-head"))
         let reference = try Reference("odd-head")
         let url = TestFiles.temporaryFolder().appendingPathComponent("trace.h5")
-        var writer = ActivationFile(hooks: HookFilter(["blocks.*.hook_resid_pre", "blocks.1.attn.hook_pattern"]), gzip: 4)
-        writer.batchSize = 2  // several batches, so appends across batches are exercised
+        // Several batches, so appends across batches are exercised.
+        let trace = ActivationTrace(hooks: HookFilter(["blocks.*.hook_resid_pre", "blocks.1.attn.hook_pattern"]), batchSize: 2)
+        var writer = ActivationFile(gzip: 4)
         writer.attributes = ["model": "odd-head"]
         // Every other item has an answer and a corrupted prompt: the file has both, "" where absent.
         let items = reference.prompts.indices.map { p in
             PromptItem(prompt: "prompt \(p)", answer: p % 2 == 0 ? " a\(p)" : nil, corruptedPrompt: p % 2 == 0 ? "corrupted \(p)" : nil)
         }
         let prompts = PromptsGroup(items: items, tokens: reference.prompts, tokenText: { "t\($0)" })
-        try writer.write(model: model, prompts: prompts, to: try OutputTarget(url, overwrite: false))
+        try writer.write(prompts: prompts, to: try OutputTarget(url, overwrite: false)) { append in
+            try trace.run(model, prompts: reference.prompts, append)
+        }
 
         let file = try HDF5File.open(url)
         defer { try? file.close() }
@@ -78,11 +81,13 @@ final class ActivationFileTests: XCTestCase {
         let model = try Checkpoint.load(from: TestFiles.model("tiny-hub"))
         let folder = TestFiles.temporaryFolder()
         let url = folder.appendingPathComponent("trace.h5")
-        let writer = ActivationFile(hooks: HookFilter(["hook_embed"]))
+        let trace = ActivationTrace(hooks: HookFilter(["hook_embed"]))
         // The second prompt is longer than n_positions (32): the run fails after the file was opened.
-        let prompts = PromptsGroup(items: [PromptItem(prompt: "a"), PromptItem(prompt: "b")], tokens: [[999, 1], Array(repeating: 5, count: 40)],
-                                   tokenText: model.tokenText)
-        XCTAssertThrowsError(try writer.write(model: model, prompts: prompts, to: try OutputTarget(url, overwrite: false)))
+        let tokens = [[999, 1], Array(repeating: 5, count: 40)]
+        let prompts = PromptsGroup(items: [PromptItem(prompt: "a"), PromptItem(prompt: "b")], tokens: tokens, tokenText: model.tokenText)
+        XCTAssertThrowsError(try ActivationFile().write(prompts: prompts, to: try OutputTarget(url, overwrite: false)) { append in
+            try trace.run(model, prompts: tokens, append)
+        })
         XCTAssertEqual(try FileManager.default.contentsOfDirectory(atPath: folder.path), [])
     }
 }

@@ -6,35 +6,27 @@ import Foundation
 /// Root attributes name the model, its files' SHA-256, the plan, tool version and command line.
 /// Every labelled dimension is a netCDF-4 dimension, for xarray (`attachDimensionScales`).
 ///
-/// Activations are captured one batch of prompts at a time and appended, so memory stays bounded
-/// by the model plus a batch, however many prompts there are.
+/// The writer runs nothing: it appends the batches of an `ActivationTrace` as they are finished,
+/// so memory stays bounded by the model plus a batch, however many prompts there are.
 public struct ActivationFile {
-    public var hooks: HookFilter
     public var gzip: Int?
-    public var batchSize = 16
     public var attributes: [String: String] = [:]
 
-    public init(hooks: HookFilter, gzip: Int? = nil) {
-        self.hooks = hooks
+    public init(gzip: Int? = nil) {
         self.gzip = gzip
     }
 
-    /// Runs the prompts through `model` in batches and writes everything to `target`.
-    public func write(model: Model, prompts: PromptsGroup, to target: OutputTarget,
-                      progress: ((Int) -> Void)? = nil) throws {
-        let points = try hooks.resolve(in: model)
-        let maxLength = prompts.tokens.map(\.count).max() ?? 0
-        let tokens = prompts.tokens
+    /// Writes the prompts, then lets `fill` append batches; the file appears at `target` only when
+    /// `fill` returns, so a failed run leaves nothing behind.
+    public func write(prompts: PromptsGroup, to target: OutputTarget,
+                      _ fill: (_ append: (ActivationTrace.Batch) throws -> Void) throws -> Void) throws {
         try ScalpelFile.write(to: target, format: "scalpel-activations", attributes: attributes) { root in
             try prompts.write(root)
             let group = try root.createGroup("activations")
             var datasets: [HookPoint: HDF5Dataset] = [:]
-            for start in stride(from: 0, to: tokens.count, by: batchSize) {
-                let batch = Array(tokens[start..<min(start + batchSize, tokens.count)])
-                let cache = try model.run(batch, capture: hooks, logitsAt: .last).cache
-                for point in points {
-                    guard let values = cache[point] else { continue }
-                    let rowShape = point.shape(positions: maxLength, in: model)
+            try fill { batch in
+                for point in batch.points {
+                    guard let values = batch.cache[point], let rowShape = batch.rowShapes[point] else { continue }
                     if datasets[point] == nil {
                         let dims = ["prompt"] + point.dims.map(\.rawValue)
                         let dataset = try group.createAppendable(point.name, .float32, rowShape: rowShape, dims: dims, gzip: gzip)
@@ -43,7 +35,6 @@ public struct ActivationFile {
                     }
                     for tensor in values { try datasets[point]?.append(Self.padded(tensor, rowShape: rowShape, tokenwise: point.isTokenwise)) }
                 }
-                progress?(start + batch.count)
             }
             try root.attachDimensionScales(to: ["prompts", "activations"])
         }
