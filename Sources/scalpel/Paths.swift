@@ -4,22 +4,36 @@ import Scalpel
 
 extension VectorPaths.Template: ExpressibleByArgument {}
 
+/// `scalpel paths`: the path search (the default subcommand) and the study's added-vector run.
 struct Paths: ParsableCommand {
     static let configuration = CommandConfiguration(
-        abstract: "Search vector-arithmetic paths between item families (digits → number words, March → April).",
+        abstract: "Vector-arithmetic paths between item families (digits → number words, March → April).",
         discussion: """
         Examples:
           scalpel paths --from digits --to number-words
           scalpel paths --direction next --family months
           scalpel paths --all                      (every family pair and every family's next direction)
-          scalpel paths --add-vector blocks.3.hook_mlp_out --vector-prompt "January February March April" \\
+          scalpel paths add-vector blocks.3.hook_mlp_out --vector-prompt "January February March April" \\
                         --prompt "one two three four" --expect " five" --layer 3 --p 1 --n 1 --q 0
-        """)
+        """,
+        subcommands: [PathSearch.self, AddVector.self],
+        defaultSubcommand: PathSearch.self)
+}
+
+/// The kinds of direction `--direction` names.
+enum DirectionKind: String, ExpressibleByArgument, CaseIterable {
+    case offset, next
+}
+
+struct PathSearch: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "search",
+        abstract: "Search vector-arithmetic paths between item families (the default: `scalpel paths --from …`).")
 
     @OptionGroup var modelOptions: ModelOptions
     @Option(help: "Source family for an offset direction.") var from: String?
     @Option(help: "Target family for an offset direction.") var to: String?
-    @Option(help: "offset (between --from and --to) or next (within --family).") var direction: String = "offset"
+    @Option(help: "offset (between --from and --to) or next (within --family).") var direction: DirectionKind = .offset
     @Option(help: "The family of a next direction.") var family: String?
     @Flag(help: "Sweep every family pair and every family's next direction.") var all = false
     @Option(help: "A YAML/JSON file of extra families: a list of {name, items, values}.") var families: String?
@@ -27,32 +41,24 @@ struct Paths: ParsableCommand {
     @Option(help: "Blocks whose residual stream is used, e.g. 0,3,5 (default all).") var layers: String?
     @Option(help: "Residual hook of each block: \(VectorPaths.hooks.map(\.rawValue).joined(separator: ", ")).")
     var hook = HookPoint.Kind.residPost.rawValue
-    @Option(parsing: .unconditional, help: "α grid as start:end:step (at most \(Paths.maxAlphas) values).") var alphas: String = "0:2:0.25"
+    @Option(parsing: .unconditional, help: "α grid as start:end:step (at most \(PathSearch.maxAlphas) values).") var alphas: String = "0:2:0.25"
     @Flag(help: "Use every pair for the direction, including the pair under test (for checks only).") var noLeaveOneOut = false
     @Option(help: "table, json or csv.") var format: OutputFormat = .table
     @Option(name: .shortAndLong, help: "Write vectors, offsets and every path decode to this .h5 file.") var output: String?
     @Option(help: "Draw accuracy against layer (and one path decoded step by step) to this .svg file.") var plot: String?
     @Flag(help: "Overwrite existing output files.") var force = false
-
-    @Option(help: "Study procedure: the hook whose activation is added (e.g. blocks.3.hook_mlp_out).") var addVector: String?
-    @Option(help: "Prompt the added vector is read from (last position).") var vectorPrompt: String?
-    @Option(help: "Prompt the vector is added to.") var prompt: String?
-    @Option(help: "Expected next token for the added-vector run.") var expect: String?
-    @Option(parsing: .unconditional, help: "Block L of the added-vector run.") var layer: Int?
-    @Option(parsing: .unconditional, help: "Scale before block L.") var p: Float = 1
-    @Option(parsing: .unconditional, help: "Scale after block L.") var n: Float = 1
-    @Option(parsing: .unconditional, help: "Scale on the final residual.") var q: Float = 0
+    /// The flag `paths add-vector` replaced; kept only to say so.
+    @Option(help: .hidden) var addVector: String?
 
     static let maxAlphas = 1_001
 
     func validate() throws {
-        _ = try alphaGrid()
-        for (value, flag) in [(p, "--p"), (n, "--n"), (q, "--q")] { try FlagCheck.finite(value, flag) }
-        if let layer { try FlagCheck.count(layer, "--layer", in: 0...Int(Int32.max)) }
-        // One added-vector run is a single outcome, not rows: it has a table and JSON, no CSV.
-        if addVector != nil && format == .csv {
-            throw ValidationError("--add-vector prints one outcome: use --format table or json (csv is for the path search).")
+        if let addVector {
+            throw ValidationError("--add-vector is now a subcommand: scalpel paths add-vector \(addVector) --vector-prompt TEXT --prompt TEXT --expect TOKEN --layer L (see scalpel paths add-vector --help).")
         }
+        _ = try alphaGrid()
+        _ = try hookKind()
+        _ = try choice()
     }
 
     func run() throws {
@@ -60,72 +66,51 @@ struct Paths: ParsableCommand {
         let plotTarget = try plot.map { try OutputTarget($0, overwrite: force) }
         try OutputTarget.checkDistinct([outputTarget, plotTarget].compactMap { $0 })
         let (model, plan) = try modelOptions.loadWithPlan()
-        if let addVector { return try runAddition(model, hook: addVector) }
         var search = VectorPaths()
         search.template = template
         search.alphas = try alphaGrid()
         search.leaveOneOut = !noLeaveOneOut
         search.layers = try layers.map { try parseLayers($0, model: model) }
-        guard let kind = HookPoint.Kind(rawValue: hook), VectorPaths.hooks.contains(kind) else {
-            throw HookError.noMatch(pattern: hook, suggestions: VectorPaths.hooks.map(\.rawValue))
-        }
-        search.hook = kind
+        search.hook = try hookKind()
         let extra = try families.map { try SequenceFamilies.load(URL(fileURLWithPath: $0)) } ?? []
-        let directions = try makeDirections(search, model: model, extra: extra)
-        let progress = ProgressBar(total: directions.count, label: "paths")
-        var points: [PathPoint] = []
-        for (k, direction) in directions.enumerated() {
-            points += try search.run(direction, model: model)
-            progress.update(k + 1)
+        let sweep = PathSweep(search: search, extraFamilies: extra)
+        let directions = try sweep.directions(try choice(), model: model) { note in
+            FileHandle.standardError.write(Data("note: \(note)\n".utf8))
         }
+        let progress = ProgressBar(total: 0, label: "paths")
+        let result = try sweep.run(directions, model: model) { done, total in progress.update(done, of: total) }
         progress.finish()
-        let summaries = PathSummary.summarize(points)
         try OutputTarget.together {
             if let outputTarget {
-                try PathsFile.write(search: search, directions: directions, points: points, model: model, to: outputTarget,
+                try PathsFile.write(try sweep.record(result, model: model), to: outputTarget,
                                     attributes: try provenanceAttributes(model: model, plan: plan))
             }
-            if let plotTarget { try plotTarget.write(Data(PathsPlot.svg(summaries, points: points, model: model).utf8)) }
+            if let plotTarget { try plotTarget.write(Data(PathsPlot.svg(result.summaries, points: result.points, model: model).utf8)) }
         }
         switch format {
-        case .json, .csv: try RecordList(records: summaries.map(PathsRecord.init)).print(format)
-        case .table: printTable(summaries, directions: directions, search: search)
+        case .json, .csv: try RecordList(records: result.summaries.map(PathsRecord.init)).print(format)
+        case .table: printTable(result.summaries, directions: directions, search: search)
         }
     }
 
-    func makeDirections(_ search: VectorPaths, model: Model, extra: [SequenceFamily]) throws -> [VectorPaths.Direction] {
-        func items(_ name: String) throws -> VectorPaths.Items {
-            let items = try search.items(try SequenceFamilies.resolve(name, extra: extra), model: model)
-            if !items.skipped.isEmpty {
-                FileHandle.standardError.write(Data("note: \(name): skipped \(items.skipped.joined(separator: ", ")) (not a single token here)\n".utf8))
-            }
-            return items
-        }
-        var directions: [VectorPaths.Direction] = []
-        if all {
-            let names = (SequenceFamilies.all + extra).map(\.name)
-            let loaded = try names.map(items)
-            for a in loaded { for b in loaded where a.family != b.family {
-                let d = VectorPaths.offset(from: a, to: b)
-                if d.pairs.count >= 2 { directions.append(d) }
-            } }
-            directions += loaded.map(VectorPaths.next).filter { $0.pairs.count >= 2 }
-            return directions
-        }
+    /// Which directions the flags ask for; the flag combinations are checked in `validate()`.
+    func choice() throws -> PathDirections {
+        if all { return .all }
         switch direction {
-        case "next":
+        case .next:
             guard let family else { throw ValidationError("--direction next needs --family NAME.") }
-            directions = [VectorPaths.next(try items(family))]
-        case "offset":
+            return .next(family: family)
+        case .offset:
             guard let from, let to else { throw ValidationError("give --from FAMILY --to FAMILY, --direction next --family NAME, or --all.") }
-            directions = [VectorPaths.offset(from: try items(from), to: try items(to))]
-        default:
-            throw ValidationError("--direction must be offset or next, not \"\(direction)\".")
+            return .offset(from: from, to: to)
         }
-        if let d = directions.first, d.pairs.count < 2 {
-            throw PathsError.tooFewPairs(direction: d.name, pairs: d.pairs.count)
+    }
+
+    func hookKind() throws -> HookPoint.Kind {
+        guard let kind = HookPoint.Kind(rawValue: hook), VectorPaths.hooks.contains(kind) else {
+            throw HookError.noMatch(pattern: hook, suggestions: VectorPaths.hooks.map(\.rawValue))
         }
-        return directions
+        return kind
     }
 
     func alphaGrid() throws -> [Double] {
@@ -173,22 +158,4 @@ struct Paths: ParsableCommand {
             }
         }
     }
-
-    func runAddition(_ model: Model, hook: String) throws {
-        guard let vectorPrompt, let prompt, let expect, let layer else {
-            throw ValidationError("--add-vector needs --vector-prompt, --prompt, --expect and --layer.")
-        }
-        guard (0..<model.blocks.count).contains(layer) else { throw PathsError.layerOutOfRange(value: "\(layer)", blocks: model.blocks.count) }
-        let vector = try VectorAddition.vector(at: hook, prompt: try model.encode(prompt: vectorPrompt), model: model)
-        let addition = VectorAddition(vector: vector, layer: layer, p: p, n: n, q: q)
-        let expected = try model.answerID(expect)
-        let outcome = try addition.run(model, prompt: try model.encode(prompt: prompt), expected: expected)
-        if format == .json { try Output.json(outcome); return }  // validate() refused csv
-        let labels = ["decode before L\(layer) (+\(p)·v)", "decode after L\(layer) (+\(n)·v)", "decode final (+\(q)·v)"]
-        for (label, judgement) in zip(labels, outcome.decoded) + [("propagated", outcome.propagated)] {
-            print(label.padding(toLength: 30, withPad: " ", startingAt: 0) + "rank of \(Output.shown(expect)): \(judgement.rank)   top: "
-                  + judgement.top.map { Output.shown(model.tokenText($0)) }.joined(separator: " "))
-        }
-    }
 }
-

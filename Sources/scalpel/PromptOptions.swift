@@ -25,13 +25,19 @@ struct PromptOptions: ParsableArguments {
 
 /// A progress bar on standard error, drawn only when it is a terminal and the run takes over a second.
 final class ProgressBar {
-    let total: Int
+    var total: Int
     let label: String
     let start = Date()
     let enabled = isatty(STDERR_FILENO) == 1
     private var drawn = false
 
     init(total: Int, label: String) { self.total = total; self.label = label }
+
+    /// For a run whose number of steps is known only once it starts.
+    func update(_ done: Int, of total: Int) {
+        self.total = total
+        update(done)
+    }
 
     func update(_ done: Int) {
         guard enabled, Date().timeIntervalSince(start) > 1 else { return }

@@ -18,7 +18,7 @@ final class CommandFlagTests: CLITestCase {
         for alphas in ["0:inf:1", "nan:1:0.5", "0:1:0", "1:0:0.5", "0:1e9:1e-3", "0:1e12:1e-12", "a:b:c"] {
             try expectBadInput(["paths", "--direction", "next", "--family", "digits", "--alphas", alphas], mentions: ["--alphas", alphas])
         }
-        try expectBadInput(["paths", "--add-vector", "blocks.0.hook_mlp_out", "--vector-prompt", "1 2", "--prompt", "3 4",
+        try expectBadInput(["paths", "add-vector", "blocks.0.hook_mlp_out", "--vector-prompt", "1 2", "--prompt", "3 4",
                             "--expect", " 5", "--layer", "0", "--n", "inf"], mentions: ["--n", "finite"])
     }
 

@@ -39,8 +39,8 @@ final class OutputConventionsTests: CLITestCase {
         try expectBadInput(["datasets", "--format", "csv"], mentions: ["'csv'", "'table' and 'json'"])
         try expectBadInput(["bench", "--format", "csv"], mentions: ["'csv'", "'table' and 'json'"])
         try expectBadInput(["inspect", "--format", "csv"], mentions: ["'csv'"])
-        try expectBadInput(["paths", "--add-vector", "blocks.0.hook_mlp_out", "--vector-prompt", "1 2 3", "--prompt", "1 2 3",
-                            "--expect", " 4", "--layer", "0", "--format", "csv"], mentions: ["--add-vector", "csv"])
+        try expectBadInput(["paths", "add-vector", "blocks.0.hook_mlp_out", "--vector-prompt", "1 2 3", "--prompt", "1 2 3",
+                            "--expect", " 4", "--layer", "0", "--format", "csv"], mentions: ["'csv'", "'table' and 'json'"])
         // The commands that print rows do print CSV.
         for args in [["run", "--prompt", "1 2 3 4"], ["run", "--dataset", "digits"], ["tokenize", "1 2"], ["lens", "--prompt", "1 2 3"]] {
             let result = try scalpel(args + ["--format", "csv"])

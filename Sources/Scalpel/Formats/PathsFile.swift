@@ -7,41 +7,28 @@ import Foundation
 /// - `paths/<direction>/…` one entry per point: `layer`, `alpha`, `source`, `target`, `expected`,
 ///   `decode_rank`, `propagated_rank`, `decode_top` [point, k], `propagated_top` [point, k]
 public enum PathsFile {
-    public static func write(search: VectorPaths, directions: [VectorPaths.Direction], points: [PathPoint], model: Model,
-                             to target: OutputTarget, attributes: [String: String]) throws {
-        let layers = search.layers ?? Array(model.blocks.indices)
-        let d = model.dModel
-        var families: [String: VectorPaths.Items] = [:]
-        for direction in directions { families[direction.from.family.name] = direction.from; families[direction.to.family.name] = direction.to }
-        var representations: [String: [Int: Tensor]] = [:]
-        for (name, items) in families { representations[name] = try search.representations(items, model: model, layers: layers) }
+    /// Writes a finished search (`PathSweep.record`); computes nothing.
+    public static func write(_ record: PathsRecord, to target: OutputTarget, attributes: [String: String]) throws {
         try ScalpelFile.write(to: target, format: "scalpel-paths", attributes: attributes) { root in
-            try root.setAttribute("template", search.template.rawValue)
-            try root.setAttribute("leave_one_out", search.leaveOneOut ? 1 : 0)
-            try root.setAttribute("layers", layers)
-            try root.setAttribute("hook", search.hook.rawValue)
-            try root.writeTensor("alphas", Tensor(shape: [search.alphas.count], data: search.alphas.map(Float.init)), dims: ["alpha"])
-            for (name, items) in families.sorted(by: { $0.key < $1.key }) {
-                let group = try root.createGroup("representations/\(name)")
-                try group.writeStrings("items", items.items, dims: ["item"])
-                try group.writeInt32("values", items.values.map(Int32.init), shape: [items.values.count], dims: ["item"])
-                let stacked = layers.flatMap { representations[name]![$0]!.scalars }
-                try group.writeTensor(search.hook.rawValue, Tensor(shape: [layers.count, items.items.count, d], data: stacked), dims: ["layer", "item", "d_model"])
+            try root.setAttribute("template", record.template.rawValue)
+            try root.setAttribute("leave_one_out", record.leaveOneOut ? 1 : 0)
+            try root.setAttribute("layers", record.layers)
+            try root.setAttribute("hook", record.hook.rawValue)
+            try root.writeTensor("alphas", Tensor(shape: [record.alphas.count], data: record.alphas.map(Float.init)), dims: ["alpha"])
+            for family in record.families {
+                let group = try root.createGroup("representations/\(family.name)")
+                try group.writeStrings("items", family.items, dims: ["item"])
+                try group.writeInt32("values", family.values.map(Int32.init), shape: [family.values.count], dims: ["item"])
+                try group.writeTensor(record.hook.rawValue, family.representations, dims: ["layer", "item", "d_model"])
             }
-            for direction in directions {
-                let key = direction.name.replacingOccurrences(of: " → ", with: "_to_").replacingOccurrences(of: " ", with: "_")
+            for offset in record.offsets {
+                let key = offset.direction.replacingOccurrences(of: " → ", with: "_to_").replacingOccurrences(of: " ", with: "_")
                 let offsets = try root.createGroup("offsets/\(key)")
-                try offsets.setAttribute("direction", direction.name)
-                let deltas = layers.flatMap { layer -> [Float] in
-                    let source = representations[direction.from.family.name]![layer]!, target = representations[direction.to.family.name]![layer]!
-                    var sum = [Double](repeating: 0, count: d)
-                    for (i, j) in direction.pairs { for c in 0..<d { sum[c] += Double(target[flat: j * d + c]) - Double(source[flat: i * d + c]) } }
-                    return sum.map { Float($0 / Double(max(direction.pairs.count, 1))) }
-                }
-                try offsets.writeTensor("delta", Tensor(shape: [layers.count, d], data: deltas), dims: ["layer", "d_model"])
-                let mine = points.filter { $0.direction == direction.name }
+                try offsets.setAttribute("direction", offset.direction)
+                try offsets.writeTensor("delta", offset.delta, dims: ["layer", "d_model"])
+                let mine = offset.points
                 let group = try root.createGroup("paths/\(key)")
-                try group.setAttribute("direction", direction.name)
+                try group.setAttribute("direction", offset.direction)
                 let n = mine.count, k = mine.first?.decode.top.count ?? 0
                 try group.writeInt32("layer", mine.map { Int32($0.layer) }, shape: [n], dims: ["point"])
                 try group.writeTensor("alpha", Tensor(shape: [n], data: mine.map { Float($0.alpha) }), dims: ["point"])
