@@ -1,0 +1,131 @@
+import Foundation
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// Speed of the forward pass, measured in-process (`scalpel bench`): load time, one-prompt latency,
+/// batch throughput, the logit lens over the study's prompts, and optionally the block weight
+/// products with the few-rows kernel against sgemm. Compare with `tools/bench_peer.py`, which runs
+/// Hugging Face PyTorch on the same checkpoint in the same run and prints the ratios.
+public struct Benchmark {
+    public var tokens = 16
+    public var batch = 32
+    /// Timed runs of the single prompt (and of each matmul pass); the median is reported.
+    public var runs = 30
+    public var batchRuns = 7
+    /// Row counts for the matmul comparison; nil skips it.
+    public var matmulRows: [Int]?
+
+    public init() {}
+
+    public struct Report: Encodable {
+        public var model: String
+        public var loadSeconds: Double
+        public var singlePromptMedianSeconds: Double
+        public var batchMedianSeconds: Double
+        public var batchTokensPerSecond: Double
+        public var tokens: Int
+        public var batch: Int
+        public var peakResidentMB: Double
+        /// The kernels OpenBLAS runs (OPENBLAS_CORETYPE), e.g. "SkylakeX".
+        public var openBLASCore: String
+        /// The logit lens over the study's 64 prompts (digits, number words, months, days, letters,
+        /// names-is-digit), last position, all resid_pre rows + final; nil without a tokenizer.
+        public var lensMedianSeconds: Double?
+        public var lensPrompts: [String]?
+        /// With matmul rows: one pass over the block weights per row count, each path's median.
+        public var matmul: [MatmulTiming]?
+
+        // JSON keys are the snake_case of these names (JSONText), "openblas_core" kept as one word.
+        enum CodingKeys: String, CodingKey {
+            case model, loadSeconds, singlePromptMedianSeconds, batchMedianSeconds, batchTokensPerSecond, tokens, batch
+            case peakResidentMB = "peak_resident_mb", openBLASCore = "openblas_core", lensMedianSeconds, lensPrompts, matmul
+        }
+    }
+
+    public struct MatmulTiming: Encodable {
+        public var rows: Int
+        public var fewRowsMedianSeconds: Double
+        public var sgemmMedianSeconds: Double
+    }
+
+    /// 20 + 6 + 8 + 7 + 7 + 16 = 64 prompts of the study's sequences.
+    public static var lensPromptSet: [String] {
+        ["digits", "number-words", "months", "days", "letters", "names-is-digit"]
+            .compactMap { StudyDatasets.named($0) }.flatMap { $0.items.map(\.prompt) }
+    }
+
+    /// Times `load`, then measures the model it returns; `name` is what the report calls it.
+    public func run(name: String, load: () throws -> Model) throws -> Report {
+        let loadStart = Date()
+        let model = try load()
+        let loadSeconds = Date().timeIntervalSince(loadStart)
+        var rng = SeededRandom(seed: 1234)
+        let prompts = (0..<batch).map { _ in (0..<tokens).map { _ in Int(rng.next() % UInt64(max(1, model.vocabSize - 1))) } }
+        let single = [prompts[0]]
+        _ = try model.run(single)  // warm-up: page in the mapped weights
+        let singleTimes = try (0..<runs).map { _ in try Self.time { _ = try model.run(single) } }
+        _ = try model.run(prompts)
+        let batchTimes = try (0..<batchRuns).map { _ in try Self.time { _ = try model.run(prompts) } }
+        let batchMedian = Self.median(batchTimes)
+        var lensMedian: Double?, lensPrompts: [String]?
+        if model.tokenizer != nil {
+            let texts = Self.lensPromptSet
+            let inputs = try texts.map { LensInput(text: $0, tokens: try model.encode(prompt: $0)) }
+            var lens = LogitLens()
+            lens.batchSize = 64
+            _ = try lens.run(model, prompts: inputs)
+            lensMedian = Self.median(try (0..<batchRuns).map { _ in try Self.time { _ = try lens.run(model, prompts: inputs) } })
+            lensPrompts = texts
+        }
+        let matmul = matmulRows?.map { timeMatmul(model, rows: $0) }
+        return Report(model: name, loadSeconds: loadSeconds,
+                      singlePromptMedianSeconds: Self.median(singleTimes), batchMedianSeconds: batchMedian,
+                      batchTokensPerSecond: Double(batch * tokens) / batchMedian, tokens: tokens, batch: batch,
+                      peakResidentMB: Self.peakResidentMB(), openBLASCore: OpenBLAS.coreName, lensMedianSeconds: lensMedian,
+                      lensPrompts: lensPrompts, matmul: matmul)
+    }
+
+    /// One pass of `rows` random rows through every block weight matrix (with its bias), timed
+    /// for the few-rows kernel and for sgemm, alternating so that both see the same machine state.
+    func timeMatmul(_ model: Model, rows: Int) -> MatmulTiming {
+        let weights = model.blocks.flatMap { block -> [(Tensor, Tensor)] in
+            (block.attention.map { [($0.qkvWeight, $0.qkvBias), ($0.outWeight, $0.outBias)] } ?? [])
+                + (block.mlp.map { [($0.inWeight, $0.inBias), ($0.outWeight, $0.outBias)] } ?? [])
+        }
+        let widest = weights.map { max($0.0.shape[0], $0.0.shape[1]) }.max() ?? 0
+        var rng = SeededRandom(seed: 99)
+        let input = (0..<(rows * widest)).map { _ in Float(rng.next() % 2001) / 1000 - 1 }
+        var output = [Float](repeating: 0, count: rows * widest)
+        func pass(_ path: Kernels.MatmulPath) -> Double {
+            Self.time {
+                for (weight, bias) in weights {
+                    Kernels.matmul(input, weight.pointer, bias: bias.pointer, into: &output,
+                                   m: rows, k: weight.shape[0], n: weight.shape[1], path: path)
+                }
+            }
+        }
+        _ = (pass(.fewRows), pass(.sgemm))
+        var few: [Double] = [], blas: [Double] = []
+        for _ in 0..<runs { few.append(pass(.fewRows)); blas.append(pass(.sgemm)) }
+        return MatmulTiming(rows: rows, fewRowsMedianSeconds: Self.median(few), sgemmMedianSeconds: Self.median(blas))
+    }
+
+    static func time(_ body: () throws -> Void) rethrows -> Double {
+        let start = DispatchTime.now().uptimeNanoseconds
+        try body()
+        return Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9
+    }
+
+    static func median(_ values: [Double]) -> Double {
+        let sorted = values.sorted()
+        return sorted.count % 2 == 1 ? sorted[sorted.count / 2] : (sorted[sorted.count / 2 - 1] + sorted[sorted.count / 2]) / 2
+    }
+
+    /// Peak resident set size of this process (Linux reports ru_maxrss in kilobytes).
+    static func peakResidentMB() -> Double {
+        var usage = rusage()
+        getrusage(RUSAGE_SELF.rawValue, &usage)
+        return Double(usage.ru_maxrss) / 1024
+    }
+}
