@@ -12,10 +12,19 @@ struct Init: ParsableCommand {
     @Option(help: "Copy vocab.json and merges.txt from this folder (default: GPT-2's own, shipped with Scalpel).") var tokenizer: String?
     @Flag(help: "Replace a checkpoint folder that Scalpel wrote before.") var force = false
 
-    func run() throws {
+    func validate() throws {
+        _ = try shape()
+    }
+
+    func shape() throws -> GPT2Config {
         guard let shape = GPT2Config.presets[config] else {
             throw ValidationError("unknown --config \"\(config)\"; choose one of \(GPT2Config.presets.keys.sorted().joined(separator: ", ")).")
         }
+        return shape
+    }
+
+    func run() throws {
+        let shape = try shape()
         let destination = try OutputTarget(output, kind: .folder, overwrite: force)
         try RandomCheckpoint.write(config: shape, seed: seed, to: destination,
                                    tokenizerFolder: tokenizer.map { URL(fileURLWithPath: $0) } ?? ModelLocation.gpt2TokenizerURL)
