@@ -312,7 +312,7 @@ final class BadInputTests: ScratchTestCase {
     func testExportRefusesMLPWithoutLayerNorm() throws {
         let model = try buildPlan("base: \(TestFiles.model("tiny-hub").path)\nblocks: [\"0\", \"1.mlp.noln\"]")
         let output = scratch.appendingPathComponent("hf")
-        assertError(try HuggingFaceExport.write(model, to: try OutputTarget(output, kind: .folder, overwrite: false)), ExportError.self,
+        assertError(try HuggingFaceExport.write(model, to: try OutputTarget(output, kind: .folder, overwrite: false)), HuggingFaceExportError.self,
                     mentions: ["block 1", "mlp.noln", "LayerNorm", "every GPT-2 MLP has one"])
         XCTAssertFalse(FileManager.default.fileExists(atPath: output.path))
     }
