@@ -1,0 +1,19 @@
+import XCTest
+@testable import Scalpel
+
+/// A lookup of an activation the run did not capture is a typed internal error, not a crash.
+final class ActivationCacheLookupTests: XCTestCase {
+    func testRequireReturnsCapturedAndThrowsForTheRest() throws {
+        let model = try Checkpoint.load(from: TestFiles.model("tiny-hub"))
+        let cache = try model.run([[5, 6, 7]], capture: HookFilter([HookPoint.residPost(0)])).cache
+        XCTAssertTrue(try cache.require(.residPost(0), prompt: 0).isIdentical(to: try XCTUnwrap(cache[.residPost(0), 0])))
+        XCTAssertEqual(try cache.require(.residPost(0)).count, 1)
+        XCTAssertThrowsError(try cache.require(.residPost(0), prompt: 1)) { error in
+            XCTAssertEqual(error as? CacheError, .notCaptured(hook: "blocks.0.hook_resid_post", prompt: 1))
+            XCTAssertFalse(error is UserFacingError, "a missing capture is Scalpel's bug (exit 2), not bad input")
+        }
+        XCTAssertThrowsError(try cache.require(.residPre(1))) { error in
+            XCTAssertEqual(error as? CacheError, .notCaptured(hook: "blocks.1.hook_resid_pre", prompt: nil))
+        }
+    }
+}
