@@ -85,7 +85,7 @@ public struct PathSweep {
 
     /// What `paths -o` stores besides the points: each family's representations and each
     /// direction's mean offset over all its pairs, per layer.
-    public func record(_ result: Result, model: Model) throws -> PathsRecord {
+    public func record(_ result: Result, model: Model) throws -> Record {
         let layers = search.layers ?? Array(model.blocks.indices)
         let d = model.dModel
         var families: [String: VectorPaths.Items] = [:]
@@ -102,8 +102,8 @@ public struct PathSweep {
         }
         let stacks = families.sorted(by: { $0.key < $1.key }).map { name, items in
             let stacked = (representations[name] ?? []).flatMap(\.scalars)
-            return PathsRecord.Family(name: name, items: items.items, values: items.values,
-                                      representations: Tensor(shape: [layers.count, items.items.count, d], data: stacked))
+            return Record.Family(name: name, items: items.items, values: items.values,
+                                 representations: Tensor(shape: [layers.count, items.items.count, d], data: stacked))
         }
         let offsets = result.directions.map { direction in
             let sources = representations[direction.from.family.name] ?? [], targets = representations[direction.to.family.name] ?? []
@@ -112,39 +112,39 @@ public struct PathSweep {
                 for (i, j) in direction.pairs { for c in 0..<d { sum[c] += Double(target[flat: j * d + c]) - Double(source[flat: i * d + c]) } }
                 return sum.map { Float($0 / Double(max(direction.pairs.count, 1))) }
             }
-            return PathsRecord.Offset(direction: direction.name, delta: Tensor(shape: [layers.count, d], data: deltas),
-                                      points: result.points.filter { $0.direction == direction.name })
+            return Record.Offset(direction: direction.name, delta: Tensor(shape: [layers.count, d], data: deltas),
+                                 points: result.points.filter { $0.direction == direction.name })
         }
-        return PathsRecord(template: search.template, leaveOneOut: search.leaveOneOut, layers: layers, hook: search.hook,
-                           alphas: search.alphas, families: stacks, offsets: offsets)
-    }
-}
-
-/// A finished path search as `PathsFile` stores it.
-public struct PathsRecord {
-    public struct Family {
-        public var name: String
-        public var items: [String]
-        public var values: [Int]
-        /// [layer, item, d_model], at the search's hook.
-        public var representations: Tensor
+        return Record(template: search.template, leaveOneOut: search.leaveOneOut, layers: layers, hook: search.hook,
+                      alphas: search.alphas, families: stacks, offsets: offsets)
     }
 
-    public struct Offset {
-        public var direction: String
-        /// [layer, d_model]: the mean of target − source over all the direction's pairs.
-        public var delta: Tensor
-        /// The direction's path points.
-        public var points: [PathPoint]
-    }
+    /// A finished path search as `PathsFile` stores it.
+    public struct Record {
+        public struct Family {
+            public var name: String
+            public var items: [String]
+            public var values: [Int]
+            /// [layer, item, d_model], at the search's hook.
+            public var representations: Tensor
+        }
 
-    public var template: VectorPaths.Template
-    public var leaveOneOut: Bool
-    public var layers: [Int]
-    public var hook: HookPoint.Kind
-    public var alphas: [Double]
-    /// Sorted by name.
-    public var families: [Family]
-    /// In the order of the search's directions.
-    public var offsets: [Offset]
+        public struct Offset {
+            public var direction: String
+            /// [layer, d_model]: the mean of target − source over all the direction's pairs.
+            public var delta: Tensor
+            /// The direction's path points.
+            public var points: [PathPoint]
+        }
+
+        public var template: VectorPaths.Template
+        public var leaveOneOut: Bool
+        public var layers: [Int]
+        public var hook: HookPoint.Kind
+        public var alphas: [Double]
+        /// Sorted by name.
+        public var families: [Family]
+        /// In the order of the search's directions.
+        public var offsets: [Offset]
+    }
 }

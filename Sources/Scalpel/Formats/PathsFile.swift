@@ -8,7 +8,7 @@ import Foundation
 ///   `decode_rank`, `propagated_rank`, `decode_top` [point, k], `propagated_top` [point, k]
 public enum PathsFile {
     /// Writes a finished search (`PathSweep.record`); computes nothing.
-    public static func write(_ record: PathsRecord, to target: OutputTarget, attributes: [String: String]) throws {
+    public static func write(_ record: PathSweep.Record, to target: OutputTarget, attributes: [String: String]) throws {
         try ScalpelFile.write(to: target, format: "scalpel-paths", attributes: attributes) { root in
             try root.setAttribute("template", record.template.rawValue)
             try root.setAttribute("leave_one_out", record.leaveOneOut ? 1 : 0)
