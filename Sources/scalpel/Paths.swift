@@ -58,10 +58,12 @@ struct PathSearch: ParsableCommand {
         }
         _ = try alphaGrid()
         _ = try hookKind()
-        _ = try choice()
+        // Which directions (`choice()`) is checked in run(): ArgumentParser reports an unknown option
+        // given to a default subcommand only after validate() passes, and that message comes first.
     }
 
     func run() throws {
+        let choice = try choice()
         let outputTarget = try output.map { try OutputTarget($0, overwrite: force) }
         let plotTarget = try plot.map { try OutputTarget($0, overwrite: force) }
         try OutputTarget.checkDistinct([outputTarget, plotTarget].compactMap { $0 })
@@ -74,7 +76,7 @@ struct PathSearch: ParsableCommand {
         search.hook = try hookKind()
         let extra = try families.map { try SequenceFamilies.load(URL(fileURLWithPath: $0)) } ?? []
         let sweep = PathSweep(search: search, extraFamilies: extra)
-        let directions = try sweep.directions(try choice(), model: model) { note in
+        let directions = try sweep.directions(choice, model: model) { note in
             FileHandle.standardError.write(Data("note: \(note)\n".utf8))
         }
         let progress = ProgressBar(total: 0, label: "paths")
@@ -93,7 +95,7 @@ struct PathSearch: ParsableCommand {
         }
     }
 
-    /// Which directions the flags ask for; the flag combinations are checked in `validate()`.
+    /// Which directions the flags ask for (`--all`, `--direction next --family`, or `--from --to`).
     func choice() throws -> PathDirections {
         if all { return .all }
         switch direction {
