@@ -95,7 +95,7 @@ public struct PathSweep {
             let byLayer = try search.representations(items, model: model, layers: layers)
             representations[name] = try layers.map { layer in
                 guard let tensor = byLayer[layer] else {
-                    throw CacheError.notCaptured(hook: HookPoint(search.hook, block: layer)?.name ?? search.hook.rawValue, prompt: nil)
+                    throw ActivationCacheError.notCaptured(HookPoint(search.hook, block: layer)?.name ?? search.hook.rawValue)
                 }
                 return tensor
             }
