@@ -15,7 +15,6 @@ public enum PlanError: UserFacingError, Equatable {
     case datasetNeeded(location: String)
     case means(location: String, reason: String)
     case badValue(location: String, value: String, expected: String)
-    case cannotExport(reason: String)
 
     public var message: String {
         switch self {
@@ -41,8 +40,6 @@ public enum PlanError: UserFacingError, Equatable {
             return "\(location): \(reason)"
         case let .badValue(location, value, expected):
             return "\(location): \"\(value)\" is not valid; expected \(expected)."
-        case let .cannotExport(reason):
-            return "This model cannot be exported as a Hugging Face GPT-2: \(reason)"
         }
     }
 }
