@@ -19,7 +19,7 @@ BOS), written as a JSON dataset file Scalpel reads (`--dataset FILE`), it times 
 and prints medians, peak resident memory and the ratios Scalpel / TransformerLens (lower is better
 for Scalpel). Metric: mean logit difference (answer - corrupted answer) at the last position;
 direction: denoise (clean activations patched into the corrupted run). The clean cache is computed
-once per run and its time is reported apart (it is not part of the sweep times).
+once and its time is reported apart (it is not part of the sweep times). Progress goes to stderr.
 """
 
 import argparse
@@ -118,9 +118,9 @@ def bench_tl(model_dir, clean_ids, corrupted_ids, answers, foils, runs, neurons,
 
     out = {"load_seconds": load}
     with torch.no_grad():
-        cache_time, _ = median_seconds(lambda: bridge.run_with_cache(clean), runs)
-        out["clean_cache_seconds"] = cache_time
+        start = time.perf_counter()
         _, clean_cache = bridge.run_with_cache(clean)
+        out["clean_cache_seconds"] = time.perf_counter() - start
         out["clean_metric"] = float(metric(bridge(clean)))
         out["corrupted_metric"] = float(metric(bridge(corrupted)))
 
@@ -147,8 +147,10 @@ def bench_tl(model_dir, clean_ids, corrupted_ids, answers, foils, runs, neurons,
         d_mlp = bridge.cfg.d_mlp
         for key, fn, n_runs_per_sweep in (("z", z, 144), ("resid_pre", resid_pre, 12 * len(clean_ids[0])),
                                           ("mlp_post", mlp_post, neurons)):
+            print(f"TransformerLens {key}: {runs} x {n_runs_per_sweep} patched forwards ...", file=sys.stderr, flush=True)
             med, times = median_seconds(fn, runs)
-            entry = {"median_seconds": med, "runs_seconds": times, "patched_forwards": n_runs_per_sweep}
+            entry = {"median_seconds": med, "runs_seconds": times, "patched_forwards": n_runs_per_sweep,
+                     "seconds_per_forward": med / n_runs_per_sweep}
             if key == "mlp_post":
                 entry["neurons_timed"] = neurons
                 entry["extrapolated_seconds"] = med * d_mlp / neurons
@@ -229,6 +231,8 @@ def main():
     report = {"cpu": cpu_model(), "torch": torch.__version__, "transformer_lens": md.version("transformer-lens"),
               "model": args.model, "dataset": dataset, "prompts": len(clean), "tokens_per_prompt": len(clean[0]),
               "runs": args.runs}
+    report["load_average_before"] = os.getloadavg()
+    report["cpus"] = os.cpu_count()
     report["transformer_lens_results"] = tl = bench_tl(args.model, clean, corrupted, answers, foils, args.runs,
                                                        args.neurons, args.neuron_layer)
 
@@ -269,7 +273,12 @@ def main():
         elif "error" in entry:
             mine = "error"
         print(f"{label:44} {peer:14.3f} s {mine:>12} {ratio:>7}")
+    print("TransformerLens seconds per patched forward (20 prompts x 9 tokens): "
+          + ", ".join(f"{k} {tl[k]['seconds_per_forward']:.3f}" for k in ("z", "resid_pre", "mlp_post")))
     print(f"TransformerLens peak resident memory: {tl['peak_rss_mb']:.0f} MB")
+    report["load_average_after"] = os.getloadavg()
+    print(f"load average (1, 5, 15 min) before {tuple(round(x, 2) for x in report['load_average_before'])}, "
+          f"after {tuple(round(x, 2) for x in report['load_average_after'])}; {report['cpus']} CPUs")
     if ours:
         print(f"Scalpel peak resident memory (largest child): {ours['peak_rss_mb']:.0f} MB")
         for key in ("z", "resid_pre", "mlp_post"):
