@@ -16,6 +16,8 @@ struct Bench: ParsableCommand {
     @Option(help: ArgumentHelp("Also time the products with every block weight for these row counts, few-rows kernel against sgemm.",
                                valueName: "2,17,33,48"))
     var matmulRows: String?
+    @Option(help: "Also time the batch capturing these hooks (names or globs, e.g. \"*\"), alternating with runs that capture nothing.")
+    var capture: String?
 
     func validate() throws {
         try FlagCheck.count(tokens, "--tokens", in: 1...100_000)
@@ -49,6 +51,7 @@ struct Bench: ParsableCommand {
         benchmark.runs = runs
         benchmark.batchRuns = batchRuns
         benchmark.matmulRows = matmulRowCounts
+        benchmark.capture = try capture.map { try HookFilter(list: $0) }
         let report = try benchmark.run(name: modelOptions.model ?? "bundled") { try modelOptions.load() }
         switch format {
         case .json: try Output.json(report)
@@ -61,6 +64,10 @@ struct Bench: ParsableCommand {
                          report.batchMedianSeconds * 1000, report.batchTokensPerSecond))
             if let lensMedian = report.lensMedianSeconds {
                 print(String(format: "logit lens, 64 prompts (median) %.1f ms", lensMedian * 1000))
+            }
+            if let captured = report.batchCaptureMedianSeconds, let alongside = report.batchAlongsideCaptureMedianSeconds {
+                print(String(format: "batch capturing %@ (median) %.1f ms, without %.1f ms alongside (×%.3f)",
+                             report.captureHooks ?? "", captured * 1000, alongside * 1000, captured / alongside))
             }
             print(String(format: "peak resident memory          %.0f MB", report.peakResidentMB))
             if let matmul = report.matmul {

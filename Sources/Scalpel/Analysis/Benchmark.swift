@@ -15,6 +15,8 @@ public struct Benchmark {
     public var batchRuns = 7
     /// Row counts for the matmul comparison; nil skips it.
     public var matmulRows: [Int]?
+    /// Also time the batch capturing these hooks (the cost of capturing, against `batchMedianSeconds`).
+    public var capture: HookFilter?
 
     public init() {}
 
@@ -35,11 +37,16 @@ public struct Benchmark {
         public var lensPrompts: [String]?
         /// With matmul rows: one pass over the block weights per row count, each path's median.
         public var matmul: [MatmulTiming]?
+        /// With `capture`: the hooks, the batch's median capturing them, and without capturing in the same alternation.
+        public var captureHooks: String?
+        public var batchCaptureMedianSeconds: Double?
+        public var batchAlongsideCaptureMedianSeconds: Double?
 
         // JSON keys are the snake_case of these names (JSONText), "openblas_core" kept as one word.
         enum CodingKeys: String, CodingKey {
             case model, loadSeconds, singlePromptMedianSeconds, batchMedianSeconds, batchTokensPerSecond, tokens, batch
             case peakResidentMB = "peak_resident_mb", openBLASCore = "openblas_core", lensMedianSeconds, lensPrompts, matmul
+            case captureHooks, batchCaptureMedianSeconds, batchAlongsideCaptureMedianSeconds
         }
     }
 
@@ -68,6 +75,18 @@ public struct Benchmark {
         _ = try model.run(prompts)
         let batchTimes = try (0..<batchRuns).map { _ in try Self.time { _ = try model.run(prompts) } }
         let batchMedian = Self.median(batchTimes)
+        // Alternating with uncaptured runs, so both see the same machine state.
+        var captureMedian: Double?, plainAlongside: Double?
+        if let capture {
+            _ = try model.run(prompts, capture: capture)
+            var captured: [Double] = [], plain: [Double] = []
+            for _ in 0..<batchRuns {
+                captured.append(try Self.time { _ = try model.run(prompts, capture: capture) })
+                plain.append(try Self.time { _ = try model.run(prompts) })
+            }
+            captureMedian = Self.median(captured)
+            plainAlongside = Self.median(plain)
+        }
         var lensMedian: Double?, lensPrompts: [String]?
         if model.tokenizer != nil {
             let texts = Self.lensPromptSet
@@ -83,7 +102,8 @@ public struct Benchmark {
                       singlePromptMedianSeconds: Self.median(singleTimes), batchMedianSeconds: batchMedian,
                       batchTokensPerSecond: Double(batch * tokens) / batchMedian, tokens: tokens, batch: batch,
                       peakResidentMB: Self.peakResidentMB(), openBLASCore: OpenBLAS.coreName, lensMedianSeconds: lensMedian,
-                      lensPrompts: lensPrompts, matmul: matmul)
+                      lensPrompts: lensPrompts, matmul: matmul, captureHooks: capture?.patterns.joined(separator: ","),
+                      batchCaptureMedianSeconds: captureMedian, batchAlongsideCaptureMedianSeconds: plainAlongside)
     }
 
     /// One pass of `rows` random rows through every block weight matrix (with its bias), timed
