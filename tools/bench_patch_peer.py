@@ -16,8 +16,12 @@ BOS), written as a JSON dataset file Scalpel reads (`--dataset FILE`), it times 
   Scalpel (only with --scalpel BINARY and if `scalpel patch` exists; skipped with a note otherwise):
     scalpel patch --model DIR --dataset FILE --target z|resid_pre|mlp_post [--layers 9] --format json
 
-and prints medians, peak resident memory and the ratios Scalpel / TransformerLens (lower is better
-for Scalpel). Metric: mean logit difference (answer - corrupted answer) at the last position;
+and prints medians, peak resident memory (TransformerLens: this process; Scalpel: each run under
+/usr/bin/time -f %M), the ratios Scalpel / TransformerLens (lower is better for Scalpel), and the
+largest |Scalpel raw - TransformerLens raw| per target (the same model, dataset and metric, so they
+should agree to ~1e-5). `--only resid_pre,mlp_post` runs a subset; `--neurons` sets how many neurons
+TransformerLens patches before extrapolating. On a busy 2-CPU machine one TransformerLens patched
+forward (20 x 9 tokens, GPT-2 small, full vocabulary) took 2-5 s, so `--runs 1` alone is ~20 minutes. Metric: mean logit difference (answer - corrupted answer) at the last position;
 direction: denoise (clean activations patched into the corrupted run). The clean cache is computed
 once and its time is reported apart (it is not part of the sweep times). Progress goes to stderr.
 """
@@ -99,7 +103,7 @@ def peak_rss_mb(who=resource.RUSAGE_SELF):
     return resource.getrusage(who).ru_maxrss / 1024  # Linux: KiB
 
 
-def bench_tl(model_dir, clean_ids, corrupted_ids, answers, foils, runs, neurons, neuron_layer):
+def bench_tl(model_dir, clean_ids, corrupted_ids, answers, foils, runs, neurons, neuron_layer, only):
     import torch
     from transformer_lens import patching
     from transformer_lens.model_bridge import TransformerBridge
@@ -147,6 +151,8 @@ def bench_tl(model_dir, clean_ids, corrupted_ids, answers, foils, runs, neurons,
         d_mlp = bridge.cfg.d_mlp
         for key, fn, n_runs_per_sweep in (("z", z, 144), ("resid_pre", resid_pre, 12 * len(clean_ids[0])),
                                           ("mlp_post", mlp_post, neurons)):
+            if key not in only:
+                continue
             print(f"TransformerLens {key}: {runs} x {n_runs_per_sweep} patched forwards ...", file=sys.stderr, flush=True)
             med, times = median_seconds(fn, runs)
             entry = {"median_seconds": med, "runs_seconds": times, "patched_forwards": n_runs_per_sweep,
@@ -156,8 +162,7 @@ def bench_tl(model_dir, clean_ids, corrupted_ids, answers, foils, runs, neurons,
                 entry["extrapolated_seconds"] = med * d_mlp / neurons
                 entry["extrapolated_to_neurons"] = d_mlp
             out[key] = entry
-        top = results["z"].flatten().argmax().item()
-        out["z"]["top_head"] = f"{top // 12}.{top % 12}"
+        out["values"] = {k: v.flatten().tolist() for k, v in results.items()}
     out["peak_rss_mb"] = peak_rss_mb()
     out["threads"] = torch.get_num_threads()
     return out
@@ -171,26 +176,61 @@ def scalpel_has_patch(binary):
     return usage.returncode == 0 and "scalpel patch" in usage.stdout
 
 
-def bench_scalpel(binary, model_dir, dataset, runs, neuron_layer):
+def bench_scalpel(binary, model_dir, dataset, runs, neuron_layer, only):
+    """Times each `scalpel patch` run; peak RSS per run from /usr/bin/time -f %M when available (a
+    child's own ru_maxrss, read by this big Python process, would include this process's RSS
+    inherited at fork), and keeps the last run's JSON to compare with TransformerLens."""
     out = {}
+    gnu_time = shutil.which("time", path="/usr/bin:/bin")
+    rss_file = os.path.join(os.path.dirname(os.path.abspath(dataset)), "scalpel-rss.txt")
     for target in ("z", "resid_pre", "mlp_post"):
+        if target not in only:
+            continue
         cmd = [binary, "patch", "--model", model_dir, "--dataset", dataset, "--target", target, "--format", "json"]
         if target == "mlp_post":
             cmd[-2:-2] = ["--layers", str(neuron_layer)]
+        full = ([gnu_time, "-f", "%M", "-o", rss_file] if gnu_time else []) + cmd
+        last = {}
 
         def run():
-            proc = subprocess.run(cmd, capture_output=True, text=True)
+            proc = subprocess.run(full, capture_output=True, text=True)
             if proc.returncode != 0:
                 raise RuntimeError(f"{' '.join(cmd)} exited {proc.returncode}: {proc.stderr.strip()[:500]}")
+            last["stdout"] = proc.stdout
+            if gnu_time:
+                with open(rss_file) as fh:
+                    kib = int(fh.read().strip().splitlines()[-1])
+                last["rss_mb"] = max(last.get("rss_mb", 0), kib / 1024)
 
         try:
             run()  # warm (page cache)
             med, times = median_seconds(run, runs)
-            out[target] = {"median_seconds": med, "runs_seconds": times, "command": " ".join(cmd)}
-        except RuntimeError as e:
+            result = json.loads(last["stdout"])
+            out[target] = {"median_seconds": med, "runs_seconds": times, "command": " ".join(cmd),
+                           "peak_rss_mb": last.get("rss_mb"), "raw": result.get("raw"), "shape": result.get("shape"),
+                           "clean": result.get("clean"), "corrupted": result.get("corrupted")}
+        except (RuntimeError, ValueError, KeyError) as e:
             out[target] = {"error": str(e)}
-    out["peak_rss_mb"] = peak_rss_mb(resource.RUSAGE_CHILDREN)
+    if os.path.exists(rss_file):
+        os.remove(rss_file)
     return out
+
+
+def compare(tl, ours):
+    """max |Scalpel raw - TransformerLens raw| per target (mlp_post: the neurons TL timed)."""
+    diffs = {}
+    for target, peer in tl.get("values", {}).items():
+        mine = (ours or {}).get(target, {}).get("raw")
+        if mine is None:
+            continue
+        mine = [float("nan") if x is None else x for x in mine]
+        if target == "mlp_post" and len(mine) != len(peer):
+            mine = mine[:len(peer)]  # layer 9 alone: the first neurons
+        if len(mine) != len(peer):
+            diffs[target] = f"sizes differ: Scalpel {len(mine)}, TransformerLens {len(peer)}"
+            continue
+        diffs[target] = max(abs(a - b) for a, b in zip(mine, peer))
+    return diffs
 
 
 def cpu_model():
@@ -213,8 +253,10 @@ def main():
     parser.add_argument("--neurons", type=int, default=100)
     parser.add_argument("--neuron-layer", type=int, default=9)
     parser.add_argument("--scalpel", default=None, help="a scalpel binary; `scalpel patch` is timed if it exists")
+    parser.add_argument("--only", default="z,resid_pre,mlp_post", help="comma-separated subset of z,resid_pre,mlp_post")
     parser.add_argument("--json", default=None, help="also write the results here")
     args = parser.parse_args()
+    only = [t for t in args.only.split(",") if t]
 
     import torch
     import transformer_lens  # noqa: F401
@@ -234,7 +276,7 @@ def main():
     report["load_average_before"] = os.getloadavg()
     report["cpus"] = os.cpu_count()
     report["transformer_lens_results"] = tl = bench_tl(args.model, clean, corrupted, answers, foils, args.runs,
-                                                       args.neurons, args.neuron_layer)
+                                                       args.neurons, args.neuron_layer, only)
 
     ours = None
     note = None
@@ -246,7 +288,7 @@ def main():
         note = f"{args.scalpel} has no `patch` subcommand yet: Scalpel not timed"
     else:
         os.environ["OPENBLAS_NUM_THREADS"] = str(args.threads)
-        ours = bench_scalpel(args.scalpel, args.model, dataset, args.runs, args.neuron_layer)
+        ours = bench_scalpel(args.scalpel, args.model, dataset, args.runs, args.neuron_layer, only)
     report["scalpel_results"] = ours
     report["note"] = note
 
@@ -264,6 +306,8 @@ def main():
              "extrapolated_seconds", "mlp_post")]
     print(f"{'sweep':44} {'TransformerLens':>16} {'Scalpel':>12} {'ratio':>7}")
     for label, key, field, target in rows:
+        if key not in tl:
+            continue
         peer = tl[key][field]
         mine, ratio = "", ""
         entry = (ours or {}).get(target, {}) if target else {}
@@ -274,16 +318,23 @@ def main():
             mine = "error"
         print(f"{label:44} {peer:14.3f} s {mine:>12} {ratio:>7}")
     print("TransformerLens seconds per patched forward (20 prompts x 9 tokens): "
-          + ", ".join(f"{k} {tl[k]['seconds_per_forward']:.3f}" for k in ("z", "resid_pre", "mlp_post")))
+          + ", ".join(f"{k} {tl[k]['seconds_per_forward']:.3f}" for k in ("z", "resid_pre", "mlp_post") if k in tl))
     print(f"TransformerLens peak resident memory: {tl['peak_rss_mb']:.0f} MB")
     report["load_average_after"] = os.getloadavg()
     print(f"load average (1, 5, 15 min) before {tuple(round(x, 2) for x in report['load_average_before'])}, "
           f"after {tuple(round(x, 2) for x in report['load_average_after'])}; {report['cpus']} CPUs")
     if ours:
-        print(f"Scalpel peak resident memory (largest child): {ours['peak_rss_mb']:.0f} MB")
         for key in ("z", "resid_pre", "mlp_post"):
-            if "error" in ours.get(key, {}):
-                print(f"scalpel {key}: {ours[key]['error']}")
+            entry = ours.get(key, {})
+            if "error" in entry:
+                print(f"scalpel {key}: {entry['error']}")
+            elif entry:
+                rss = entry.get("peak_rss_mb")
+                print(f"scalpel patch --target {key}: peak resident memory "
+                      + (f"{rss:.0f} MB" if rss else "unknown (no /usr/bin/time)"))
+        report["max_abs_diff_scalpel_vs_transformer_lens"] = diffs = compare(tl, ours)
+        for key, d in diffs.items():
+            print(f"max |Scalpel raw - TransformerLens raw| {key}: {d if isinstance(d, str) else f'{d:.3g}'}")
     if note:
         print(f"note: {note}")
     if args.json:
