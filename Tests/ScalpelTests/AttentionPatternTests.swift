@@ -77,6 +77,8 @@ final class AttentionPatternTests: XCTestCase {
             XCTAssertEqual($0 as? AttentionPatternError, .headOutOfRange(head: "0.4", heads: 4))
         }
         XCTAssertNoThrow(try AttentionPatterns.validate([HeadID(layer: 5, head: 3)], in: model))
+        XCTAssertThrowsError(try AttentionPatterns.validate(prompts: [[1, 2], []])) { XCTAssertEqual($0 as? AttentionPatternError, .emptyPrompt(item: 2)) }
+        XCTAssertThrowsError(try AttentionPatterns.validate(prompts: [])) { XCTAssertEqual($0 as? AttentionPatternError, .noPrompts) }
     }
 
     /// Hand-made patterns over hostile token strings (the viewer and pictures need no model).

@@ -75,6 +75,7 @@ final class HeadsPatternCommandTests: CLITestCase {
         try expectBadInput([Self.command, "--prompt", "1 2 3", "--heads", "1.1", "--top", "0"], mentions: ["--top"])
         try expectBadInput([Self.command, "--prompt", "1 2 3", "--heads", "1.1", "--format", "csv"], mentions: ["csv"])
         try expectBadInput([Self.command, "--prompt", "1 2 3"], mentions: ["--heads"])
+        try expectBadInput([Self.command, "--prompt", "", "--no-bos", "--heads", "1.1"] + outputs, mentions: ["empty"])
         try expectBadInput([Self.command, "--prompt", "1 2 3", "--heads", "1.1", "--plot", "same.svg", "--html", "same.svg"], mentions: ["same.svg"])
         for name in ["x.h5", "x.svg", "x.html", "same.svg"] {
             XCTAssertFalse(FileManager.default.fileExists(atPath: scratch.appendingPathComponent(name).path), name)

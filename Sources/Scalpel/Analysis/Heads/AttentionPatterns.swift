@@ -38,6 +38,7 @@ public enum AttentionPatternError: UserFacingError, Equatable {
     case headOutOfRange(head: String, heads: Int)
     case destinationOutOfRange(dest: Int, length: Int)
     case unequalLengths(item: Int, length: Int, firstLength: Int)
+    case emptyPrompt(item: Int)
     case noPrompts
 
     public var message: String {
@@ -56,6 +57,8 @@ public enum AttentionPatternError: UserFacingError, Equatable {
             return "--dest \(dest) is outside the prompt's \(length) tokens (give 0…\(length - 1), or -1…-\(length) from the end)."
         case let .unequalLengths(item, length, firstLength):
             return "Attention patterns are averaged position by position, so every item needs the same number of tokens: item 1 has \(firstLength), item \(item) has \(length). Give one length (or one --prompt)."
+        case let .emptyPrompt(item):
+            return "Item \(item) has no tokens (an empty prompt without <|endoftext|>): there is no attention to show."
         case .noPrompts:
             return "There are no prompts to run."
         }
@@ -129,6 +132,7 @@ public struct AttentionPatterns: Sendable {
     /// Checks that the prompts can be averaged position by position: at least one, all of one length.
     public static func validate(prompts: [[Int]]) throws {
         guard let first = prompts.first else { throw AttentionPatternError.noPrompts }
+        if let empty = prompts.firstIndex(where: \.isEmpty) { throw AttentionPatternError.emptyPrompt(item: empty + 1) }
         if let bad = prompts.firstIndex(where: { $0.count != first.count }) {
             throw AttentionPatternError.unequalLengths(item: bad + 1, length: prompts[bad].count, firstLength: first.count)
         }
