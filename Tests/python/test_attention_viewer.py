@@ -21,7 +21,7 @@ import pytest
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 SCALPEL = os.path.join(ROOT, ".build", "debug", "scalpel")
-COMMAND = "heads-pattern"  # `scalpel heads pattern` once wired under `heads`
+COMMAND = ["heads-pattern"]  # ["heads", "pattern"] once wired under `scalpel heads`
 PROMPT = 'Tom said "<b>1 & 2</b>"\nthen \'3\''
 HEADS = "5.1,0.3,2.2"
 
@@ -48,7 +48,7 @@ def page(tmp_path_factory):
         pytest.skip(f"{SCALPEL} is not built (swift build --product scalpel)")
     folder = tmp_path_factory.mktemp("viewer")
     path = folder / "attention.html"
-    result = subprocess.run([SCALPEL, COMMAND, "--prompt", PROMPT, "--heads", HEADS, "--html", str(path), "--format", "json"],
+    result = subprocess.run([SCALPEL, *COMMAND, "--prompt", PROMPT, "--heads", HEADS, "--html", str(path), "--format", "json"],
                             capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stderr
     return folder, path, json.loads(result.stdout)
@@ -86,7 +86,7 @@ def test_hover_shows_where_each_head_attends_from_and_to(page, tmp_path):
     if run.returncode != 0 or "<html" not in run.stdout:
         pytest.skip(f"Chromium could not load the page (exit {run.returncode}): {run.stderr[-500:]}")
     dom = run.stdout
-    match = re.search(r'<pre id="selftest">(.*?)</pre>', dom, re.S)
+    match = re.search(r'<pre id="selftest"[^>]*>(.+?)</pre>', dom, re.S)
     assert match, "the self-test ran and wrote its results into the page"
     state = json.loads(html.unescape(match.group(1)))
     _, data = embedded(path)
@@ -107,8 +107,10 @@ def test_hover_shows_where_each_head_attends_from_and_to(page, tmp_path):
         shown = state["to"][label]
         assert shown[:dest] == [None] * dest, "earlier tokens cannot attend to a later one"
         assert f32(shown[dest:]) == f32(column[dest:]), f"head {label}: attention to the hovered token"
+    assert state["maps"] == heads, "one pattern picture per chosen head"
     assert state["rows_after_unchecking_first"] == len(heads) - 1
     assert state["heads_after_unchecking_first"] == heads[1:]
+    assert state["maps_after_unchecking_first"] == len(heads) - 1
     assert state["rows_after_rechecking_first"] == len(heads)
 
 

@@ -5,7 +5,7 @@ import Foundation
 /// `<script type="application/json" id="attention-data">` element. Checkboxes choose heads; hovering a
 /// token shows, for each chosen head, where it attends from that token (its row of the pattern) and
 /// which tokens attend to it (its column), the way CircuitsVis does in a notebook; a click keeps the
-/// token chosen. Token text only ever reaches the page through JSON and `textContent`, so tokens with
+/// token chosen; below, each chosen head's query × key pattern is drawn on a canvas. Token text only ever reaches the page through JSON and `textContent`, so tokens with
 /// `<`, `&`, quotes or newlines show as text and cannot inject markup.
 ///
 /// Loaded with `#selftest`, the page hovers the destination token itself (`dispatchEvent`), toggles
@@ -58,6 +58,8 @@ public enum AttentionViewer {
         <table id="from-view" class="view"></table>
         <h2 id="to-title"></h2>
         <table id="to-view" class="view"></table>
+        <h2>Patterns (query ↓ × key →; the chosen token's row outlined; hover a row to choose it)</h2>
+        <div id="maps" class="maps"></div>
         <pre id="selftest" hidden></pre>
         <script type="application/json" id="attention-data">\(data)</script>
         <script>\(script)</script>
@@ -133,6 +135,8 @@ public enum AttentionViewer {
     table.view td{font-family:"DejaVu Sans Mono",Menlo,Consolas,monospace;font-size:13px;padding:3px 5px;white-space:pre;border-radius:2px;text-align:center}
     table.view td.head{font-family:"DejaVu Sans",Helvetica,Arial,sans-serif;font-weight:bold;text-align:right}
     table.view td.masked{color:#aaa;background:#f0f0f0}
+    .maps{display:flex;flex-wrap:wrap;gap:16px}.map-title{font-size:12px;font-weight:bold;margin-bottom:3px}
+    .maps canvas{border:1px solid #ccc;image-rendering:pixelated;cursor:crosshair}
     #selftest{white-space:pre-wrap;word-break:break-all;font-size:11px;color:#555}
     """
 
@@ -216,6 +220,36 @@ public enum AttentionViewer {
           table.appendChild(row);
         });
       }
+      function clamp(w) { return w === null ? 0 : Math.max(0, Math.min(1, w)); }
+      function drawMaps(s) {
+        var maps = document.getElementById('maps');
+        while (maps.firstChild) maps.removeChild(maps.firstChild);
+        var cell = Math.max(2, Math.min(16, Math.floor(320 / Math.max(n, 1))));
+        data.heads.forEach(function (h, hi) {
+          if (!state.shown[hi]) return;
+          var box = el('div', 'map');
+          box.appendChild(el('div', 'map-title', 'head ' + h.label));
+          var canvas = document.createElement('canvas');
+          canvas.width = n * cell; canvas.height = n * cell; canvas.dataset.head = h.label;
+          var g = canvas.getContext('2d');
+          g.fillStyle = '#ffffff'; g.fillRect(0, 0, canvas.width, canvas.height);
+          for (var q = 0; q < n; q++) {
+            for (var k = 0; k < n; k++) {
+              g.fillStyle = k > q ? '#d9d9d9' : rgba(h.color, clamp(data.patterns[hi][q][k]));
+              g.fillRect(k * cell, q * cell, cell, cell);
+            }
+          }
+          g.strokeStyle = '#000000'; g.lineWidth = 1;
+          g.strokeRect(0.5, s * cell + 0.5, n * cell - 1, cell - 1);
+          canvas.addEventListener('mousemove', function (event) {
+            if (state.locked) return;
+            var q = Math.floor((event.clientY - canvas.getBoundingClientRect().top) / cell);
+            if (q >= 0 && q < n && q !== state.selected) { state.selected = q; render(); }
+          });
+          box.appendChild(canvas);
+          maps.appendChild(box);
+        });
+      }
       function render() {
         var s = state.selected, label = data.labels[s];
         Array.prototype.forEach.call(tokens.children, function (t, i) {
@@ -226,6 +260,7 @@ public enum AttentionViewer {
         document.getElementById('to-title').textContent = 'Which tokens attend to “' + label + '” (position ' + s + ')';
         fill(document.getElementById('from-view'), function (h, k) { return data.patterns[h][s][k]; }, function (k) { return k > s; });
         fill(document.getElementById('to-view'), function (h, q) { return data.patterns[h][q][s]; }, function (q) { return q < s; });
+        drawMaps(s);
       }
       render();
       if (location.hash === '#selftest') {
@@ -245,18 +280,19 @@ public enum AttentionViewer {
           selected_label: document.querySelector('#tokens .token.selected').textContent,
           token_labels: Array.prototype.map.call(tokens.children, function (t) { return t.textContent; }),
           from_title: document.getElementById('from-title').textContent,
-          from: rows('from-view'), to: rows('to-view')
+          from: rows('from-view'), to: rows('to-view'),
+          maps: Array.prototype.map.call(document.querySelectorAll('#maps canvas'), function (c) { return c.dataset.head; })
         };
         if (data.heads.length > 0) {
           document.getElementById('head-0').click();
           result.rows_after_unchecking_first = document.querySelectorAll('#from-view tr.head-row').length;
           result.heads_after_unchecking_first = Object.keys(rows('from-view'));
+          result.maps_after_unchecking_first = document.querySelectorAll('#maps canvas').length;
           document.getElementById('head-0').click();
           result.rows_after_rechecking_first = document.querySelectorAll('#from-view tr.head-row').length;
         }
         var pre = document.getElementById('selftest');
-        pre.textContent = JSON.stringify(result);
-        pre.hidden = false;
+        pre.textContent = JSON.stringify(result);  // kept hidden: read by --dump-dom, not shown
         document.body.dataset.selftest = 'done';
       }
     })();

@@ -115,8 +115,9 @@ public struct AttentionPatterns: Sendable {
     /// The `count` source positions head `h` attends to most from `query`, largest first (ties by position).
     public func topSources(head h: Int, query: Int, count: Int) -> [(position: Int, weight: Float)] {
         let row = row(head: h, query: query)
+        let key = row.map { $0.isNaN ? -Float.infinity : $0 }  // a damaged model's NaN ranks last
         return row.indices.filter { $0 <= query }
-            .sorted { row[$0] != row[$1] ? row[$0] > row[$1] : $0 < $1 }
+            .sorted { key[$0] != key[$1] ? key[$0] > key[$1] : $0 < $1 }
             .prefix(count).map { ($0, row[$0]) }
     }
 
