@@ -1006,6 +1006,8 @@ WRITERS = {
     "export-hf": ["export-hf", "-o", "{out}"],
     "patch-o": ["patch", "--dataset", "months", "--target", "z", "--layers", "0", "-o", "{out}"],
     "patch-plot": ["patch", "--dataset", "months", "--target", "resid_pre", "--layers", "5", "--plot", "{out}"],
+    "heads-pattern-o": ["heads-pattern", "--prompt", PROMPT, "--heads", "5.1", "-o", "{out}"],
+    "heads-pattern-html": ["heads-pattern", "--prompt", PROMPT, "--heads", "5.1,0.3", "--html", "{out}"],
 }
 PLAN = 'name: small\nblocks: ["0-5"]\n'
 

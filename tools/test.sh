@@ -13,6 +13,7 @@ set -e
 if ls Tests/python/test_*.py >/dev/null 2>&1; then
     # h5py and numpy come from PyPI; when they cannot be installed the tests skip and say why.
     tools/python-test-deps.sh || echo "note: could not install h5py/numpy/matplotlib; the tests that need them will skip" >&2
+    tools/browser-deps.sh || echo "note: could not install chromium; the HTML viewer test will skip" >&2
     swift build --product scalpel
     python3 -m pytest -q Tests/python
 fi
