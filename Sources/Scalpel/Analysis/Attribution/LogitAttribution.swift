@@ -69,7 +69,7 @@ public struct LogitAttribution: Sendable {
         let n = Double(items.items.count)
         let values = sums.indices.map { grid.exists[$0] ? sums[$0] / n : nil }
         let total = grouping == .layer ? (values.last ?? nil) ?? 0 : values.compactMap { $0 }.reduce(0, +)
-        let direction = items.isContrast ? "answer − corrupted_answer" : "token \(model.tokenText(items.items[0].answer))"
+        let direction = items.isContrast ? "answer − corrupted_answer" : "token \"\(model.tokenText(items.items[0].answer))\""
         return AttributionResult(grouping: grouping, normalization: normalization, direction: direction, dims: grid.dims, shape: grid.shape,
                                  values: values, labels: grid.labels, axisLabels: grid.axisLabels,
                                  total: total, actual: actual / n, lnFinalBias: bias / n, items: items.items.count)
