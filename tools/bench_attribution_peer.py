@@ -21,6 +21,7 @@ Prints medians, ratios Scalpel / TransformerLens (lower is better for Scalpel) a
 import argparse
 import json
 import os
+import resource
 import statistics
 import subprocess
 import sys
@@ -52,13 +53,22 @@ def make_dataset(path, tokenizer):
     return clean, answers, foils
 
 
+def cpu_seconds():
+    """CPU time of this process (all its threads) and of its finished children: on a shared machine
+    wall time mostly measures the neighbours, CPU time the work."""
+    own, children = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
+    return own.ru_utime + own.ru_stime + children.ru_utime + children.ru_stime
+
+
 def median_seconds(fn, runs):
-    times = []
+    """Medians of (wall seconds, CPU seconds) over `runs`, and the wall times."""
+    times, cpu = [], []
     for _ in range(runs):
-        start = time.perf_counter()
+        start, start_cpu = time.perf_counter(), cpu_seconds()
         fn()
         times.append(time.perf_counter() - start)
-    return statistics.median(times), times
+        cpu.append(cpu_seconds() - start_cpu)
+    return (statistics.median(times), statistics.median(cpu)), times
 
 
 def bench_tl(model_dir, clean, answers, foils, runs):
@@ -130,8 +140,7 @@ def main():
     torch.set_num_threads(args.threads)
     if not os.path.exists(os.path.join(args.model, "model.safetensors")):
         subprocess.run([args.scalpel, "init", "--config", "gpt2", "-o", args.model], check=True)
-    tokenizer = GPT2TokenizerFast(vocab_file=os.path.join(args.model, "vocab.json"),
-                                  merges_file=os.path.join(args.model, "merges.txt"))
+    tokenizer = GPT2TokenizerFast.from_pretrained(args.model)
     dataset = os.path.join(os.path.dirname(os.path.abspath(args.model)), "bench-attribution.json")
     clean, answers, foils = make_dataset(dataset, tokenizer)
 
@@ -139,13 +148,18 @@ def main():
     tl, tl_runs = bench_tl(args.model, clean, answers, foils, args.runs)
     print(f"scalpel attribute: {args.runs} runs per grouping ...", file=sys.stderr, flush=True)
     sc = bench_scalpel(args.scalpel, args.model, dataset, args.runs)
-    total = sum(sc.values())
+    total = sum(w for w, _ in sc.values())
+    total_cpu = sum(c for _, c in sc.values())
+    tl, tl_cpu = tl
     print(f"CPU: {cpu_model()}, {os.cpu_count()} cores; torch threads {torch.get_num_threads()}; {N_PROMPTS} prompts of {SEQ + 1} tokens")
     print(f"TransformerLens run_with_cache + decompose_resid + stack_head_results + logit_attrs + neurons of L9,10: "
           f"median {tl:.3f} s (runs {', '.join(f'{t:.3f}' for t in tl_runs)}; model loaded once, not timed)")
-    for name, seconds in sc.items():
-        print(f"scalpel attribute --by {name}: median {seconds:.3f} s (a whole process, model loading included)")
-    print(f"scalpel, the three together: {total:.3f} s; ratio scalpel / TransformerLens = {total / tl:.2f}")
+    print(f"  CPU time (all threads) median {tl_cpu:.3f} s")
+    for name, (seconds, cpu) in sc.items():
+        print(f"scalpel attribute --by {name}: median {seconds:.3f} s wall, {cpu:.3f} s CPU (a whole process, model loading included)")
+    print(f"scalpel, the three together: {total:.3f} s wall, {total_cpu:.3f} s CPU; "
+          f"ratio scalpel / TransformerLens = {total / tl:.2f} wall, {total_cpu / tl_cpu:.2f} CPU")
+    print(f"load average while measuring: {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores")
 
 
 if __name__ == "__main__":
