@@ -996,6 +996,50 @@ def patch_cases(assets: Assets) -> tuple[list[Case], Fuzzer]:
     return cases, fuzz
 
 
+def attribute_cases(assets: Assets) -> tuple[list[Case], Fuzzer]:
+    """`scalpel attribute` on hostile datasets and flags: exit 1 naming the item, field or value."""
+    cat = "attribute"
+
+    def attribute(name, args, mentions, content=None, exits=frozenset({1}), **kw):
+        setup = (lambda work: write(work / "d.yaml", content)) if content is not None else None
+        return Case(cat, name, ["attribute", *args], setup, mentions, exits=exits, **kw)
+
+    d = ["--dataset", "d.yaml"]
+    cases = [
+        attribute("no-answer", d, ("no answer", "--token"), 'name: d\nitems: [{prompt: "1 2 3 4"}]\n'),
+        attribute("no-foil", d, ("corrupted_answer", "--token"), 'name: d\nitems: [{prompt: "1 2 3 4", answer: " 5"}]\n'),
+        attribute("no-foil-with-token", d + ["--token", " 5"], (), 'name: d\nitems: [{prompt: "1 2 3 4"}]\n',
+                  exits=frozenset({0})),
+        attribute("multi-token-token", ["--dataset", "digits", "--token", " 5 6 7"], ("answer", "tokens")),
+        attribute("empty-items", d, ("d.yaml", "items", "no items"), "name: d\nitems: []\n"),
+        attribute("unknown-by", ["--dataset", "digits", "--by", "heads"], ("--by", "heads")),
+        attribute("neuron-without-layers", ["--dataset", "digits", "--by", "neuron"], ("--layers",)),
+        attribute("neuron-layer-out-of-range", ["--dataset", "digits", "--by", "neuron", "--layers", "6"], ("Layer 6", "6 blocks")),
+        attribute("layers-without-neuron", ["--dataset", "digits", "--by", "head", "--layers", "1"], ("--by neuron",)),
+        attribute("layer-range-huge", ["--dataset", "digits", "--by", "neuron", "--layers", "0-99999999999"], ("--layers",)),
+        attribute("layer-cached", ["--dataset", "digits", "--by", "layer", "--ln", "cached"], ("--ln cached",)),
+        attribute("mid-without-layer", ["--dataset", "digits", "--mid"], ("--mid",)),
+        attribute("top-0", ["--dataset", "digits", "--by", "head", "--top", "0"], ("--top",)),
+    ]
+
+    def fuzz(rng: random.Random, n: int) -> Case:
+        args = ["--dataset", rng.choice(["digits", "months", "d.yaml"]), "--by", rng.choice(["component", "head", "neuron", "layer", "x"])]
+        if args[3] == "neuron" or rng.random() < 0.2:
+            args += ["--layers", rng.choice(["5", "6", "a", "-1", "5,5", "0-5", ""])]
+        if rng.random() < 0.3:
+            args += ["--ln", rng.choice(["cached", "recomputed", "both"])]
+        if rng.random() < 0.3:
+            args += ["--token", rng.choice([" 5", "", " 5 6", "x"])]
+        pieces = ['"1 2 3 4"', '" 5"', '" 4"', '""', "null", "5", "[]", '"\\x00"', '"1 2"']
+        fields = ["prompt", "answer", "corrupted_answer"]
+        items = ", ".join("{" + ", ".join(f"{f}: {rng.choice(pieces)}" for f in fields if rng.random() < 0.9) + "}"
+                          for _ in range(rng.randint(0, 3)))
+        return attribute(f"fuzz{n}", args, ("error", "--", "item", "d.yaml", "layer", "token"), f"name: d\nitems: [{items}]\n",
+                         exits=frozenset({0, 1}), timeout=60)
+
+    return cases, fuzz
+
+
 # Writers: (label, args with {out} for the output path). `build` and `init` take the plan/config.
 WRITERS = {
     "build": ["build", "plan.yaml", "-o", "{out}"],
@@ -1008,6 +1052,8 @@ WRITERS = {
     "patch-plot": ["patch", "--dataset", "months", "--target", "resid_pre", "--layers", "5", "--plot", "{out}"],
     "heads-pattern-o": ["heads-pattern", "--prompt", PROMPT, "--heads", "5.1", "-o", "{out}"],
     "heads-pattern-html": ["heads-pattern", "--prompt", PROMPT, "--heads", "5.1,0.3", "--html", "{out}"],
+    "attribute-o": ["attribute", "--dataset", "months", "--by", "head", "-o", "{out}"],
+    "attribute-plot": ["attribute", "--dataset", "months", "--plot", "{out}"],
 }
 PLAN = 'name: small\nblocks: ["0-5"]\n'
 
@@ -1339,6 +1385,7 @@ CATEGORIES: dict[str, Callable[[Assets], tuple[list[Case], Fuzzer]]] = {
     "archives": archive_cases,
     "prompts": prompt_cases,
     "patch": patch_cases,
+    "attribute": attribute_cases,
     "outputs": output_cases,
     "flags": flag_cases,
     "signals": signal_cases,

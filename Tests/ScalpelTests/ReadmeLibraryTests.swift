@@ -6,7 +6,8 @@ final class ReadmeLibraryTests: XCTestCase {
     func testTheLibraryExampleRuns() throws {
         let readme = try String(contentsOf: TestFiles.packageRoot.appendingPathComponent("README.md"), encoding: .utf8)
         for statement in ["PatchSweep(target: .z).run(model, on: items)", "ContrastItems(dataset: try DatasetFiles.resolve(\"digits\"), model: model)",
-                          "RunSpan(start: ResidualStart(block: 4, residual: cached), stop: .z(5))"] {
+                          "RunSpan(start: ResidualStart(block: 4, residual: cached), stop: .z(5))",
+                          "LogitAttribution(by: .head).run(model, on: AttributionItems(dataset: try DatasetFiles.resolve(\"digits\"), model: model))"] {
             XCTAssertTrue(readme.contains(statement), "README shows \(statement)")
         }
         let model = try ModelLocation.load(nil)
@@ -20,6 +21,8 @@ final class ReadmeLibraryTests: XCTestCase {
         let heads = try PatchSweep(target: .z).run(model, on: items)
         XCTAssertEqual(heads.dims, ["layer", "head"])
         XCTAssertEqual(heads.top(3).count, 3)
+        let attribution = try LogitAttribution(by: .head).run(model, on: AttributionItems(dataset: try DatasetFiles.resolve("digits"), model: model))
+        XCTAssertEqual(attribution.dims, ["layer", "head"])
         let cached = try XCTUnwrap(try model.run([tokens], capture: HookFilter([.residPre(4)])).cache[.residPre(4)])
         let stopped = try model.run([tokens], span: RunSpan(start: ResidualStart(block: 4, residual: cached), stop: .z(5)))
         XCTAssertTrue(stopped.logits.isEmpty)

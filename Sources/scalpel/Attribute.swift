@@ -1,0 +1,123 @@
+import ArgumentParser
+import Foundation
+import Scalpel
+
+extension AttributionGrouping: ExpressibleByArgument {}
+
+struct Attribute: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Direct logit attribution: how much each component, head, neuron or layer writes toward the answer.",
+        discussion: """
+        Along W_U[answer] − W_U[corrupted answer] at the last position (or one token's unembedding with \
+        --token), each part centred, divided by the final LayerNorm's cached scale (--ln recomputed: its \
+        own) and multiplied by ln_final.w, averaged over the items. --by component (decompose_resid \
+        labels), head (z · W_O, no b_O), neuron (--layers 9,10), layer (accumulated residual through \
+        ln_final recomputed: the logit lens). The total, the model's actual value and the ln_final bias \
+        term that separates them are printed side by side.
+        """)
+
+    @OptionGroup var modelOptions: ModelOptions
+    @OptionGroup var promptOptions: PromptOptions
+    @OptionGroup var bos: BOSOption
+    @Option(help: "component, head, neuron or layer.") var by: AttributionGrouping = .component
+    @Option(help: "--by neuron: the layers whose neurons to attribute, e.g. 9,10.") var layers: String?
+    @Flag(help: "--by layer: the residual between attention and MLP of each block too.") var mid = false
+    @Option(help: "The final LayerNorm's scale: cached (default) or recomputed on each part; --by layer always recomputes.")
+    var ln: LogitLens.Normalization?
+    @Option(help: "Attribute along this token's unembedding (e.g. \" 5\") instead of answer − corrupted answer.") var token: String?
+    @Option(parsing: .unconditional, help: "Entries in the table of the top heads or neurons.") var top = 10
+    @Option(help: "table, json or csv.") var format: OutputFormat = .table
+    @Option(name: .shortAndLong, help: "Also write the results to this .h5 file.") var output: String?
+    @Option(help: "Also draw the results to this .svg file.") var plot: String?
+    @Flag(help: "Overwrite existing output files.") var force = false
+
+    func validate() throws {
+        try FlagCheck.count(top, "--top", in: 1...100_000)
+        if layers != nil && by != .neuron { throw ValidationError("--layers chooses the layers of --by neuron; --by \(by.rawValue) covers every layer.") }
+        if mid && by != .layer { throw ValidationError("--mid applies to --by layer only.") }
+        _ = try layers.map(PatchRequest.layers)
+    }
+
+    func run() throws {
+        let outputTarget = try output.map { try OutputTarget($0, overwrite: force) }
+        let plotTarget = try plot.map { try OutputTarget($0, overwrite: force) }
+        try OutputTarget.checkDistinct([outputTarget, plotTarget].compactMap { $0 })
+        let (model, plan) = try modelOptions.loadWithPlan()
+        let dataset = PromptDataset(name: promptOptions.dataset ?? promptOptions.prompts ?? "prompt", description: "", items: try promptOptions.items())
+        var attribution = LogitAttribution(by: by, normalization: ln, layers: try layers.map(PatchRequest.layers))
+        attribution.includeMid = mid
+        try attribution.validate(model)
+        let items = try AttributionItems(dataset: dataset, model: model, token: token, prependBOS: bos.prependBOS)
+        let progress = ProgressBar(total: 1, label: "attribute")
+        let result = try attribution.run(model, on: items) { done, total in progress.update(done, of: total) }
+        progress.finish()
+        try OutputTarget.together {
+            if let outputTarget {
+                try AttributionFile.write(result, prompts: PromptsGroup(items: dataset.items, tokens: items.items.map(\.tokens), tokenText: model.tokenText),
+                                          to: outputTarget, attributes: try provenanceAttributes(model: model, plan: plan))
+            }
+            if let plotTarget {
+                try plotTarget.write(Data(AttributionPlot.svg(result, title: "Direct logit attribution by \(by.rawValue) · \(model.name)").utf8))
+            }
+        }
+        switch format {
+        case .json: try Output.json(AttributionJSON(result, model: model.name, top: top))
+        case .csv: printCSV(result)
+        case .table: printTable(result)
+        }
+        for path in [output, plot].compactMap({ $0 }) { FileHandle.standardError.write(Data("wrote \(path)\n".utf8)) }
+    }
+
+    func printTable(_ result: AttributionResult) {
+        let items = "\(result.items) item\(result.items == 1 ? "" : "s")"
+        print("direct logit attribution by \(result.grouping.rawValue) along \(result.direction), ln_final scale \(result.normalization.rawValue), over \(items)")
+        let everyCell = result.grouping == .component || result.grouping == .layer
+        let entries = everyCell ? result.values.indices.compactMap { i in result.values[i].map { (result.labels[i], $0) } }
+                                : result.top(top).map { ($0.label, $0.value) }
+        if !everyCell { print("top \(entries.count) of \(result.values.compactMap { $0 }.count) by |value|:") }
+        let width = max(14, (entries.map(\.0.count).max() ?? 4) + 2)
+        func line(_ label: String, _ value: Double, _ note: String = "") {
+            print(label.padding(toLength: width, withPad: " ", startingAt: 0) + String(format: "%9.4f", value) + (note.isEmpty ? "" : "   " + note))
+        }
+        for (label, value) in entries { line(label, value) }
+        print("")
+        let count = result.values.compactMap { $0 }.count
+        line("total", result.total, result.grouping == .layer ? "(the last row: the final residual)" : "(sum of all \(count) values)")
+        if result.grouping != .layer { line("ln_final bias", result.lnFinalBias, "(ln_final.b · direction: written by no component)") }
+        line("actual", result.actual, result.direction.hasPrefix("token") ? "(the model's logit of the token)" : "(the model's logit difference)")
+        line("remainder", result.remainder, "(actual − total\(result.grouping == .layer ? "" : " − bias"))")
+        print(result.explanation)
+    }
+
+    func printCSV(_ result: AttributionResult) {
+        print((result.dims + ["label", "value"]).joined(separator: ","))
+        for cell in result.values.indices {
+            let index = result.index(of: cell).map(String.init)
+            print((index + [Output.csvField(result.labels[cell]), result.values[cell].map { "\($0)" } ?? ""]).joined(separator: ","))
+        }
+    }
+}
+
+/// The JSON of DESIGN.md: `{dims, labels, values, total, actual}`, with what relates total and
+/// actual (`ln_final_bias`, `remainder`, `explanation`), the request, and the top cells.
+struct AttributionJSON: Encodable {
+    struct Entry: Encodable { let label: String; let index: [Int]; let value: Double }
+    let model: String, by: String, ln: String, direction: String, items: Int
+    let dims: [String], shape: [Int], axisLabels: [[String]], labels: [String]
+    let values: [Double?]
+    let total: Double, actual: Double, lnFinalBias: Double, remainder: Double, explanation: String
+    let top: [Entry]
+
+    init(_ result: AttributionResult, model: String, top count: Int) {
+        self.model = model; by = result.grouping.rawValue; ln = result.normalization.rawValue; direction = result.direction
+        items = result.items; dims = result.dims; shape = result.shape; axisLabels = result.axisLabels; labels = result.labels
+        values = result.values; total = result.total; actual = result.actual; lnFinalBias = result.lnFinalBias
+        remainder = result.remainder; explanation = result.explanation
+        top = result.top(count).map { Entry(label: $0.label, index: $0.index, value: $0.value) }
+    }
+
+    enum CodingKeys: String, CodingKey {
+        case model, by, ln, direction, items, dims, shape, labels, values, total, actual, remainder, explanation, top
+        case axisLabels = "axis_labels", lnFinalBias = "ln_final_bias"
+    }
+}

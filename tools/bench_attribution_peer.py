@@ -1,0 +1,166 @@
+#!/usr/bin/env python3
+"""Benchmark direct logit attribution: TransformerLens (the peer) against `scalpel attribute`.
+
+    python3 tools/bench_attribution_peer.py --scalpel .build/release/scalpel [--model DIR] [--runs 3]
+
+On a GPT-2-small-shaped checkpoint with random weights, made by `scalpel init --config gpt2 -o DIR`
+when DIR has none (12 layers, 12 heads, d_model 768, d_mlp 3072, vocab 50257), and 64 digit prompts
+of 9 tokens with BOS ("s s+1 … s+7" -> " s+8", foil " s+7"), written as a JSON dataset file, it
+times (median of --runs, each a fresh process for Scalpel; model loading included for both):
+
+  TransformerLens 4.x (TransformerBridge on raw weights, CPU, float32, torch.no_grad), one script
+  run of: run_with_cache (64 prompts) + decompose_resid + stack_head_results + logit_attrs of both,
+  and all neurons of layers 9 and 10 (post[-1] / scale · (W_out − mean) · direction on the cache:
+  stack_neuron_results would materialise [layers·d_mlp, 64, d_model], gigabytes);
+  Scalpel: `scalpel attribute --by component`, `--by head`, `--by neuron --layers 9,10`, summed
+  (three processes, three forward passes: a fair upper bound for Scalpel).
+
+Prints medians, ratios Scalpel / TransformerLens (lower is better for Scalpel) and the CPU.
+"""
+
+import argparse
+import json
+import os
+import resource
+import statistics
+import subprocess
+import sys
+import time
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TQDM_DISABLE", "1")
+
+N_PROMPTS = 64
+SEQ = 8
+NEURON_LAYERS = (9, 10)
+
+
+def make_dataset(path, tokenizer):
+    items, clean, answers, foils = [], [], [], []
+    for s in range(1, N_PROMPTS + 1):
+        nums = list(range(s, s + SEQ))
+        prompt = " ".join(map(str, nums))
+        answer, foil = f" {s + SEQ}", f" {nums[-1]}"
+        ids, a, f = tokenizer.encode(prompt), tokenizer.encode(answer), tokenizer.encode(foil)
+        if len(ids) != SEQ or len(a) != 1 or len(f) != 1:
+            raise SystemExit(f"item {s}: expected {SEQ} single-token numbers, got {ids} / {a} / {f}")
+        items.append({"prompt": prompt, "answer": answer, "corrupted_answer": foil})
+        clean.append([tokenizer.eos_token_id] + ids)
+        answers.append(a[0])
+        foils.append(f[0])
+    with open(path, "w") as fh:
+        json.dump({"name": "bench-attribution", "description": "64 digit sequences", "items": items}, fh)
+    return clean, answers, foils
+
+
+def cpu_seconds():
+    """CPU time of this process (all its threads) and of its finished children: on a shared machine
+    wall time mostly measures the neighbours, CPU time the work."""
+    own, children = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
+    return own.ru_utime + own.ru_stime + children.ru_utime + children.ru_stime
+
+
+def median_seconds(fn, runs):
+    """Medians of (wall seconds, CPU seconds) over `runs`, and the wall times."""
+    times, cpu = [], []
+    for _ in range(runs):
+        start, start_cpu = time.perf_counter(), cpu_seconds()
+        fn()
+        times.append(time.perf_counter() - start)
+        cpu.append(cpu_seconds() - start_cpu)
+    return (statistics.median(times), statistics.median(cpu)), times
+
+
+def bench_tl(model_dir, clean, answers, foils, runs):
+    import torch
+    from transformer_lens.model_bridge import TransformerBridge
+
+    bridge = TransformerBridge.boot_transformers(model_dir, device="cpu", dtype=torch.float32)
+    bridge.eval()
+    tokens = torch.tensor(clean)
+    a, f = torch.tensor(answers), torch.tensor(foils)
+    
+    def attribute():
+        with torch.no_grad():
+            _, cache = bridge.run_with_cache(tokens)
+            stack = cache.decompose_resid(layer=-1, pos_slice=-1)
+            components = cache.logit_attrs(stack, a, f, pos_slice=-1).mean(-1)
+            heads = cache.stack_head_results(layer=-1, pos_slice=-1)
+            head_attrs = cache.logit_attrs(heads, a, f, pos_slice=-1).mean(-1)
+            # Neurons: TransformerLens's stack_neuron_results would materialise [layers·d_mlp, 64, d_model]
+            # (GBs); a TransformerLens user writes the product on the cached activations instead.
+            direction = (bridge.W_U[:, a] - bridge.W_U[:, f]) * bridge.ln_final.weight[:, None]  # [d, item]
+            scale = cache["ln_final.hook_scale"][:, -1]  # [item, 1]
+            neurons = []
+            for layer in NEURON_LAYERS:
+                post = cache[f"blocks.{layer}.mlp.hook_post"][:, -1]  # [item, d_mlp]
+                W_out = bridge.blocks[layer].mlp.W_out  # [d_mlp, d]
+                per_neuron = (W_out - W_out.mean(-1, keepdim=True)) @ direction  # [d_mlp, item]
+                neurons.append((post / scale * per_neuron.T).mean(0))
+            return components, head_attrs, neurons
+
+    attribute()  # warm
+    return median_seconds(attribute, runs)
+
+
+def bench_scalpel(binary, model_dir, dataset, runs):
+    out = {}
+    for name, extra in (("component", []), ("head", ["--by", "head"]),
+                        ("neuron", ["--by", "neuron", "--layers", ",".join(map(str, NEURON_LAYERS))])):
+        cmd = [binary, "attribute", "--model", model_dir, "--dataset", dataset, "--format", "json"] + extra
+
+        def run():
+            proc = subprocess.run(cmd, capture_output=True, text=True)
+            if proc.returncode != 0:
+                raise SystemExit(f"{' '.join(cmd)} exited {proc.returncode}: {proc.stderr.strip()[:500]}")
+
+        run()  # warm (page cache)
+        out[name] = median_seconds(run, runs)[0]
+    return out
+
+
+def cpu_model():
+    for line in subprocess.run(["lscpu"], capture_output=True, text=True).stdout.splitlines():
+        if line.startswith("Model name"):
+            return line.split(":", 1)[1].strip()
+    return "unknown"
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--scalpel", required=True, help="the scalpel binary (release build)")
+    parser.add_argument("--model", default="/tmp/scalpel-bench-gpt2-random")
+    parser.add_argument("--runs", type=int, default=3)
+    parser.add_argument("--threads", type=int, default=os.cpu_count())
+    args = parser.parse_args()
+
+    import torch
+    from transformers import GPT2TokenizerFast
+
+    torch.set_num_threads(args.threads)
+    if not os.path.exists(os.path.join(args.model, "model.safetensors")):
+        subprocess.run([args.scalpel, "init", "--config", "gpt2", "-o", args.model], check=True)
+    tokenizer = GPT2TokenizerFast.from_pretrained(args.model)
+    dataset = os.path.join(os.path.dirname(os.path.abspath(args.model)), "bench-attribution.json")
+    clean, answers, foils = make_dataset(dataset, tokenizer)
+
+    print(f"TransformerLens: {args.runs} runs ...", file=sys.stderr, flush=True)
+    tl, tl_runs = bench_tl(args.model, clean, answers, foils, args.runs)
+    print(f"scalpel attribute: {args.runs} runs per grouping ...", file=sys.stderr, flush=True)
+    sc = bench_scalpel(args.scalpel, args.model, dataset, args.runs)
+    total = sum(w for w, _ in sc.values())
+    total_cpu = sum(c for _, c in sc.values())
+    tl, tl_cpu = tl
+    print(f"CPU: {cpu_model()}, {os.cpu_count()} cores; torch threads {torch.get_num_threads()}; {N_PROMPTS} prompts of {SEQ + 1} tokens")
+    print(f"TransformerLens run_with_cache + decompose_resid + stack_head_results + logit_attrs + neurons of L9,10: "
+          f"median {tl:.3f} s (runs {', '.join(f'{t:.3f}' for t in tl_runs)}; model loaded once, not timed)")
+    print(f"  CPU time (all threads) median {tl_cpu:.3f} s")
+    for name, (seconds, cpu) in sc.items():
+        print(f"scalpel attribute --by {name}: median {seconds:.3f} s wall, {cpu:.3f} s CPU (a whole process, model loading included)")
+    print(f"scalpel, the three together: {total:.3f} s wall, {total_cpu:.3f} s CPU; "
+          f"ratio scalpel / TransformerLens = {total / tl:.2f} wall, {total_cpu / tl_cpu:.2f} CPU")
+    print(f"load average while measuring: {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores")
+
+
+if __name__ == "__main__":
+    main()
