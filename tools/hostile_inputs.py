@@ -1377,6 +1377,39 @@ def memory_cases(assets: Assets) -> tuple[list[Case], Fuzzer]:
     return cases, None
 
 
+def shard_cases(assets: Assets) -> tuple[list[Case], Fuzzer]:
+    """--shard K/N out of range or not numbers; merges of parts that are not one run (cheap: two layers)."""
+    cat = "shard"
+    patch = ["patch", "--model", str(assets.bundled), "--dataset", "months", "--target", "z", "--layers", "0-1"]
+
+    def parts(*specs: tuple[str, list[str]]):
+        def setup(work: Path) -> None:
+            for name, extra in specs:
+                subprocess.run([assets.binary, *patch, *extra, "-o", name], cwd=work, check=True, capture_output=True)
+        return setup
+
+    cases = [Case(cat, f"shard-{bad}", patch + ["--shard", bad, "-o", "p.h5"], mentions=(bad, "K/N"))
+             for bad in ["0/3", "4/3", "1/0", "x/3", "1/y", "3", "1/2/3", "-1/3", "", "99999999999999999999/3"]]
+    cases += [
+        Case(cat, "trace-shard-0", ["trace", "--model", str(assets.bundled), "--dataset", "months", "--hooks", "hook_embed",
+                                    "--shard", "0/2", "-o", "t.h5"], mentions=("0/2",)),
+        Case(cat, "lens-shard-no-output", ["lens", "--model", str(assets.bundled), "--dataset", "months", "--shard", "1/2"], mentions=("-o",)),
+        Case(cat, "merge-missing", ["merge", "p1.h5", "-o", "m.h5"], parts(("p1.h5", ["--shard", "1/2"])), mentions=("missing shard 2/2",)),
+        Case(cat, "merge-repeated", ["merge", "p1.h5", "p1.h5", "p2.h5", "-o", "m.h5"],
+             parts(("p1.h5", ["--shard", "1/2"]), ("p2.h5", ["--shard", "2/2"])), mentions=("more than once",)),
+        Case(cat, "merge-other-n", ["merge", "p1.h5", "q2.h5", "-o", "m.h5"],
+             parts(("p1.h5", ["--shard", "1/2"]), ("q2.h5", ["--shard", "2/3"])), mentions=("number of shards",)),
+        Case(cat, "merge-other-run", ["merge", "p1.h5", "r2.h5", "-o", "m.h5"],
+             parts(("p1.h5", ["--shard", "1/2"]), ("r2.h5", ["--metric", "prob", "--shard", "2/2"])), mentions=("run parameters",)),
+        Case(cat, "merge-not-partial", ["merge", "p1.h5", "w.h5", "-o", "m.h5"],
+             parts(("p1.h5", ["--shard", "1/2"]), ("w.h5", [])), mentions=("not a partial file",)),
+        Case(cat, "merge-not-hdf5", ["merge", "p1.h5", "x.h5", "-o", "m.h5"],
+             lambda w: (parts(("p1.h5", ["--shard", "1/2"]))(w), write(w / "x.h5", "not hdf5")), mentions=("x.h5",)),
+        Case(cat, "merge-nothing", ["merge", "-o", "m.h5"], mentions=("partial files",)),
+    ]
+    return cases, None
+
+
 CATEGORIES: dict[str, Callable[[Assets], tuple[list[Case], Fuzzer]]] = {
     "checkpoints": checkpoint_cases,
     "configs": config_cases,
@@ -1392,6 +1425,7 @@ CATEGORIES: dict[str, Callable[[Assets], tuple[list[Case], Fuzzer]]] = {
     "file-size": file_size_cases,
     "non-regular": non_regular_cases,
     "low-memory": memory_cases,
+    "shard_cases": shard_cases,
 }
 
 

@@ -35,9 +35,11 @@ struct Lens: ParsableCommand {
     @Option(name: .shortAndLong, help: "Also write the results to this .h5 file.") var output: String?
     @Option(help: "Also draw the logit-lens picture to this .svg file.") var plot: String?
     @Flag(help: "Overwrite existing output files.") var force = false
+    @OptionGroup var sharding: ShardOption
 
     func validate() throws {
         try FlagCheck.count(topK, "--top-k", in: 1...1_000)
+        try sharding.requireOutput(output)
     }
 
     func run() throws {
@@ -45,7 +47,11 @@ struct Lens: ParsableCommand {
         let plotTarget = try plot.map { try OutputTarget($0, overwrite: force) }
         try OutputTarget.checkDistinct([outputTarget, plotTarget].compactMap { $0 })
         let (model, plan) = try modelOptions.loadWithPlan()
-        let items = try promptOptions.items()
+        let allItems = try promptOptions.items()
+        sharding.hint(work: allItems.count, unit: "prompts", limit: ShardAdvice.promptsAbove, output: output)
+        // --shard K/N: batches b of prompts with b mod N = K − 1 (the lens's batches: the same bits as one run).
+        let block = LogitLens().batchSize
+        let items = sharding.value.map { $0.indices(of: allItems.count, block: block).map { allItems[$0] } } ?? allItems
         let targetID = try target.map { try model.answerID($0) }
         let foilID = try foil.map { try model.answerID($0) }
         let inputs = try items.map { item in
@@ -64,7 +70,8 @@ struct Lens: ParsableCommand {
         try OutputTarget.together {
             if let outputTarget {
                 try LensFile.write(result, prompts: PromptsGroup(items: items, tokens: inputs.map(\.tokens), tokenText: model.tokenText),
-                                   to: outputTarget, attributes: try provenanceAttributes(model: model, plan: plan))
+                                   to: outputTarget, attributes: try provenanceAttributes(model: model, plan: plan),
+                                   shard: sharding.run(block: block), wholeRun: allItems.count)
             }
             if let plotTarget {
                 try plotTarget.write(Data(LensPlot.svg(result, title: "Logit lens · \(model.name)", tokenText: model.tokenText).utf8))
@@ -140,6 +147,7 @@ struct Trace: ParsableCommand {
     @Flag(help: "Compress with gzip.") var gzip = false
     @Option(parsing: .unconditional, help: "Prompts per forward pass.") var batchSize = 16
     @Flag(help: "Overwrite an existing output file.") var force = false
+    @OptionGroup var sharding: ShardOption
 
     func validate() throws {
         try FlagCheck.count(batchSize, "--batch-size", in: 1...4_096)
@@ -148,12 +156,19 @@ struct Trace: ParsableCommand {
     func run() throws {
         let destination = try OutputTarget(output, overwrite: force)
         let (model, plan) = try modelOptions.loadWithPlan()
-        let trace = ActivationTrace(hooks: try HookFilter(list: hooks), batchSize: batchSize)
+        var trace = ActivationTrace(hooks: try HookFilter(list: hooks), batchSize: batchSize)
         let points = try trace.hooks.resolve(in: model)
-        let items = try promptOptions.items()
-        let prompts = try items.map { try model.encode(prompt: $0.prompt, prependBOS: bos.prependBOS) }
+        let allItems = try promptOptions.items()
+        sharding.hint(work: allItems.count, unit: "prompts", limit: ShardAdvice.promptsAbove, output: output)
+        let allPrompts = try allItems.map { try model.encode(prompt: $0.prompt, prependBOS: bos.prependBOS) }
+        // --shard K/N: batches b of prompts with b mod N = K − 1, padded to the whole dataset's longest prompt.
+        let selected = sharding.value?.indices(of: allItems.count, block: batchSize) ?? Array(allItems.indices)
+        let items = selected.map { allItems[$0] }, prompts = selected.map { allPrompts[$0] }
+        trace.padLength = allPrompts.map(\.count).max()
         var file = ActivationFile(gzip: gzip ? 4 : nil)
         file.attributes = try provenanceAttributes(model: model, plan: plan)
+        file.shard = sharding.run(block: batchSize)
+        file.wholeRun = allItems.count
         let progress = ProgressBar(total: prompts.count, label: "trace")
         try file.write(prompts: PromptsGroup(items: items, tokens: prompts, tokenText: model.tokenText), to: destination) { append in
             try trace.run(model, prompts: prompts) { batch in

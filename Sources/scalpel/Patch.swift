@@ -29,11 +29,13 @@ struct Patch: ParsableCommand {
     @Option(name: .shortAndLong, help: "Also write the results to this .h5 file.") var output: String?
     @Option(help: "Also draw the results to this .svg file.") var plot: String?
     @Flag(help: "Overwrite existing output files.") var force = false
+    @OptionGroup var sharding: ShardOption
 
     func validate() throws {
         try FlagCheck.count(top, "--top", in: 1...100_000)
         _ = try PatchRequest.targets(target)
         _ = try layers.map(PatchRequest.layers)
+        try sharding.requireOutput(output)
     }
 
     func run() throws {
@@ -44,7 +46,7 @@ struct Patch: ParsableCommand {
         let dataset = PromptDataset(name: promptOptions.dataset ?? promptOptions.prompts ?? "prompt", description: "", items: try promptOptions.items())
         let items = try ContrastItems(dataset: dataset, model: model, prependBOS: bos.prependBOS)
         let (targets, name) = try PatchRequest.targets(target)
-        let sweeps = try targets.map { target -> PatchSweep in
+        var sweeps = try targets.map { target -> PatchSweep in
             var sweep = PatchSweep(target: target, byPosition: byPosition, layers: try layers.map(PatchRequest.layers),
                                    direction: direction, metric: metric)
             sweep.strategy = plain ? .plain : .packed
@@ -52,6 +54,14 @@ struct Patch: ParsableCommand {
             return sweep
         }
         try PatchRequest.checkSameGrid(sweeps)
+        // --shard K/N: this part's batches (or cells, --plain) of the whole stacked grid.
+        let perSweep = sweeps[0].cellCount(model, items: items)
+        for t in sweeps.indices {
+            sweeps[t].shard = sharding.value
+            sweeps[t].shardOffset = t * (plain ? perSweep : sweeps[t].layers?.count ?? model.blocks.count)
+        }
+        sharding.hint(work: sweeps.count * perSweep * items.items.count, unit: "patched runs of one item (cells × items)",
+                      limit: ShardAdvice.patchRunsAbove, output: output)
         let progress = ProgressBar(total: sweeps.count * (sweeps[0].layers?.count ?? model.blocks.count), label: "patch")
         var results: [PatchResult] = []
         for sweep in sweeps {
@@ -65,7 +75,7 @@ struct Patch: ParsableCommand {
             if let outputTarget {
                 try PatchFile.write(result, prompts: PromptsGroup(items: dataset.items, tokens: items.items.map { $0.clean }, tokenText: model.tokenText),
                                     corruptedTokens: items.items.map { $0.corrupted }, to: outputTarget,
-                                    attributes: try provenanceAttributes(model: model, plan: plan))
+                                    attributes: try provenanceAttributes(model: model, plan: plan), shard: sharding.run())
             }
             if let plotTarget {
                 try plotTarget.write(Data(PatchPlot.svg(result, positionTokens: tokens, title: "Patching · \(model.name)").utf8))

@@ -6,6 +6,9 @@ import Foundation
 public struct ActivationTrace {
     public var hooks: HookFilter
     public var batchSize: Int
+    /// The positions rows are padded to; nil for the longest prompt's length. A shard of a trace
+    /// (`--shard K/N`) pads to the whole dataset's longest prompt, as the unsharded run does.
+    public var padLength: Int?
 
     public init(hooks: HookFilter, batchSize: Int = 16) {
         self.hooks = hooks
@@ -29,7 +32,7 @@ public struct ActivationTrace {
     /// Runs `prompts` through `model` in batches of `batchSize`, in order.
     public func run(_ model: Model, prompts: [[Int]], _ consume: (Batch) throws -> Void) throws {
         let points = try hooks.resolve(in: model)
-        let maxLength = prompts.map(\.count).max() ?? 0
+        let maxLength = max(padLength ?? 0, prompts.map(\.count).max() ?? 0)
         var rowShapes: [HookPoint: [Int]] = [:]
         for point in points { rowShapes[point] = point.shape(positions: maxLength, in: model) }
         for start in stride(from: 0, to: prompts.count, by: batchSize) {

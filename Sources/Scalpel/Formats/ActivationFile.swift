@@ -16,30 +16,51 @@ public struct ActivationFile {
         self.gzip = gzip
     }
 
+    /// One shard's part of a trace (`--shard K/N`) and the number of prompts of the whole run: the
+    /// file is then a partial file (`PartialFile`) holding the shard's prompts.
+    public var shard: ShardRun?
+    public var wholeRun = 0
+
     /// Writes the prompts, then lets `fill` append batches; the file appears at `target` only when
     /// `fill` returns, so a failed run leaves nothing behind.
     public func write(prompts: PromptsGroup, to target: OutputTarget,
                       _ fill: (_ append: (ActivationTrace.Batch) throws -> Void) throws -> Void) throws {
-        try ScalpelFile.write(to: target, format: "scalpel-activations", attributes: attributes) { root in
+        try writeRows(prompts: prompts, to: target) { appendRow in
+            try withoutActuallyEscaping(appendRow) { appendRow in
+                try fill { batch in
+                    for point in batch.points {
+                        guard let values = batch.cache[point], let rowShape = batch.rowShapes[point] else { continue }
+                        for tensor in values { try appendRow(point, rowShape, Self.padded(tensor, rowShape: rowShape, tokenwise: point.isTokenwise)) }
+                    }
+                }
+            }
+        }
+    }
+
+    /// Writes the prompts, then lets `fill` append rows: one prompt's activation at a hook point,
+    /// already padded to `rowShape` ([1] + rowShape), prompts in order for each hook point.
+    func writeRows(prompts: PromptsGroup, to target: OutputTarget,
+                   _ fill: (_ append: (HookPoint, [Int], Tensor) throws -> Void) throws -> Void) throws {
+        let mark = try shard.map {
+            try PartialFile.Mark(kind: .trace, run: $0, total: wholeRun, indices: $0.shard.indices(of: wholeRun, block: $0.block), attributes: attributes,
+                                 payload: TracePayload(prompts: PromptsPayload(prompts), gzip: gzip))
+        }
+        try ScalpelFile.write(to: target, format: "scalpel-activations", attributes: attributes, partial: mark) { root in
             try prompts.write(root)
             let group = try root.createGroup("activations")
             var datasets: [HookPoint: HDF5Dataset] = [:]
-            try fill { batch in
-                for point in batch.points {
-                    guard let values = batch.cache[point], let rowShape = batch.rowShapes[point] else { continue }
-                    if datasets[point] == nil {
-                        let dims = ["prompt"] + point.dims.map(\.rawValue)
-                        let dataset = try group.createAppendable(point.name, .float32, rowShape: rowShape, dims: dims, gzip: gzip)
-                        try dataset.setAttribute("padding", "NaN at positions past prompts/lengths")
-                        datasets[point] = dataset
-                    }
-                    for tensor in values { try datasets[point]?.append(Self.padded(tensor, rowShape: rowShape, tokenwise: point.isTokenwise)) }
+            try fill { point, rowShape, row in
+                if datasets[point] == nil {
+                    let dims = ["prompt"] + point.dims.map(\.rawValue)
+                    let dataset = try group.createAppendable(point.name, .float32, rowShape: rowShape, dims: dims, gzip: gzip)
+                    try dataset.setAttribute("padding", "NaN at positions past prompts/lengths")
+                    datasets[point] = dataset
                 }
+                try datasets[point]?.append(row)
             }
             try root.attachDimensionScales(to: ["prompts", "activations"])
         }
     }
-
     /// One prompt's activation padded with NaN to the file's row shape.
     static func padded(_ tensor: Tensor, rowShape: [Int], tokenwise: Bool) -> Tensor {
         let row = [1] + rowShape

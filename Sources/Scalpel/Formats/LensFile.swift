@@ -6,13 +6,18 @@ import Foundation
 /// different numbers of selected positions. Labelled dimensions are netCDF-4 dimensions.
 public enum LensFile {
     public static func write(_ result: LensResult, prompts promptsGroup: PromptsGroup, to target: OutputTarget,
-                             attributes: [String: String]) throws {
+                             attributes: [String: String], shard: ShardRun? = nil, wholeRun: Int = 0) throws {
         let prompts = result.prompts
         let rows = result.rows.count
         let width = prompts.map(\.positions.count).max() ?? 0
         let k = prompts.first?.cells.first?.first?.top.count ?? 0
         let hasTarget = prompts.contains { $0.target != nil }
-        try ScalpelFile.write(to: target, format: "scalpel-activations", attributes: attributes) { root in
+        // One shard's part (`--shard K/N`, the shard's prompts of `wholeRun`): the exact result, for `merge`.
+        let mark = try shard.map {
+            try PartialFile.Mark(kind: .lens, run: $0, total: wholeRun, indices: $0.shard.indices(of: wholeRun, block: $0.block), attributes: attributes,
+                                 payload: LensPayload(prompts: PromptsPayload(promptsGroup), result: result))
+        }
+        try ScalpelFile.write(to: target, format: "scalpel-activations", attributes: attributes, partial: mark) { root in
             try promptsGroup.write(root)
             let lens = try root.createGroup("lens")
             try lens.setAttribute("normalization", result.normalization.rawValue)

@@ -7,8 +7,18 @@ public enum PatchFile {
     /// `prompts`: the clean prompts with their answers, corrupted prompts and foils; the corrupted
     /// prompts' tokens are added as `prompts/corrupted_tokens`.
     public static func write(_ result: PatchResult, prompts: PromptsGroup, corruptedTokens: [[Int]], to target: OutputTarget,
-                             attributes: [String: String]) throws {
-        try ScalpelFile.write(to: target, format: "scalpel-patch", attributes: attributes) { root in
+                             attributes: [String: String], shard: ShardRun? = nil) throws {
+        // One shard's part (`--shard K/N`): the raw metric of the cells it computed, bit for bit, for `merge`.
+        let mark = try shard.map { run -> PartialFile.Mark in
+            let indices = result.raw.indices.filter { result.raw[$0] != nil }
+            let payload = PatchPayload(target: result.target, direction: result.direction.rawValue, metric: result.metric.rawValue,
+                                       dims: result.dims, shape: result.shape, axisLabels: result.axisLabels,
+                                       clean: result.clean.bitPattern, corrupted: result.corrupted.bitPattern,
+                                       raw: indices.map { result.raw[$0]!.bitPattern },
+                                       prompts: PromptsPayload(prompts), corruptedTokens: corruptedTokens)
+            return try PartialFile.Mark(kind: .patch, run: run, total: result.raw.count, indices: indices, attributes: attributes, payload: payload)
+        }
+        try ScalpelFile.write(to: target, format: "scalpel-patch", attributes: attributes, partial: mark) { root in
             try prompts.write(root)
             let group = try root.group("prompts")
             let width = corruptedTokens.map(\.count).max() ?? 0

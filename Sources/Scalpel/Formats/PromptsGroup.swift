@@ -18,6 +18,10 @@ public struct PromptsGroup {
         tokenStrings = tokens.map { $0.map(tokenText) }
     }
 
+    init(items: [PromptItem], tokens: [[Int]], tokenStrings: [[String]]) {
+        self.items = items; self.tokens = tokens; self.tokenStrings = tokenStrings
+    }
+
     func write(_ root: HDF5Group) throws {
         let group = try root.createGroup("prompts")
         let count = tokens.count, maxLength = tokens.map(\.count).max() ?? 0

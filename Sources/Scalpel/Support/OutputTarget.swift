@@ -105,6 +105,7 @@ public struct OutputTarget: Sendable, Hashable {
         let temporary = try makeTemporary()
         do {
             let result = try body(URL(fileURLWithPath: temporary))
+            Self.holdForTests()
             if kind == .folder { try writeMarker(in: temporary) }
             try Staging.shared.finish(StagedOutput(target: self, temporary: temporary))
             return result
@@ -112,6 +113,13 @@ public struct OutputTarget: Sendable, Hashable {
             Staging.shared.discard(temporary)
             throw Self.reported(error, writing: temporary, for: path)
         }
+    }
+
+    /// `SCALPEL_TEST_HOLD_OUTPUT=SECONDS` keeps a finished temporary file that long before it is
+    /// put in place, so that tests (tools/run_shards.py) can interrupt a command while it writes.
+    static func holdForTests() {
+        guard let text = ProcessInfo.processInfo.environment["SCALPEL_TEST_HOLD_OUTPUT"], let seconds = Double(text), seconds > 0 else { return }
+        Thread.sleep(forTimeInterval: min(seconds, 60))
     }
 
     /// Writes `data` (see `write(_:)`).

@@ -26,6 +26,13 @@ public struct PatchSweep: Sendable {
     public var direction = PatchDirection.denoise
     public var metric = CausalMetric.logitDiff
     public var strategy = Strategy.packed
+    /// Compute only this shard's share (`--shard K/N`); the other cells stay nil in the result. The
+    /// units dealt out are the packed batches (plain: the cells), so that every cell is computed in
+    /// the same batch as in the unsharded run, bit for bit: batch j of the l-th swept layer belongs
+    /// to unit `shardOffset + l + j` (the rotation spreads layers of one batch over the shards).
+    public var shard: Shard?
+    /// Where this sweep's units start (the layers of earlier sweeps stacked in one grid).
+    public var shardOffset = 0
     /// Bounds memory: rows computed per packed batch (a row is one position of one prompt).
     public var rowsPerBatch = 4096
 
@@ -53,14 +60,24 @@ public struct PatchSweep: Sendable {
         for (done, layer) in grid.layers.enumerated() {
             let cells = grid.cells(layer: layer)
             switch strategy {
-            case .plain: for (cell, unit) in cells { raw[cell] = try runs.plain(unit) }
-            case .packed: for (cell, value) in try runs.packed(cells, layer: layer) { raw[cell] = value }
+            case .plain:
+                for (cell, unit) in cells where shard?.contains(shardOffset + cell) ?? true { raw[cell] = try runs.plain(unit) }
+            case .packed:
+                let keep = { (batch: Int) in self.shard?.contains(self.shardOffset + done + batch) ?? true }
+                for (cell, value) in try runs.packed(cells, layer: layer, keep: keep) { raw[cell] = value }
             }
             progress?(done + 1, grid.layers.count)
         }
         return PatchResult(target: target.rawValue, direction: direction, metric: metric, dims: grid.dims, shape: grid.shape,
                            raw: raw, clean: runs.cleanMetric, corrupted: runs.corruptedMetric,
                            labels: grid.labels, axisLabels: grid.axisLabels)
+    }
+}
+
+extension PatchSweep {
+    /// The number of cells of the sweep's grid on `model` (before any work).
+    public func cellCount(_ model: Model, items: ContrastItems) -> Int {
+        Grid(sweep: self, model: model, items: items.items).cellCount
     }
 }
 
@@ -180,7 +197,9 @@ struct Runs {
     }
 
     /// Every cell of one layer, packed: a variant is one cell's patch applied to every item.
-    func packed(_ cells: [(cell: Int, unit: PatchUnit)], layer: Int) throws -> [(Int, Double)] {
+    /// `keep(j)`: whether to run the layer's j-th packed batch (a shard runs its own); cells whose
+    /// patch changes nothing are reported whatever `keep` says.
+    func packed(_ cells: [(cell: Int, unit: PatchUnit)], layer: Int, keep: (Int) -> Bool = { _ in true }) throws -> [(Int, Double)] {
         let hook = sweep.target.hook(layer)
         let baseActs = try items.indices.map { try activation(base, hook, item: $0) }
         let sourceActs = try items.indices.map { try activation(source, hook, item: $0) }
@@ -197,11 +216,13 @@ struct Runs {
             // An item the patch leaves alone still needs its last position for the metric.
             pending.append((cell, unit, items.indices.map { min(firsts[$0] ?? items[$0].length - 1, items[$0].length - 1) }))
         }
-        var batch: [(cell: Int, unit: PatchUnit, first: [Int])] = [], rows = 0
+        var batch: [(cell: Int, unit: PatchUnit, first: [Int])] = [], rows = 0, batches = 0
         func flush() throws {
             guard !batch.isEmpty else { return }
-            results += try runBatch(batch, hook: hook, layer: layer, baseActs: baseActs, sourceActs: sourceActs, starts: starts)
-            batch = []; rows = 0
+            if keep(batches) {
+                results += try runBatch(batch, hook: hook, layer: layer, baseActs: baseActs, sourceActs: sourceActs, starts: starts)
+            }
+            batch = []; rows = 0; batches += 1
         }
         for variant in pending {
             let variantRows = items.indices.reduce(0) { $0 + items[$1].length - variant.first[$1] }
