@@ -100,17 +100,17 @@ def main():
             (f"1 prompt x {args.tokens} tokens", "single_prompt_median_seconds", None, 0.4),
             (f"{args.batch} x {args.tokens} tokens", "batch_median_seconds", None, 0.85)]
     print(f"checkpoint: {args.model}  (PyTorch {peer['torch']}, {peer['threads']} threads; "
-          f"Scalpel's OpenBLAS kernels: {ours['openBLASCore']})")
+          f"Scalpel's OpenBLAS kernels: {ours['openblas_core']})")
     print(f"{'measure':28} {'Scalpel':>11} {'PyTorch':>11} {'ratio':>7}  target")
     for label, key, absolute, ratio_target in rows:
         ratio = ours[key] / peer[key]
         target = f"< {absolute} s" if absolute else f"ratio <= {ratio_target}"
         print(f"{label:28} {ours[key] * 1000:9.2f}ms {peer[key] * 1000:9.2f}ms {ratio:7.3f}  {target}")
     if ours.get("lens_median_seconds"):
-        lens = bench_pytorch_lens(peer["model"], args.model, ours["lensPrompts"], args.batch_runs)
+        lens = bench_pytorch_lens(peer["model"], args.model, ours["lens_prompts"], args.batch_runs)
         ratio = ours["lens_median_seconds"] / lens
         print(f"{'logit lens, 64 prompts':28} {ours['lens_median_seconds'] * 1000:9.2f}ms {lens * 1000:9.2f}ms {ratio:7.3f}  ratio <= 0.2")
-    print(f"Scalpel peak resident memory: {ours['peakResidentMB']:.0f} MB")
+    print(f"Scalpel peak resident memory: {ours['peak_resident_mb']:.0f} MB")
 
 
 if __name__ == "__main__":
