@@ -38,7 +38,7 @@ struct Heads: ParsableCommand {
 
     // --copy-scores
     @Flag(name: .customLong("copy-scores"), help: "OV copy and next scores of every head (needs --dataset or --prompts with answers).") var copyScores = false
-    @Option(help: "--copy-scores: 1, or -1 for negative heads.") var sign: Int = 1
+    @Option(parsing: .unconditional, help: "--copy-scores: 1, or -1 for negative heads.") var sign: Int = 1
     @Option(help: "--copy-scores: heads whose top-5 table to print, e.g. 9.1,4.4.") var heads: String?
 
     // --writing

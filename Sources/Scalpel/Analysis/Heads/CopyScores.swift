@@ -148,20 +148,28 @@ public struct CopyScores: Sendable {
                 let start = c * chunk, width = min(chunk, vocab - start)
                 // U = A · W_U[start..<start+width]ᵀ [d_head, width]
                 Kernels.matmul(a.pointer, unembed + start * d, bias: nil, into: u, m: dh, k: d, n: width, transposeB: true, path: .sgemm)
-                Kernels.matmul(q.pointer, u, bias: nil, into: logits, m: n, k: dh, n: width, path: .sgemm)
+                // logits = Q · U + β · W_Uᵀ (the GEMM starts from the bias row)
+                Kernels.matmul(q.pointer, u, bias: bias + start, into: logits, m: n, k: dh, n: width, path: .sgemm)
                 let values = bestValues + c * n * k, ids = bestIDs + c * n * k
                 for i in 0..<n {
                     let row = logits + i * width, vals = values + i * k, idx = ids + i * k
                     var threshold = vals[k - 1]
-                    for j in 0..<width {
-                        let value = row[j] + bias[start + j]
-                        if value > threshold {
-                            var slot = k - 1
-                            while slot > 0 && vals[slot - 1] < value { vals[slot] = vals[slot - 1]; idx[slot] = idx[slot - 1]; slot -= 1 }
-                            vals[slot] = value; idx[slot] = start + j
-                            threshold = vals[k - 1]
-                        }
+                    func consider(_ j: Int) {
+                        let value = row[j]
+                        guard value > threshold else { return }
+                        var slot = k - 1
+                        while slot > 0 && vals[slot - 1] < value { vals[slot] = vals[slot - 1]; idx[slot] = idx[slot - 1]; slot -= 1 }
+                        vals[slot] = value; idx[slot] = start + j
+                        threshold = vals[k - 1]
                     }
+                    // Sixteen logits at a time against the current k-th best: most blocks hold none above it.
+                    var j = 0
+                    while j + 16 <= width {
+                        let block = UnsafeRawPointer(row + j).loadUnaligned(as: SIMD16<Float>.self)
+                        if any(block .> SIMD16<Float>(repeating: threshold)) { for jj in j..<(j + 16) { consider(jj) } }
+                        j += 16
+                    }
+                    while j < width { consider(j); j += 1 }
                 }
             }
         }

@@ -134,6 +134,9 @@ public struct HeadDetection: Sendable {
 
     /// Scores of every head of `model` on token-id prompts (BOS included when wanted).
     public func run(_ model: Model, prompts: [[Int]]) throws -> HeadGrid {
+        for (index, prompt) in prompts.enumerated() where prompt.count > model.config.nPositions {
+            throw RunError.promptTooLong(index: index, length: prompt.count, limit: model.config.nPositions)
+        }
         try check(prompts)
         let layers = model.blocks.indices.filter { model.blocks[$0].attention != nil }
         var grid = HeadGrid(model: model)
