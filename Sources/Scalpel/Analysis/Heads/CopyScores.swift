@@ -12,7 +12,8 @@ import Foundation
 /// with each row's mean taken off, so logits = (sign / σ_t) · v_t · U_h + β · W_Uᵀ where
 /// U_h = (W̄_O ⊙ w) · W_Uᵀ [d_head, vocab]. Per head that is d_head·d_model·vocab + n·d_head·vocab
 /// multiply-adds instead of n·d_model·vocab; the vocabulary is walked in chunks (each core its own),
-/// and the top k of each row are kept by partial selection, never sorting a row.
+/// and the top k of each row are kept by partial selection, never sorting a row. U of all the heads
+/// of a layer is one product per vocabulary chunk (W_U is packed once per layer, not per head).
 public struct CopyScores: Sendable {
     public var sign: Float
     public var k: Int
@@ -81,10 +82,11 @@ public struct CopyScores: Sendable {
             var values = Tensor(zeros: [n, d])
             let wV = attention.qkvWeight.columns((2 * d)..<(3 * d))
             Kernels.matmul(x.pointer, wV.pointer, bias: attention.qkvBias.pointer + 2 * d, into: values.mutablePointer, m: n, k: d, n: d, path: .sgemm)
+            let tops = topTokens(model, values: values, nHead: attention.nHead, wO: (0..<attention.nHead).map { attention.outputWeight(head: $0) },
+                                 biasLogits: biasLogits)
             for head in 0..<attention.nHead {
                 let index = HeadIndex(layer: layer, head: head)
-                let v = values.columns((head * dh)..<((head + 1) * dh))
-                let top = topTokens(model, v: v, wO: attention.outputWeight(head: head), biasLogits: biasLogits)
+                let top = tops[head]
                 var copyHits = 0, nextHits = 0
                 for (i, row) in rows.enumerated() {
                     let ids = top[(i * k)..<((i + 1) * k)]
@@ -101,93 +103,105 @@ public struct CopyScores: Sendable {
         return Result(copy: copy, next: next, positions: n, rows: rows, tables: tables, sign: sign, k: k)
     }
 
-    /// The top-k token ids of logits = LN_final(sign · v · W_O) · W_Uᵀ for every row of v [n, d_head],
-    /// row-major [n, k], best first.
-    func topTokens(_ model: Model, v: Tensor, wO: Tensor, biasLogits: Tensor) -> [Int] {
-        let n = v.shape[0], dh = v.shape[1], d = model.dModel, vocab = model.vocabSize
+    /// The top-k token ids of logits = LN_final(sign · v_h · W_O[h]) · W_Uᵀ for every head h of a layer
+    /// and every row of v_h (columns h·d_head… of `values` [n, d_model]), per head row-major [n, k],
+    /// best first. The vocabulary is walked once per layer: U = (W̄_O[h] ⊙ w)·W_Uᵀ for all heads of the
+    /// layer is one product per chunk.
+    func topTokens(_ model: Model, values: Tensor, nHead: Int, wO: [Tensor], biasLogits: Tensor) -> [[Int]] {
+        let n = values.shape[0], d = model.dModel, vocab = model.vocabSize, dh = d / nHead
         let eps = model.config.layerNormEpsilon
-        // W̄_O: each row's mean removed; o − mean(o) = sign · v · W̄_O.
-        var centred = wO
-        centred.withMutableBuffer { b in
-            for i in 0..<dh {
-                var mean: Float = 0
-                for c in 0..<d { mean += b[i * d + c] }
-                mean /= Float(d)
-                for c in 0..<d { b[i * d + c] -= mean }
+        var a = Tensor(zeros: [nHead * dh, d])   // (W̄_O[h] ⊙ w) stacked over heads
+        var qs: [Tensor] = []
+        for head in 0..<nHead {
+            let v = values.columns((head * dh)..<((head + 1) * dh))
+            // W̄_O: each row's mean removed; o − mean(o) = sign · v · W̄_O.
+            var centred = wO[head]
+            centred.withMutableBuffer { b in
+                for i in 0..<dh {
+                    var mean: Float = 0
+                    for c in 0..<d { mean += b[i * d + c] }
+                    mean /= Float(d)
+                    for c in 0..<d { b[i * d + c] -= mean }
+                }
             }
-        }
-        var oc = Tensor(zeros: [n, d])
-        Kernels.matmul(v.pointer, centred.pointer, bias: nil, into: oc.mutablePointer, m: n, k: dh, n: d)
-        // q_t = (sign / σ_t) · v_t
-        var q = v
-        q.withMutableBuffer { b in
-            for i in 0..<n {
-                var sumSquares: Float = 0
-                for c in 0..<d { let value = oc.pointer[i * d + c]; sumSquares += value * value }
-                let scale = sign / (sumSquares / Float(d) + eps).squareRoot()
-                for j in 0..<dh { b[i * dh + j] *= scale }
+            var oc = Tensor(zeros: [n, d])
+            Kernels.matmul(v.pointer, centred.pointer, bias: nil, into: oc.mutablePointer, m: n, k: dh, n: d)
+            // q_t = (sign / σ_t) · v_t
+            var q = v
+            q.withMutableBuffer { b in
+                for i in 0..<n {
+                    var sumSquares: Float = 0
+                    for c in 0..<d { let value = oc.pointer[i * d + c]; sumSquares += value * value }
+                    let scale = sign / (sumSquares / Float(d) + eps).squareRoot()
+                    for j in 0..<dh { b[i * dh + j] *= scale }
+                }
             }
+            qs.append(q)
+            let w = model.lnFinal.weight.pointer, dst = a.mutablePointer + head * dh * d
+            for i in 0..<dh { for c in 0..<d { dst[i * d + c] = centred.pointer[i * d + c] * w[c] } }
         }
-        // (W̄_O ⊙ w) [d_head, d]
-        var a = centred
-        a.withMutableBuffer { b in for i in 0..<dh { for c in 0..<d { b[i * d + c] *= model.lnFinal.weight.pointer[c] } } }
 
         let chunk = 2048, chunks = (vocab + chunk - 1) / chunk
-        let k = self.k
-        let bestValues = UnsafeMutablePointer<Float>.allocate(capacity: chunks * n * k)
-        let bestIDs = UnsafeMutablePointer<Int>.allocate(capacity: chunks * n * k)
+        let k = self.k, slots = nHead * chunks * n * k
+        let bestValues = UnsafeMutablePointer<Float>.allocate(capacity: slots)
+        let bestIDs = UnsafeMutablePointer<Int>.allocate(capacity: slots)
         defer { bestValues.deallocate(); bestIDs.deallocate() }
-        bestValues.initialize(repeating: -.infinity, count: chunks * n * k)
-        bestIDs.initialize(repeating: -1, count: chunks * n * k)
+        bestValues.initialize(repeating: -.infinity, count: slots)
+        bestIDs.initialize(repeating: -1, count: slots)
         let unembed = model.unembed.pointer, bias = biasLogits.pointer
-        Parallel.ranges(chunks, cost: n * dh * vocab) { range in
-            let u = UnsafeMutablePointer<Float>.allocate(capacity: dh * chunk)
+        Parallel.ranges(chunks, cost: n * d * vocab) { range in
+            let u = UnsafeMutablePointer<Float>.allocate(capacity: nHead * dh * chunk)
             let logits = UnsafeMutablePointer<Float>.allocate(capacity: n * chunk)
             defer { u.deallocate(); logits.deallocate() }
             for c in range {
                 let start = c * chunk, width = min(chunk, vocab - start)
-                // U = A · W_U[start..<start+width]ᵀ [d_head, width]
-                Kernels.matmul(a.pointer, unembed + start * d, bias: nil, into: u, m: dh, k: d, n: width, transposeB: true, path: .sgemm)
-                // logits = Q · U + β · W_Uᵀ (the GEMM starts from the bias row)
-                Kernels.matmul(q.pointer, u, bias: bias + start, into: logits, m: n, k: dh, n: width, path: .sgemm)
-                let values = bestValues + c * n * k, ids = bestIDs + c * n * k
-                for i in 0..<n {
-                    let row = logits + i * width, vals = values + i * k, idx = ids + i * k
-                    var threshold = vals[k - 1]
-                    func consider(_ j: Int) {
-                        let value = row[j]
-                        guard value > threshold else { return }
-                        var slot = k - 1
-                        while slot > 0 && vals[slot - 1] < value { vals[slot] = vals[slot - 1]; idx[slot] = idx[slot - 1]; slot -= 1 }
-                        vals[slot] = value; idx[slot] = start + j
-                        threshold = vals[k - 1]
+                // U = A · W_U[start..<start+width]ᵀ [heads·d_head, width], every head of the layer at once
+                Kernels.matmul(a.pointer, unembed + start * d, bias: nil, into: u, m: nHead * dh, k: d, n: width, transposeB: true, path: .sgemm)
+                for head in 0..<nHead {
+                    // logits = Q_h · U_h + β · W_Uᵀ (the GEMM starts from the bias row)
+                    Kernels.matmul(qs[head].pointer, u + head * dh * width, bias: bias + start, into: logits, m: n, k: dh, n: width, path: .sgemm)
+                    let values = bestValues + (head * chunks + c) * n * k, ids = bestIDs + (head * chunks + c) * n * k
+                    for i in 0..<n {
+                        let row = logits + i * width, vals = values + i * k, idx = ids + i * k
+                        var threshold = vals[k - 1]
+                        func consider(_ j: Int) {
+                            let value = row[j]
+                            guard value > threshold else { return }
+                            var slot = k - 1
+                            while slot > 0 && vals[slot - 1] < value { vals[slot] = vals[slot - 1]; idx[slot] = idx[slot - 1]; slot -= 1 }
+                            vals[slot] = value; idx[slot] = start + j
+                            threshold = vals[k - 1]
+                        }
+                        // Sixteen logits at a time against the current k-th best: most blocks hold none above it.
+                        var j = 0
+                        while j + 16 <= width {
+                            let block = UnsafeRawPointer(row + j).loadUnaligned(as: SIMD16<Float>.self)
+                            if any(block .> SIMD16<Float>(repeating: threshold)) { for jj in j..<(j + 16) { consider(jj) } }
+                            j += 16
+                        }
+                        while j < width { consider(j); j += 1 }
                     }
-                    // Sixteen logits at a time against the current k-th best: most blocks hold none above it.
-                    var j = 0
-                    while j + 16 <= width {
-                        let block = UnsafeRawPointer(row + j).loadUnaligned(as: SIMD16<Float>.self)
-                        if any(block .> SIMD16<Float>(repeating: threshold)) { for jj in j..<(j + 16) { consider(jj) } }
-                        j += 16
-                    }
-                    while j < width { consider(j); j += 1 }
                 }
             }
         }
         // Merge the chunks' top k (chunks in vocabulary order, so ties keep the lower id first).
-        var out = Array(repeating: -1, count: n * k)
-        for i in 0..<n {
-            var vals = Array(repeating: -Float.infinity, count: k), idx = Array(repeating: -1, count: k)
-            for c in 0..<chunks {
-                for s in 0..<k {
-                    let value = bestValues[(c * n + i) * k + s], id = bestIDs[(c * n + i) * k + s]
-                    guard id >= 0, value > vals[k - 1] else { continue }
-                    var slot = k - 1
-                    while slot > 0 && vals[slot - 1] < value { vals[slot] = vals[slot - 1]; idx[slot] = idx[slot - 1]; slot -= 1 }
-                    vals[slot] = value; idx[slot] = id
+        return (0..<nHead).map { head in
+            var out = Array(repeating: -1, count: n * k)
+            for i in 0..<n {
+                var vals = Array(repeating: -Float.infinity, count: k), idx = Array(repeating: -1, count: k)
+                for c in 0..<chunks {
+                    let base = ((head * chunks + c) * n + i) * k
+                    for s in 0..<k {
+                        let value = bestValues[base + s], id = bestIDs[base + s]
+                        guard id >= 0, value > vals[k - 1] else { continue }
+                        var slot = k - 1
+                        while slot > 0 && vals[slot - 1] < value { vals[slot] = vals[slot - 1]; idx[slot] = idx[slot - 1]; slot -= 1 }
+                        vals[slot] = value; idx[slot] = id
+                    }
                 }
+                for s in 0..<k { out[i * k + s] = idx[s] }
             }
-            for s in 0..<k { out[i * k + s] = idx[s] }
+            return out
         }
-        return out
     }
 }
