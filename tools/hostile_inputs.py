@@ -1036,6 +1036,66 @@ def attribute_cases(assets: Assets) -> tuple[list[Case], Fuzzer]:
                           for _ in range(rng.randint(0, 3)))
         return attribute(f"fuzz{n}", args, ("error", "--", "item", "d.yaml", "layer", "token"), f"name: d\nitems: [{items}]\n",
                          exits=frozenset({0, 1}), timeout=60)
+def heads_cases(assets: Assets) -> tuple[list[Case], Fuzzer]:
+    """`scalpel heads` on hostile heads, detectors, prompts and flags: exit 1 naming what is wrong."""
+    cat = "heads"
+
+    def heads(name, args, mentions, content=None, exits=frozenset({1}), **kw):
+        setup = (lambda work: write(work / "d.yaml", content)) if content is not None else None
+        return Case(cat, name, ["heads", *args], setup, mentions, exits=exits, **kw)
+
+    d = ["--dataset", "d.yaml"]
+    cases = [
+        heads("writing-layer-out-of-range", ["--writing", "6.0", "--dataset", "digits"], ("6 layers",)),
+        heads("writing-head-out-of-range", ["--writing", "0.4", "--dataset", "digits"], ("4 heads",)),
+        heads("writing-not-a-head", ["--writing", "9", "--dataset", "digits"], ("layer.head",)),
+        heads("writing-negative-head", ["--writing", "1.-1", "--dataset", "digits"], ("layer.head",)),
+        heads("writing-huge-layer", ["--writing", "99999999999999999999.0", "--dataset", "digits"], ("layer.head",)),
+        heads("table-head-out-of-range", ["--copy-scores", "--dataset", "digits", "--heads", "2.1,5.9"], ("5.9", "4 heads")),
+        heads("table-heads-empty-entry", ["--copy-scores", "--dataset", "digits", "--heads", "2.1,"], ("--heads",)),
+        heads("copy-without-answer", ["--copy-scores", "--prompt", "1 2 3 4"], ("no answer",)),
+        heads("copy-answer-multi-token", ["--copy-scores"] + d, ("answer", "token"),
+              'name: d\nitems: [{prompt: "1 2 3 4", answer: " 5 6 7"}]\n'),
+        heads("copy-only-bos", ["--copy-scores"] + d, ("empty", "no positions", "token"),
+              'name: d\nitems: [{prompt: "", answer: " 5"}]\n'),
+        heads("copy-sign-two", ["--copy-scores", "--dataset", "digits", "--sign", "2"], ("--sign",)),
+        heads("induction-no-repeat", ["--detect", "induction", "--prompt", "1 2 3 4"], ("repeat",)),
+        heads("duplicate-no-repeat", ["--detect", "duplicate-token", "--prompt", "1 2 3 4"], ("repeat",)),
+        heads("detect-one-token", ["--detect", "previous-token", "--prompt", "1", "--no-bos"], ("at least 2",)),
+        heads("same-family-none", ["--detect", "same-family", "--prompt", "1 ,"], ("family",)),
+        heads("same-family-families-file-missing", ["--detect", "same-family", "--dataset", "digits", "--families", "nope.yaml"], ("nope.yaml",)),
+        heads("detect-unknown", ["--detect", "copying", "--dataset", "digits"], ("copying",)),
+        heads("detect-no-prompts", ["--detect", "induction"], ("--random-repeated",)),
+        heads("random-repeated-zero", ["--detect", "induction", "--random-repeated", "0"], ("--random-repeated",)),
+        heads("random-repeated-huge", ["--detect", "induction", "--random-repeated", str(1 << 62)], ("--random-repeated",)),
+        heads("repeat-length-too-long", ["--detect", "induction", "--random-repeated", "1", "--repeat-length", "5000"],
+              ("tokens", "n_positions", "--repeat-length")),
+        heads("random-and-prompts", ["--detect", "induction", "--random-repeated", "2", "--dataset", "digits"], ("not both",)),
+        heads("two-analyses", ["--detect", "induction", "--copy-scores", "--dataset", "digits"], ("one analysis",)),
+        heads("no-analysis", ["--dataset", "digits"], ("one analysis",)),
+        heads("top-0", ["--detect", "previous-token", "--dataset", "digits", "--top", "0"], ("--top",)),
+        heads("writing-one-point", ["--writing", "0.0", "--prompt", "1"], ("point",)),
+    ]
+
+    def fuzz(rng: random.Random, n: int) -> Case:
+        head = rng.choice(["0.0", "5.3", "6.0", "0.4", "-1.0", "1.1.1", "", ".", "a.b", "2.1", " 3.2"])
+        pieces = ['"1 2 3 4"', '"1 2 1 2"', '" 5"', '""', "null", "5", "[]", '"\\x00"', '"1"']
+        items = ", ".join("{" + ", ".join(f"{f}: {rng.choice(pieces)}" for f in ["prompt", "answer"] if rng.random() < 0.9) + "}"
+                          for _ in range(rng.randint(0, 3)))
+        source = rng.choice([["--dataset", "d.yaml"], ["--dataset", "digits"], ["--prompt", rng.choice(["1", "1 1", ",", "a b a b"])]])
+        kind = rng.choice(["detect", "copy", "writing"])
+        if kind == "detect":
+            args = ["--detect", rng.choice(["previous-token", "duplicate-token", "induction", "same-family", "x"])]
+            args += source if rng.random() < 0.7 else ["--random-repeated", rng.choice(["1", "3", "0", "-2"])]
+            if rng.random() < 0.3:
+                args.append(rng.choice(["--exclude-bos", "--exclude-current-token", "--no-bos"]))
+        elif kind == "copy":
+            args = ["--copy-scores", *source] + (["--heads", head] if rng.random() < 0.5 else []) + \
+                   (["--sign", rng.choice(["1", "-1", "0"])] if rng.random() < 0.3 else [])
+        else:
+            args = ["--writing", head, *source]
+        return heads(f"fuzz{n}", args, ("error", "--", "item", "d.yaml", "head", "layer", "prompt", "token", "repeat", "family", "point"),
+                     f"name: d\nitems: [{items}]\n", exits=frozenset({0, 1}), timeout=60)
 
     return cases, fuzz
 
@@ -1054,6 +1114,8 @@ WRITERS = {
     "heads-pattern-html": ["heads-pattern", "--prompt", PROMPT, "--heads", "5.1,0.3", "--html", "{out}"],
     "attribute-o": ["attribute", "--dataset", "months", "--by", "head", "-o", "{out}"],
     "attribute-plot": ["attribute", "--dataset", "months", "--plot", "{out}"],
+    "heads-o": ["heads", "--detect", "previous-token", "--dataset", "digits", "-o", "{out}"],
+    "heads-plot": ["heads", "--writing", "2.1", "--dataset", "digits", "--plot", "{out}"],
 }
 PLAN = 'name: small\nblocks: ["0-5"]\n'
 
@@ -1419,6 +1481,7 @@ CATEGORIES: dict[str, Callable[[Assets], tuple[list[Case], Fuzzer]]] = {
     "prompts": prompt_cases,
     "patch": patch_cases,
     "attribute": attribute_cases,
+    "heads": heads_cases,
     "outputs": output_cases,
     "flags": flag_cases,
     "signals": signal_cases,
