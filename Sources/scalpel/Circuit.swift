@@ -86,15 +86,15 @@ struct CircuitCommand: ParsableCommand {
         }
         switch format {
         case .json: try Output.json(CircuitJSON(result, controls: controlResults))
-        case .table: printTable(result, controls: controlResults)
+        case .table: printTable(result, items: contrast.items.count, controls: controlResults)
         }
         for path in [output, plot, saveModel].compactMap({ $0 }) { FileHandle.standardError.write(Data("wrote \(path)\n".utf8)) }
     }
 
-    func printTable(_ result: CircuitResult, controls: [CircuitResult]) {
+    func printTable(_ result: CircuitResult, items count: Int, controls: [CircuitResult]) {
         let c = result.circuit
         print("circuit \(c.name): \(c.size) head\(c.size == 1 ? "" : "s")\(c.isEmpty ? " (none kept: the all-mean model)" : "")")
-        print("\(result.metric.rawValue) on \(result.dataset) (\(scoredCount(result)) items), \(result.meanKind.rawValue) means over \(result.meansDataset)")
+        print("\(result.metric.rawValue) on \(result.dataset) (\(count) item\(count == 1 ? "" : "s")), \(result.meanKind.rawValue) means over \(result.meansDataset)")
         print(String(format: "score     %.4f", result.score))
         print(String(format: "full      %.4f", result.full))
         print(String(format: "fraction  %.4f", result.fraction))
@@ -108,8 +108,6 @@ struct CircuitCommand: ParsableCommand {
             print(String(format: "control %@: score %.4f, full %.4f, fraction %.4f", control.dataset, control.score, control.full, control.fraction))
         }
     }
-
-    func scoredCount(_ result: CircuitResult) -> String { items ?? "all" }
 
     /// A family, or items `a-b` (1-based, inclusive) of it, renamed `NAME[a-b]`.
     static func family(_ name: String, items: String?, flag: String) throws -> PromptDataset {

@@ -40,7 +40,9 @@ public enum CircuitPlot {
         for (value, label, colour) in [(result.score, "circuit \(String(format: "%.3f", result.score))", "#c0392b"),
                                        (result.full, "full \(String(format: "%.3f", result.full))", "#2c3e50")] where value.isFinite {
             svg.line(x1: x(value), y1: top, x2: x(value), y2: top + plotH, stroke: colour)
-            svg.text(label, x: x(value) + 3, y: top + 12 + (label.hasPrefix("full") ? 14 : 0), size: 11, fill: colour)
+            let nearRight = x(value) > left + plotW * 0.75
+            svg.text(label, x: x(value) + (nearRight ? -3 : 3), y: top + 12 + (label.hasPrefix("full") ? 14 : 0), size: 11,
+                     anchor: nearRight ? .end : .start, fill: colour)
         }
         return svg.render()
     }
