@@ -1096,6 +1096,61 @@ def heads_cases(assets: Assets) -> tuple[list[Case], Fuzzer]:
             args = ["--writing", head, *source]
         return heads(f"fuzz{n}", args, ("error", "--", "item", "d.yaml", "head", "layer", "prompt", "token", "repeat", "family", "point"),
                      f"name: d\nitems: [{items}]\n", exits=frozenset({0, 1}), timeout=60)
+def circuit_cases(assets: Assets) -> tuple[list[Case], Fuzzer]:
+    """`scalpel circuit` on hostile circuit files, datasets and flags (bundled model, 6 layers x 4 heads):
+    exit 1 naming the head, position, field or count, and nothing written."""
+    cat = "circuit"
+
+    def circuit(name, text, args, mentions, data=None, exits=frozenset({1}), **kw):
+        def setup(work):
+            write(work / "c.yaml", text)
+            if data is not None:
+                write(work / "d.yaml", data)
+        return Case(cat, name, ["circuit", "c.yaml", *args, "-o", "out.h5"], setup, mentions, exits=exits,
+                    may_change=("out.h5",) if 0 in exits else (), **kw)
+
+    d = ["--dataset", "digits"]
+    five = ('name: d\nitems: [{prompt: "1 2 3 4 5", answer: " 6", corrupted_prompt: "1 2 3 4 4", corrupted_answer: " 5"}]\n')
+    cases = [
+        circuit("no-such-layer", 'heads: {"6.0": all}\n', d, ("6.0", "does not exist")),
+        circuit("no-such-head", 'heads: {"1.4": all}\n', d, ("1.4", "does not exist")),
+        circuit("position-outside", 'heads: {"1.0": [9]}\n', d, ("position 9", "tokens")),
+        circuit("position-negative-outside", 'heads: {"1.0": [-9]}\n', d, ("-9", "tokens")),
+        circuit("position-twice", 'heads: {"1.0": [end, -1]}\n', d, ("heads.1.0", "none twice")),
+        circuit("position-empty-list", 'heads: {"1.0": []}\n', d, ("heads.1.0",)),
+        circuit("head-not-layer-dot-head", 'heads: {"10": all}\n', d, ("layer.head",)),
+        circuit("head-negative", 'heads: {"-1.0": all}\n', d, ("layer.head",)),
+        circuit("head-huge", 'heads: {"99999999999999999999.0": all}\n', d, ("layer.head",)),
+        circuit("unknown-field", 'heads: {}\nmlps: {}\n', d, ("mlps", "unknown field")),
+        circuit("heads-list", 'heads: ["1.0"]\n', d, ("heads", "mapping")),
+        circuit("heads-missing", 'description: x\n', d, ("heads", "missing")),
+        circuit("empty-file", '', d, ("empty",)),
+        circuit("not-yaml", 'heads: {"1.0": [\n', d, ("YAML",)),
+        circuit("means-length-differs", 'heads: {"1.0": all}\n', d + ["--means", "d.yaml"], ("5 tokens", "6 tokens", "--pooled-means"), data=five),
+        circuit("scored-lengths-differ", 'heads: {"1.0": all}\n', ["--dataset", "d.yaml"], ("item 1", "item 2"),
+                data=five[:-2] + ', {prompt: "1 2 3 4", answer: " 5", corrupted_prompt: "1 2 3 3", corrupted_answer: " 4"}]\n'),
+        circuit("too-many-baselines", 'heads: {"1.0": all, "2.0": [end]}\n', d + ["--baselines", "553"], ("552", "at most")),
+        circuit("baselines-of-empty", 'heads: {}\n', d + ["--baselines", "2"], ("at most 1",)),
+        circuit("baselines-negative", 'heads: {}\n', d + ["--baselines", "-1"], ("--baselines",)),
+        circuit("baselines-huge", 'heads: {}\n', d + ["--baselines", str(1 << 62)], ("--baselines",)),
+        circuit("items-backwards", 'heads: {}\n', d + ["--items", "5-1"], ("--items",)),
+        circuit("items-beyond", 'heads: {}\n', d + ["--items", "1-99"], ("--items", "20 items")),
+        circuit("control-unknown", 'heads: {}\n', d + ["--controls", "nope"], ("nope",)),
+        circuit("empty-circuit-ok", 'heads: {}\n', d, ("all-mean",), exits=frozenset({0}), warn_on_success=True),
+    ]
+
+    def fuzz(rng: random.Random, n: int) -> Case:
+        keys = ['"0.0"', '"5.3"', '"6.0"', '"1.4"', '"a.b"', '"1"', "1.0", '""', "null", '"0.0.0"']
+        values = ["all", "[end]", "[0]", "[4]", "[5]", "[-6]", "[]", "[end, end]", "none", "null", "[0, 1, 2]", "{}"]
+        heads = ", ".join(f"{rng.choice(keys)}: {rng.choice(values)}" for _ in range(rng.randint(0, 4)))
+        args = ["--dataset", rng.choice(["digits", "months", "d.yaml"])]
+        if rng.random() < 0.4:
+            args += ["--baselines", rng.choice(["0", "1", "5", "600", "-3", "x"]), "--seed", rng.choice(["0", "7", "-1"])]
+        if rng.random() < 0.3:
+            args.append("--pooled-means")
+        return circuit(f"fuzz{n}", f"heads: {{{heads}}}\n", args, ("error", "heads", "head", "position", "baselines", "seed", "d.yaml", "c.yaml"),
+                       data='name: d\nitems: [{prompt: "1 2 3", answer: " 4", corrupted_prompt: "1 2 2", corrupted_answer: " 3"}]\n',
+                       exits=frozenset({0, 1}), timeout=60)
 
     return cases, fuzz
 
@@ -1482,6 +1537,7 @@ CATEGORIES: dict[str, Callable[[Assets], tuple[list[Case], Fuzzer]]] = {
     "patch": patch_cases,
     "attribute": attribute_cases,
     "heads": heads_cases,
+    "circuit": circuit_cases,
     "outputs": output_cases,
     "flags": flag_cases,
     "signals": signal_cases,

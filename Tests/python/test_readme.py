@@ -104,8 +104,8 @@ def gpt2_shaped(tmp_path_factory):
 
 
 def scratch_like_the_repository(folder):
-    """A folder where the READMEs' relative paths (surgery-plans/, tools/, outputs/) resolve."""
-    for name in ("surgery-plans", "tools"):
+    """A folder where the READMEs' relative paths (surgery-plans/, circuits/, tools/, outputs/) resolve."""
+    for name in ("surgery-plans", "circuits", "tools"):
         os.symlink(os.path.join(ROOT, name), os.path.join(folder, name))
     os.makedirs(os.path.join(folder, "outputs"))
 

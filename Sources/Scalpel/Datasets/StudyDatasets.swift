@@ -2,7 +2,7 @@ import Foundation
 
 /// The study's prompt families (sections 3 and 6), built in and usable by name (`--dataset months`).
 public enum StudyDatasets {
-    public static let all: [PromptDataset] = [digits, numberWords, months, days, letters, namesIsDigit, wordIsDigit]
+    public static let all: [PromptDataset] = [digits, numberWords, months, days, letters, namesIsDigit, wordIsDigit, ioi]
 
     public static func named(_ name: String) -> PromptDataset? { all.first { $0.name == name } }
 
@@ -51,6 +51,26 @@ public enum StudyDatasets {
                 return isPrompt(subjects: capitalised ? words.map(\.capitalized) : words, values: Array(n..<(n + 5)))
             }
         })
+
+
+    /// The IOI control of the study's section 7 (ARENA's template): "When John and Mary went to the
+    /// store, John gave a drink to" → " Mary"; corrupted by swapping who gives, "…, Mary gave a
+    /// drink to" → " John", so the logit difference is IOI's logit(IO) − logit(S). One template:
+    /// every prompt has the same token count, for per-position means.
+    public static let ioi = PromptDataset(
+        name: "ioi", description: "\"When John and Mary went to the store, John gave a drink to\" → \" Mary\" (indirect object; 16 name pairs)",
+        items: ioiPairs.enumerated().map { index, pair in
+            let (a, b) = pair
+            let place = ["store", "park", "school", "market"][index % 4], object = ["drink", "book", "ring", "bag"][(index / 4) % 4]
+            func text(_ giver: String) -> String { "When \(a) and \(b) went to the \(place), \(giver) gave a \(object) to" }
+            return PromptItem(prompt: text(a), answer: " \(b)", corruptedPrompt: text(b), corruptedAnswer: " \(a)")
+        })
+
+    static let ioiPairs: [(String, String)] = [
+        ("John", "Mary"), ("Tom", "James"), ("Dan", "Sarah"), ("Paul", "Anna"), ("Mary", "John"), ("James", "Tom"),
+        ("Sarah", "Dan"), ("Anna", "Paul"), ("Mark", "Lisa"), ("Kate", "David"), ("Lisa", "Mark"), ("David", "Kate"),
+        ("John", "Sarah"), ("Mary", "Tom"), ("James", "Anna"), ("Paul", "Lisa"),
+    ]
 
     /// "A is 1. B is 2. C is 3. D is 4. E is" → " 5"; corrupted by repeating the fourth value: "D is 3."
     static func isPrompt(subjects: [String], values: [Int]) -> PromptItem {

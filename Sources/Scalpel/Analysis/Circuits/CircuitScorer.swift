@@ -1,0 +1,224 @@
+import Foundation
+
+/// Scores circuits by mean ablation (ARENA's IOI code, the study's section 7): the metric of the
+/// scored items with every head outside the circuit replaced by its mean at every position and every
+/// circuit head replaced by its mean outside its kept positions.
+///
+/// The means are computed once, when the scorer is made, and shared by every circuit it scores
+/// (the circuit and all its random baselines). Many circuits run as one packed batch: circuit v's
+/// copy of item i is prompt v·n + i, and a run-time intervention on every `hook_z` applies circuit
+/// v's ablations to its prompts; only the metric's logit columns are computed, at the last position.
+public struct CircuitScorer {
+    public let model: Model
+    public let items: ContrastItems
+    public let metric: CausalMetric
+    public let meanKind: MeanKind
+    public let means: MeanActivations
+    public let meansName: String
+    /// Bounds memory: rows (positions of prompts) per packed run.
+    public var rowsPerBatch = 4096
+    let columns: [Int]?
+    /// Per block with attention, per head: the mean that replaces it.
+    let replacements: [Int: [Ablation.Replacement]]
+
+    /// Computes the means of every `hook_z` of `model` over `meansPrompts` (pooled, or per position:
+    /// then the means prompts and the scored items must share one token length).
+    public init(model: Model, items: ContrastItems, meansPrompts: [[Int]], meansName: String,
+                meanKind: MeanKind = .perPosition, metric: CausalMetric = .logitDiff) throws {
+        let attentionBlocks = model.blocks.indices.filter { model.blocks[$0].attention != nil }
+        guard !attentionBlocks.isEmpty else { throw CircuitError.noHeads }
+        if meanKind == .perPosition {
+            let scoredLength = try items.commonLength()
+            let lengths = meansPrompts.map(\.count)
+            if Set(lengths).count > 1 { throw MeanActivationsError.unequalLengths(lengths: lengths) }
+            if let meansLength = lengths.first, meansLength != scoredLength {
+                throw CircuitError.meansLengthMismatch(scored: items.name, scoredLength: scoredLength, means: meansName, meansLength: meansLength)
+            }
+        }
+        let means = try MeanActivations.compute(model: model, prompts: meansPrompts, hooks: attentionBlocks.map { HookPoint.z($0) })
+        var replacements: [Int: [Ablation.Replacement]] = [:]
+        for i in attentionBlocks {
+            replacements[i] = try (0..<model.blocks[i].attention!.nHead).map { try means.replacement(meanKind, hook: .z(i), unit: $0) }
+        }
+        self.model = model; self.items = items; self.metric = metric; self.meanKind = meanKind
+        self.means = means; self.meansName = meansName; self.replacements = replacements
+        columns = metric.columns(for: items.items)
+    }
+
+    /// Checks that every head of the circuit exists and every kept position exists in every scored prompt.
+    public func validate(_ circuit: Circuit) throws {
+        let heads = Set(model.circuitHeads)
+        for head in circuit.heads.keys.sorted() where !heads.contains(head) {
+            let layers = Array(Set(model.blocks.filter { $0.attention != nil }.map(\.source.layer))).sorted()
+            let perLayer = model.blocks.compactMap { $0.source.layer == head.layer ? $0.attention?.nHead : nil }.max()
+                ?? model.blocks.compactMap { $0.attention?.nHead }.max() ?? 0
+            throw CircuitError.noSuchHead(circuit: circuit.name, head: head.description, heads: perLayer,
+                                          layers: layers.count > 1 && layers == Array(layers[0]...layers.last!) ? "\(layers[0])–\(layers.last!)" : layers.map(String.init).joined(separator: ", "))
+        }
+        for head in circuit.heads.keys.sorted() {
+            for item in items.items {
+                if let position = circuit.heads[head]!.firstOutOfRange(length: item.length) {
+                    throw CircuitError.positionOutOfRange(circuit: circuit.name, head: head.description, position: position, length: item.length)
+                }
+            }
+        }
+    }
+
+    /// The circuit's ablations, per graph block, per head (ARENA's keep-mask, as `Ablation`s).
+    public func ablations(_ circuit: Circuit) -> [Int: [Int: Ablation]] {
+        var result: [Int: [Int: Ablation]] = [:]
+        for (i, heads) in replacements {
+            var block: [Int: Ablation] = [:]
+            for (h, replacement) in heads.enumerated() {
+                switch circuit.heads[Circuit.Head(layer: model.blocks[i].source.layer, head: h)] {
+                case nil: block[h] = Ablation(replacement, at: .all)
+                case .all?: break
+                case let .only(kept)?: block[h] = Ablation(replacement, at: .allBut(kept))
+                case let .allBut(list)?: block[h] = Ablation(replacement, at: .only(list))
+                }
+            }
+            if !block.isEmpty { result[i] = block }
+        }
+        return result
+    }
+
+    /// The model with the circuit's ablations built in (for an archive).
+    public func ablatedModel(_ circuit: Circuit) throws -> Model {
+        try validate(circuit)
+        var edited = model
+        for (i, heads) in ablations(circuit) {
+            for (h, ablation) in heads { edited.blocks[i].attention!.headAblations[h] = ablation }
+        }
+        return edited
+    }
+
+    /// The metric of the model as it is.
+    public func full() throws -> Double {
+        let run = try model.run(items.items.map(\.clean), span: RunSpan(columns: columns))
+        return metric.mean(run.logits, items: items.items, columns: columns)
+    }
+
+    public func score(_ circuit: Circuit) throws -> Double { try score([circuit])[0] }
+
+    /// Every circuit's score, in order, as packed batches of at most `rowsPerBatch` rows.
+    public func score(_ circuits: [Circuit], progress: ((Int, Int) -> Void)? = nil) throws -> [Double] {
+        for circuit in circuits { try validate(circuit) }
+        let rowsPerCircuit = items.items.reduce(0) { $0 + $1.length }
+        let perBatch = max(1, rowsPerBatch / max(rowsPerCircuit, 1))
+        var scores: [Double] = []
+        var start = 0
+        while start < circuits.count {
+            let batch = Array(circuits[start..<min(start + perBatch, circuits.count)])
+            scores += try runBatch(batch)
+            start += batch.count
+            progress?(start, circuits.count)
+        }
+        return scores
+    }
+
+    private func runBatch(_ circuits: [Circuit]) throws -> [Double] {
+        let n = items.items.count
+        let prompts = circuits.flatMap { _ in items.items.map(\.clean) }
+        // Per circuit, per block: the run-time patch of its hook_z (nil: nothing ablated there).
+        let patches: [[Int: Intervention]] = circuits.map { ablations($0).mapValues { Ablation.intervention($0) } }
+        let interventions: [(HookFilter, Intervention)] = replacements.keys.sorted().map { i in
+            (HookFilter([.z(i)]), { hook, p, activation in patches[p / n][i]?(hook, p, &activation) })
+        }
+        let run = try model.run(prompts, interventions: interventions, span: RunSpan(columns: columns))
+        return circuits.indices.map { v in metric.mean(Array(run.logits[(v * n)..<((v + 1) * n)]), items: items.items, columns: columns) }
+    }
+}
+
+/// Random circuits of a circuit's size, for baselines.
+public enum RandomCircuits {
+    /// How many distinct circuits `circuit`'s random baselines are drawn from: k heads out of `heads`,
+    /// times the distinct ways to give them the circuit's position lists. Int.max when larger.
+    public static func possible(like circuit: Circuit, heads: Int) -> Int {
+        let k = circuit.size
+        guard k <= heads else { return 0 }
+        var count = 1
+        func times(_ a: Int, _ b: Int) -> Int { let (r, o) = a.multipliedReportingOverflow(by: b); return o ? Int.max : r }
+        // C(heads, k) = ∏ (heads − i) / (i + 1); exact at every step.
+        for i in 0..<k {
+            if count == Int.max { return Int.max }
+            let (r, o) = count.multipliedReportingOverflow(by: heads - i)
+            if o { return Int.max }
+            count = r / (i + 1)
+        }
+        // Distinct arrangements of the position lists: k! / ∏ multiplicity!.
+        let multiplicities = Dictionary(grouping: circuit.heads.values.map(\.description), by: { $0 }).values.map(\.count)
+        var arrangements = 1, placed = 0
+        for m in multiplicities {
+            for j in 1...max(m, 1) where m > 0 {
+                placed += 1
+                // multiply by placed / j, exactly: C(placed, m) built incrementally.
+                let (r, o) = arrangements.multipliedReportingOverflow(by: placed)
+                if o { return Int.max }
+                arrangements = r / j
+            }
+        }
+        return times(count, arrangements)
+    }
+
+    /// `count` distinct random circuits like `circuit`: as many heads, drawn uniformly without
+    /// replacement from `heads`, and the circuit's position lists (`all`, `[end]`, …) dealt to
+    /// them in a random order. Reproducible from `seed` (SeededRandom).
+    public static func draw(like circuit: Circuit, from heads: [Circuit.Head], count: Int, seed: UInt64) throws -> [Circuit] {
+        let possible = possible(like: circuit, heads: heads.count)
+        guard count <= possible else {
+            throw CircuitError.tooManyBaselines(asked: count, possible: possible, size: circuit.size, heads: heads.count)
+        }
+        var random = SeededRandom(seed: seed)
+        let rules = circuit.heads.keys.sorted().map { circuit.heads[$0]! }
+        var seen = Set<String>(), circuits: [Circuit] = []
+        while circuits.count < count {
+            var pool = heads
+            for i in 0..<rules.count { pool.swapAt(i, Int.random(in: i..<pool.count, using: &random)) }
+            let chosen = Array(pool[0..<rules.count])
+            var dealt = rules
+            dealt.shuffle(using: &random)
+            let candidate = Circuit(name: "random \(circuits.count + 1)", heads: Dictionary(uniqueKeysWithValues: zip(chosen, dealt)))
+            guard seen.insert(candidate.headsText).inserted else { continue }
+            circuits.append(candidate)
+        }
+        return circuits
+    }
+}
+
+/// A circuit's score beside the full model's and its random baselines'.
+public struct CircuitResult: Sendable {
+    public struct Baselines: Sendable {
+        public var seed: UInt64
+        public var values: [Double]
+        public var n: Int { values.count }
+        public var mean: Double { values.isEmpty ? .nan : values.reduce(0, +) / Double(values.count) }
+        /// Sample standard deviation (n − 1, torch.std's default); nan below two values.
+        public var sd: Double {
+            guard values.count > 1 else { return .nan }
+            let m = mean
+            return (values.reduce(0) { $0 + ($1 - m) * ($1 - m) } / Double(values.count - 1)).squareRoot()
+        }
+    }
+
+    public var circuit: Circuit
+    public var dataset: String
+    public var meansDataset: String
+    public var meanKind: MeanKind
+    public var metric: CausalMetric
+    public var score: Double
+    public var full: Double
+    public var baselines: Baselines?
+    public var fraction: Double { score / full }
+
+    /// Scores `circuit` (and `baselines` random circuits like it, drawn with `seed`) with `scorer`.
+    public static func compute(_ circuit: Circuit, scorer: CircuitScorer, baselines: Int = 0, seed: UInt64 = 0,
+                               progress: ((Int, Int) -> Void)? = nil) throws -> CircuitResult {
+        try scorer.validate(circuit)
+        let randoms = baselines > 0 ? try RandomCircuits.draw(like: circuit, from: scorer.model.circuitHeads, count: baselines, seed: seed) : []
+        let full = try scorer.full()
+        let scores = try scorer.score([circuit] + randoms, progress: progress)
+        return CircuitResult(circuit: circuit, dataset: scorer.items.name, meansDataset: scorer.meansName, meanKind: scorer.meanKind,
+                             metric: scorer.metric, score: scores[0], full: full,
+                             baselines: baselines > 0 ? Baselines(seed: seed, values: Array(scores.dropFirst())) : nil)
+    }
+}
