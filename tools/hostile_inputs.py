@@ -54,7 +54,7 @@ MB = 1 << 20
 DEFAULT_MEMORY = 4 * GB
 LOW_MEMORY = 600 * MB
 DEFAULT_TIMEOUT = 15.0
-CI_CASES = 700
+CI_CASES = 1000  # the fixed cases (771) and fuzzed ones shared among the categories
 LARGE_CASES = 3000
 
 # Scalpel's temporaries are `.NAME.partial-PID-RANDOM` (AtomicOutput); any leftover is a failure.
@@ -1036,6 +1036,10 @@ def attribute_cases(assets: Assets) -> tuple[list[Case], Fuzzer]:
                           for _ in range(rng.randint(0, 3)))
         return attribute(f"fuzz{n}", args, ("error", "--", "item", "d.yaml", "layer", "token"), f"name: d\nitems: [{items}]\n",
                          exits=frozenset({0, 1}), timeout=60)
+
+    return cases, fuzz
+
+
 def heads_cases(assets: Assets) -> tuple[list[Case], Fuzzer]:
     """`scalpel heads` on hostile heads, detectors, prompts and flags: exit 1 naming what is wrong."""
     cat = "heads"
@@ -1096,6 +1100,10 @@ def heads_cases(assets: Assets) -> tuple[list[Case], Fuzzer]:
             args = ["--writing", head, *source]
         return heads(f"fuzz{n}", args, ("error", "--", "item", "d.yaml", "head", "layer", "prompt", "token", "repeat", "family", "point"),
                      f"name: d\nitems: [{items}]\n", exits=frozenset({0, 1}), timeout=60)
+
+    return cases, fuzz
+
+
 def circuit_cases(assets: Assets) -> tuple[list[Case], Fuzzer]:
     """`scalpel circuit` on hostile circuit files, datasets and flags (bundled model, 6 layers x 4 heads):
     exit 1 naming the head, position, field or count, and nothing written."""
