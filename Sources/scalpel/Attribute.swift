@@ -39,9 +39,8 @@ struct Attribute: ParsableCommand {
     }
 
     func run() throws {
-        let outputTarget = try output.map { try OutputTarget($0, overwrite: force) }
-        let plotTarget = try plot.map { try OutputTarget($0, overwrite: force) }
-        try OutputTarget.checkDistinct([outputTarget, plotTarget].compactMap { $0 })
+        let outputs = try OutputTarget.files([output, plot], overwrite: force)
+        let (outputTarget, plotTarget) = (outputs[0], outputs[1])
         let (model, plan) = try modelOptions.loadWithPlan()
         let dataset = PromptDataset(name: promptOptions.dataset ?? promptOptions.prompts ?? "prompt", description: "", items: try promptOptions.items())
         var attribution = LogitAttribution(by: by, normalization: ln, layers: try layers.map(PatchRequest.layers))

@@ -39,8 +39,7 @@ struct CircuitCommand: ParsableCommand {
     }
 
     func run() throws {
-        let targets = try [output, plot, saveModel].map { try $0.map { try OutputTarget($0, overwrite: force) } }
-        try OutputTarget.checkDistinct(targets.compactMap { $0 })
+        let targets = try OutputTarget.files([output, plot, saveModel], overwrite: force)
         let circuitValue = try Scalpel.Circuit.load(circuit)
         let (model, plan) = try modelOptions.loadWithPlan()
         let kind: MeanKind = pooledMeans ? .pooled : .perPosition

@@ -92,9 +92,8 @@ struct Heads: ParsableCommand {
 
     func run() throws {
         let analysis = try analysis()
-        let outputTarget = try output.map { try OutputTarget($0, overwrite: force) }
-        let plotTarget = try plot.map { try OutputTarget($0, overwrite: force) }
-        try OutputTarget.checkDistinct([outputTarget, plotTarget].compactMap { $0 })
+        let outputs = try OutputTarget.files([output, plot], overwrite: force)
+        let (outputTarget, plotTarget) = (outputs[0], outputs[1])
         let (model, plan) = try modelOptions.loadWithPlan()
         var items: [PromptItem], tokens: [[Int]]
         if let randomRepeated {

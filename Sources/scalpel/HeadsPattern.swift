@@ -34,10 +34,8 @@ struct HeadsPattern: ParsableCommand {
     }
 
     func run() throws {
-        let outputTarget = try output.map { try OutputTarget($0, overwrite: force) }
-        let plotTarget = try plot.map { try OutputTarget($0, overwrite: force) }
-        let htmlTarget = try html.map { try OutputTarget($0, overwrite: force) }
-        try OutputTarget.checkDistinct([outputTarget, plotTarget, htmlTarget].compactMap { $0 })
+        let outputs = try OutputTarget.files([output, plot, html], overwrite: force)
+        let (outputTarget, plotTarget, htmlTarget) = (outputs[0], outputs[1], outputs[2])
         let (model, plan) = try modelOptions.loadWithPlan()
         let chosen = try HeadID.list(heads)
         try AttentionPatterns.validate(chosen, in: model)

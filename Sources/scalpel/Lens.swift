@@ -43,9 +43,8 @@ struct Lens: ParsableCommand {
     }
 
     func run() throws {
-        let outputTarget = try output.map { try OutputTarget($0, overwrite: force) }
-        let plotTarget = try plot.map { try OutputTarget($0, overwrite: force) }
-        try OutputTarget.checkDistinct([outputTarget, plotTarget].compactMap { $0 })
+        let outputs = try OutputTarget.files([output, plot], overwrite: force)
+        let (outputTarget, plotTarget) = (outputs[0], outputs[1])
         let (model, plan) = try modelOptions.loadWithPlan()
         let allItems = try promptOptions.items()
         sharding.hint(work: allItems.count, unit: "prompts", limit: ShardAdvice.promptsAbove, output: output)

@@ -39,9 +39,8 @@ struct Patch: ParsableCommand {
     }
 
     func run() throws {
-        let outputTarget = try output.map { try OutputTarget($0, overwrite: force) }
-        let plotTarget = try plot.map { try OutputTarget($0, overwrite: force) }
-        try OutputTarget.checkDistinct([outputTarget, plotTarget].compactMap { $0 })
+        let outputs = try OutputTarget.files([output, plot], overwrite: force)
+        let (outputTarget, plotTarget) = (outputs[0], outputs[1])
         let (model, plan) = try modelOptions.loadWithPlan()
         let dataset = PromptDataset(name: promptOptions.dataset ?? promptOptions.prompts ?? "prompt", description: "", items: try promptOptions.items())
         let items = try ContrastItems(dataset: dataset, model: model, prependBOS: bos.prependBOS)

@@ -64,9 +64,8 @@ struct PathSearch: ParsableCommand {
 
     func run() throws {
         let choice = try choice()
-        let outputTarget = try output.map { try OutputTarget($0, overwrite: force) }
-        let plotTarget = try plot.map { try OutputTarget($0, overwrite: force) }
-        try OutputTarget.checkDistinct([outputTarget, plotTarget].compactMap { $0 })
+        let outputs = try OutputTarget.files([output, plot], overwrite: force)
+        let (outputTarget, plotTarget) = (outputs[0], outputs[1])
         let (model, plan) = try modelOptions.loadWithPlan()
         var search = VectorPaths()
         search.template = template

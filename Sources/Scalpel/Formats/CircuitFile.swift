@@ -10,10 +10,7 @@ public enum CircuitFile {
                              to target: OutputTarget, attributes: [String: String]) throws {
         try ScalpelFile.write(to: target, format: "scalpel-circuit", attributes: attributes) { root in
             try prompts.write(root)
-            let group = try root.group("prompts")
-            let width = corruptedTokens.map(\.count).max() ?? 0
-            try group.writeInt32("corrupted_tokens", corruptedTokens.flatMap { $0.map(Int32.init) + Array(repeating: -1, count: width - $0.count) },
-                                 shape: [corruptedTokens.count, width], dims: ["prompt", "pos"])
+            try PromptsGroup.writeTokens("corrupted_tokens", corruptedTokens, in: try root.group("prompts"))
             let circuit = try root.createGroup("circuit")
             try describe(result, in: circuit)
             if let baselines = result.baselines {

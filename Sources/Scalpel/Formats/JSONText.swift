@@ -35,4 +35,31 @@ public struct JSONText {
         }
         return text
     }
+
+    /// A JSON string literal. `forScript` makes it safe inside an HTML `<script>` element as well:
+    /// `<`, `>`, `&` become `\u003c` `\u003e` `\u0026` (no `</script>` or `<!--` can appear), and
+    /// U+2028, U+2029 and DEL are escaped too.
+    public static func quote(_ s: String, forScript: Bool = false) -> String {
+        var out = "\""
+        for scalar in s.unicodeScalars {
+            switch scalar {
+            case "\"": out += "\\\""
+            case "\\": out += "\\\\"
+            case "\n": out += "\\n"
+            case "\r": out += "\\r"
+            case "\t": out += "\\t"
+            case _ where forScript && scriptEscaped.contains(scalar): out += unicodeEscape(scalar)
+            default: if scalar.value < 0x20 { out += unicodeEscape(scalar) } else { out.unicodeScalars.append(scalar) }
+            }
+        }
+        return out + "\""
+    }
+
+    private static let scriptEscaped: Set<Unicode.Scalar> = ["<", ">", "&", "\u{2028}", "\u{2029}", "\u{7F}"]
+
+    /// `\uXXXX` for a scalar of the Basic Multilingual Plane.
+    private static func unicodeEscape(_ scalar: Unicode.Scalar) -> String {
+        let hex = String(scalar.value, radix: 16)
+        return "\\u" + String(repeating: "0", count: max(0, 4 - hex.count)) + hex
+    }
 }

@@ -20,10 +20,7 @@ public enum PatchFile {
         }
         try ScalpelFile.write(to: target, format: "scalpel-patch", attributes: attributes, partial: mark) { root in
             try prompts.write(root)
-            let group = try root.group("prompts")
-            let width = corruptedTokens.map(\.count).max() ?? 0
-            try group.writeInt32("corrupted_tokens", corruptedTokens.flatMap { $0.map(Int32.init) + Array(repeating: -1, count: width - $0.count) },
-                                 shape: [corruptedTokens.count, width], dims: ["prompt", "pos"])
+            try PromptsGroup.writeTokens("corrupted_tokens", corruptedTokens, in: try root.group("prompts"))
 
             let patch = try root.createGroup("patch")
             try patch.setAttribute("target", result.target)

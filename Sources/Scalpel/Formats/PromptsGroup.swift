@@ -26,8 +26,7 @@ public struct PromptsGroup {
         let group = try root.createGroup("prompts")
         let count = tokens.count, maxLength = tokens.map(\.count).max() ?? 0
         try group.writeStrings("text", items.map(\.prompt), dims: ["prompt"])
-        let padded = tokens.flatMap { $0.map(Int32.init) + Array(repeating: -1, count: maxLength - $0.count) }
-        try group.writeInt32("tokens", padded, shape: [count, maxLength], dims: ["prompt", "pos"])
+        try Self.writeTokens("tokens", tokens, in: group)
         try group.writeInt32("lengths", tokens.map { Int32($0.count) }, shape: [count], dims: ["prompt"])
         let strings = tokenStrings.flatMap { $0 + Array(repeating: "", count: maxLength - $0.count) }
         try group.writeStrings("token_strings", strings, shape: [count, maxLength], dims: ["prompt", "pos"])
@@ -36,5 +35,13 @@ public struct PromptsGroup {
         for (name, field) in optional where items.contains(where: { $0[keyPath: field] != nil }) {
             try group.writeStrings(name, items.map { $0[keyPath: field] ?? "" }, dims: ["prompt"])
         }
+    }
+
+    /// Token ids [prompt, pos] as int32, padded with -1 to the longest prompt: `tokens`, and the
+    /// `corrupted_tokens` that causal analyses add.
+    static func writeTokens(_ name: String, _ tokens: [[Int]], in group: HDF5Group) throws {
+        let width = tokens.map(\.count).max() ?? 0
+        let padded = tokens.flatMap { $0.map(Int32.init) + Array(repeating: -1, count: width - $0.count) }
+        try group.writeInt32(name, padded, shape: [tokens.count, width], dims: ["prompt", "pos"])
     }
 }

@@ -85,34 +85,8 @@ public enum AttentionViewer {
         return out
     }
 
-    /// A JSON string safe inside a `<script>` element: besides JSON's own escapes, `<`, `>` and `&`
-    /// are written as `\u003c` `\u003e` `\u0026` (so no `</script>` or `<!--` can appear) and the line
-    /// separators U+2028 and U+2029 as escapes.
-    public static func string(_ s: String) -> String {
-        var out = "\""
-        for scalar in s.unicodeScalars {
-            switch scalar {
-            case "\"": out += "\\\""
-            case "\\": out += "\\\\"
-            case "\n": out += "\\n"
-            case "\r": out += "\\r"
-            case "\t": out += "\\t"
-            case "<": out += "\\u003c"
-            case ">": out += "\\u003e"
-            case "&": out += "\\u0026"
-            case "\u{2028}": out += "\\u2028"
-            case "\u{2029}": out += "\\u2029"
-            default:
-                if scalar.value < 0x20 || scalar.value == 0x7F {
-                    let hex = String(scalar.value, radix: 16)
-                    out += "\\u" + String(repeating: "0", count: 4 - hex.count) + hex
-                } else {
-                    out.unicodeScalars.append(scalar)
-                }
-            }
-        }
-        return out + "\""
-    }
+    /// A JSON string safe inside a `<script>` element (`JSONText.quote(_:forScript:)`).
+    public static func string(_ s: String) -> String { JSONText.quote(s, forScript: true) }
 
     /// The shortest text that reads back as the same `Float`; null when not finite.
     static func number(_ v: Float) -> String {

@@ -143,6 +143,14 @@ public struct OutputTarget: Sendable, Hashable {
         return result
     }
 
+    /// A command's optional file outputs (`-o`, `--plot`, …) as targets, in order (nil where not
+    /// given), checked and distinct, before any work.
+    public static func files(_ paths: [String?], overwrite: Bool) throws -> [OutputTarget?] {
+        let targets = try paths.map { try $0.map { try OutputTarget($0, overwrite: overwrite) } }
+        try checkDistinct(targets.compactMap { $0 })
+        return targets
+    }
+
     /// Checks that several targets of one command are distinct paths.
     public static func checkDistinct(_ targets: [OutputTarget]) throws {
         var seen = Set<String>()

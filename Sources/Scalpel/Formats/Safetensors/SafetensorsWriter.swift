@@ -32,14 +32,14 @@ public enum SafetensorsWriter {
 
         var parts: [String] = []
         if !metadata.isEmpty {
-            let pairs = metadata.sorted { $0.key < $1.key }.map { quote($0.key) + ":" + quote($0.value) }
+            let pairs = metadata.sorted { $0.key < $1.key }.map { JSONText.quote($0.key) + ":" + JSONText.quote($0.value) }
             parts.append("\"__metadata__\":{" + pairs.joined(separator: ",") + "}")
         }
         var offset = 0
         for (name, tensor) in tensors {
             let size = tensor.count * MemoryLayout<Float>.size
             let shape = tensor.shape.map(String.init).joined(separator: ",")
-            parts.append(quote(name) + ":{\"dtype\":\"F32\",\"shape\":[\(shape)],\"data_offsets\":[\(offset),\(offset + size)]}")
+            parts.append(JSONText.quote(name) + ":{\"dtype\":\"F32\",\"shape\":[\(shape)],\"data_offsets\":[\(offset),\(offset + size)]}")
             offset += size
         }
         var header = Array(("{" + parts.joined(separator: ",") + "}").utf8)
@@ -68,27 +68,5 @@ public enum SafetensorsWriter {
             throw FileError.unwritable(path: path, reason: String(cString: strerror(errno)))
         }
         if failed { throw FileError.unwritable(path: path, reason: reason) }
-    }
-
-    /// A JSON string literal.
-    static func quote(_ s: String) -> String {
-        var out = "\""
-        for scalar in s.unicodeScalars {
-            switch scalar {
-            case "\"": out += "\\\""
-            case "\\": out += "\\\\"
-            case "\n": out += "\\n"
-            case "\r": out += "\\r"
-            case "\t": out += "\\t"
-            default:
-                if scalar.value < 0x20 {
-                    let hex = String(scalar.value, radix: 16)
-                    out += "\\u" + String(repeating: "0", count: 4 - hex.count) + hex
-                } else {
-                    out.unicodeScalars.append(scalar)
-                }
-            }
-        }
-        return out + "\""
     }
 }
