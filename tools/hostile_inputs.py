@@ -1163,6 +1163,65 @@ def circuit_cases(assets: Assets) -> tuple[list[Case], Fuzzer]:
     return cases, fuzz
 
 
+
+def classify_cases(assets: Assets) -> tuple[list[Case], Fuzzer]:
+    """`scalpel classify` on hostile flags and datasets (bundled model, 6 layers x 4 heads): exit 1 naming
+    the flag, item or count, and nothing written."""
+    cat = "classify"
+
+    def classify(name, args, mentions, data=None, existing=False, exits=frozenset({1}), **kw):
+        def setup(work):
+            if data is not None:
+                write(work / "d.yaml", data)
+            if existing:
+                write(work / "c.yaml", "heads: {}\n")
+        return Case(cat, name, ["classify", *args, "--circuit-out", "c.yaml", "--html", "c.html"], setup, mentions, exits=exits,
+                    may_change=("c.yaml", "c.html") if 0 in exits else (), **kw)
+
+    d = ["--dataset", "digits"]
+    one = 'name: d\nitems: [{prompt: "1 2 3 4", answer: " 5", corrupted_prompt: "1 2 3 3", corrupted_answer: " 4"}]\n'
+    cases = [
+        classify("unknown-dataset", ["--dataset", "nope"], ("nope",)),
+        classify("threshold-and-top-k", d + ["--threshold", "0.1", "--top-k", "3"], ("not both",)),
+        classify("threshold-negative", d + ["--threshold", "-1"], ("--threshold",)),
+        classify("threshold-nan", d + ["--threshold", "nan"], ("--threshold",)),
+        classify("threshold-inf", d + ["--threshold", "inf"], ("--threshold",)),
+        classify("threshold-text", d + ["--threshold", "high"], ("--threshold",)),
+        classify("top-k-zero", d + ["--top-k", "0"], ("--top-k",)),
+        classify("top-k-huge", d + ["--top-k", str(1 << 62)], ("--top-k",)),
+        classify("baselines-negative", d + ["--baselines", "-1"], ("--baselines",)),
+        classify("baselines-huge", d + ["--baselines", str(1 << 62)], ("--baselines",)),
+        classify("format-csv", d + ["--format", "csv"], ("--format",)),
+        classify("no-corrupted", ["--dataset", "d.yaml"], ("corrupted_prompt",), data='name: d\nitems: [{prompt: "1 2 3 4", answer: " 5"}]\n'),
+        classify("same-clean-corrupted", ["--dataset", "d.yaml"], ("mean nothing",),
+                 data='name: d\nitems: [{prompt: "1 2 3 4", answer: " 5", corrupted_prompt: "1 2 3 4", corrupted_answer: " 4"}]\n'),
+        classify("lengths-differ", ["--dataset", "d.yaml", "--baselines", "0"], ("item 1", "item 2"),
+                 data=one[:-2] + ', {prompt: "1 2 3 4 5", answer: " 6", corrupted_prompt: "1 2 3 4 4", corrupted_answer: " 5"}]\n', timeout=120),
+        classify("threshold-keeps-none", ["--dataset", "d.yaml", "--threshold", "999"], ("--threshold 999", "--top-k"), data=one, timeout=120),
+        classify("existing-output", ["--dataset", "d.yaml", "--top-k", "2"], ("c.yaml", "--force"), data=one, existing=True),
+        classify("ok-one-item", ["--dataset", "d.yaml", "--top-k", "4", "--baselines", "3"], ("error",), data=one,
+                 exits=frozenset({0, 1}), timeout=120),
+    ]
+
+    def fuzz(rng: random.Random, n: int) -> Case:
+        # One short item keeps each run to seconds (the digits family with hundreds of baselines takes minutes in a debug build).
+        args = ["--dataset", rng.choice(["d.yaml", "d.yaml", "d.yaml", "nope"])]
+        choice = rng.random()
+        if choice < 0.4:
+            args += ["--threshold", rng.choice(["0", "0.01", "0.5", "2", "-0.1", "nan", "1e308", "x", ""])]
+        elif choice < 0.8:
+            args += ["--top-k", rng.choice(["1", "3", "24", "25", "0", "-2", "9999999999999999999", "k"])]
+        if rng.random() < 0.5:
+            args += ["--baselines", rng.choice(["0", "1", "5", "600", "-3", "x"]), "--seed", rng.choice(["0", "7", "-1", "18446744073709551615"])]
+        if rng.random() < 0.2:
+            args.append("--pooled-means")
+        if rng.random() < 0.2:
+            args.append("--no-bos")
+        return classify(f"fuzz{n}", args, ("error", "threshold", "top-k", "baselines", "seed", "nope", "d.yaml", "negative", "at most"),
+                        data=one, exits=frozenset({0, 1}), timeout=120)
+
+    return cases, fuzz
+
 # Writers: (label, args with {out} for the output path). `build` and `init` take the plan/config.
 WRITERS = {
     "build": ["build", "plan.yaml", "-o", "{out}"],
@@ -1546,6 +1605,7 @@ CATEGORIES: dict[str, Callable[[Assets], tuple[list[Case], Fuzzer]]] = {
     "attribute": attribute_cases,
     "heads": heads_cases,
     "circuit": circuit_cases,
+    "classify": classify_cases,
     "outputs": output_cases,
     "flags": flag_cases,
     "signals": signal_cases,
