@@ -29,6 +29,7 @@ struct Classify: ParsableCommand {
     @Flag(name: .customLong("pooled-means"), help: "Score the circuit with one mean per head over every position instead of one per position.") var pooledMeans = false
     @Option(parsing: .unconditional, help: "Random circuits of the candidate's size to score as baselines.") var baselines = 20
     @Option(parsing: .unconditional, help: "Seed of the random baselines and of the detectors' random repeated tokens.") var seed: UInt64 = 0
+    @Option(name: .customLong("patch-result"), help: "Reuse this `scalpel patch --target z -o` result (possibly merged from shards) instead of patching again.") var patchResult: String?
     @Option(help: "table or json.") var format: SummaryFormat = .table
     @Option(name: .customLong("circuit-out"), help: "Write the candidate circuit to this circuit file (.yaml).") var circuitOut: String?
     @Option(help: "Write a page with the table and the pictures to this .html file.") var html: String?
@@ -57,8 +58,14 @@ struct Classify: ParsableCommand {
         classifier.baselines = baselines
         classifier.seed = seed
         classifier.detectorSeed = seed
+        let reused = try patchResult.map { path -> PatchResult in
+            let stored = try PatchFile.read(path)
+            let sha = try provenanceAttributes(model: model, plan: nil)["model_sha256"]
+            try classifier.checkReusable(stored, model: model, items: items, modelSHA256: sha, path: path)
+            return stored.result
+        }
         let progress = ProgressBar(total: model.blocks.count, label: "classify")
-        let result = try classifier.run(model, items: items, prependBOS: bos.prependBOS, patch: nil) { stage, done, total in
+        let result = try classifier.run(model, items: items, prependBOS: bos.prependBOS, patch: reused) { stage, done, total in
             progress.update(done, of: total)
             _ = stage
         }

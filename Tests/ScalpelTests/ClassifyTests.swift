@@ -163,4 +163,36 @@ final class ClassifyCommandTests: CLITestCase {
         XCTAssertEqual(forced.status, 0, forced.stderr)
         XCTAssertTrue(try String(contentsOf: scratch.appendingPathComponent("old.yaml"), encoding: .utf8).contains("\"1.0\": all"))
     }
+
+    func testReusesAMergedPatchResult() throws {
+        let d = ClassifyTests.datasetPath
+        for k in 1...2 {
+            let part = try scalpel(["patch", "--model", modelPath, "--dataset", d, "--target", "z", "--shard", "\(k)/2", "-o", "p\(k).h5"])
+            XCTAssertEqual(part.status, 0, part.stderr)
+        }
+        XCTAssertEqual(try scalpel(["merge", "p1.h5", "p2.h5", "-o", "z.h5"]).status, 0)
+        let fresh = try scalpel(["classify", "--model", modelPath, "--dataset", d, "--threshold", "0.2", "--format", "json"])
+        let reused = try scalpel(["classify", "--model", modelPath, "--dataset", d, "--threshold", "0.2", "--format", "json", "--patch-result", "z.h5"])
+        XCTAssertEqual(reused.status, 0, reused.stderr)
+        func summary(_ text: String) throws -> [String] {
+            let object = try XCTUnwrap(JSONSerialization.jsonObject(with: Data(text.utf8)) as? [String: Any])
+            let heads = try XCTUnwrap(object["heads"] as? [[String: Any]])
+            return heads.map { "\($0["head"]!) \($0["role"]!) \(String(format: "%.4f", $0["effect"] as! Double))" } + ["\(object["circuit"]!) \(object["score"]!)"]
+        }
+        XCTAssertEqual(try summary(reused.stdout), try summary(fresh.stdout))
+
+        let partial = try scalpel(["classify", "--model", modelPath, "--dataset", d, "--patch-result", "p1.h5"])
+        XCTAssertEqual(partial.status, 1)
+        XCTAssertTrue(partial.stderr.contains("partial") && partial.stderr.contains("merge"), partial.stderr)
+        let otherModel = try scalpel(["classify", "--dataset", "digits", "--patch-result", "z.h5"])
+        XCTAssertEqual(otherModel.status, 1)
+        XCTAssertTrue(otherModel.stderr.contains("another model"), otherModel.stderr)
+        let noBOS = try scalpel(["classify", "--model", modelPath, "--dataset", d, "--no-bos", "--patch-result", "z.h5"])
+        XCTAssertEqual(noBOS.status, 1)
+        XCTAssertTrue(noBOS.stderr.contains("other prompts"), noBOS.stderr)
+        XCTAssertEqual(try scalpel(["patch", "--model", modelPath, "--dataset", d, "--target", "v", "-o", "v.h5"]).status, 0)
+        let other = try scalpel(["classify", "--model", modelPath, "--dataset", d, "--patch-result", "v.h5"])
+        XCTAssertEqual(other.status, 1)
+        XCTAssertTrue(other.stderr.contains("target v") && other.stderr.contains("--target z"), other.stderr)
+    }
 }

@@ -69,17 +69,28 @@ public struct HeadClassifier: Sendable {
         return try sweep.run(model, on: items, progress: progress)
     }
 
-    /// Checks that a patching result read from a file is what step 1 computes for this model:
-    /// `z` heads (layer × head) on as many layers and heads, denoising, the same metric.
-    public func checkReusable(_ patch: PatchResult, model: Model, path: String) throws {
-        let grid = HeadGrid(model: model)
+    /// Checks that a patching result read from a file is what step 1 computes here: `z` heads
+    /// (layer × head) of as many layers and heads, denoising, the same metric, every head computed,
+    /// on the same items' tokens, and (when both are known) the same model files.
+    public func checkReusable(_ stored: PatchFile.Stored, model: Model, items: ContrastItems, modelSHA256: String?, path: String) throws {
+        let patch = stored.result, grid = HeadGrid(model: model)
+        if let modelSHA256, let stored = stored.modelSHA256, !stored.isEmpty, stored != modelSHA256 {
+            throw ClassificationError.patchResultOtherModel(path: path)
+        }
         guard patch.target == PatchTarget.z.rawValue, patch.dims == HeadGrid.dims, patch.shape == [grid.layers, grid.heads],
               patch.direction == .denoise, patch.metric == metric else {
-            throw ClassificationError.patchResultMismatch(path: path, found: "target \(patch.target), dims \(patch.dims.joined(separator: " × ")) \(patch.shape), \(patch.direction.rawValue), \(patch.metric.rawValue)",
+            let dims = patch.dims.isEmpty ? "\(patch.shape.count) axes" : patch.dims.joined(separator: " × ")
+            throw ClassificationError.patchResultMismatch(path: path, found: "target \(patch.target), dims \(dims) \(patch.shape), \(patch.direction.rawValue), \(patch.metric.rawValue)",
                                                           expected: "target z, dims layer × head [\(grid.layers), \(grid.heads)], denoise, \(metric.rawValue)")
         }
-        if patch.raw.contains(where: { $0 == nil }) && HeadGrid.heads(of: model).contains(where: { patch.raw[$0.layer * grid.heads + $0.head] == nil }) {
+        if HeadGrid.heads(of: model).contains(where: { patch.raw[$0.layer * grid.heads + $0.head] == nil }) {
             throw ClassificationError.patchResultIncomplete(path: path)
+        }
+        let clean = items.items.map(\.clean), corrupted = items.items.map(\.corrupted)
+        guard stored.tokens == clean, stored.corruptedTokens == corrupted else {
+            let differs = clean.indices.first { i in stored.tokens[safe: i] != clean[i] || stored.corruptedTokens[safe: i] != corrupted[i] }
+            throw ClassificationError.patchResultOtherItems(path: path, dataset: items.name, fileItems: stored.tokens.count, items: clean.count,
+                                                            firstDifferent: differs.map { $0 + 1 })
         }
     }
 
@@ -214,6 +225,8 @@ public enum ClassificationError: UserFacingError, Equatable {
     case notNormalizable(clean: Double, corrupted: Double, metric: String)
     case patchResultMismatch(path: String, found: String, expected: String)
     case patchResultIncomplete(path: String)
+    case patchResultOtherModel(path: String)
+    case patchResultOtherItems(path: String, dataset: String, fileItems: Int, items: Int, firstDifferent: Int?)
 
     public static func == (a: ClassificationError, b: ClassificationError) -> Bool { a.message == b.message }
 
@@ -235,6 +248,11 @@ public enum ClassificationError: UserFacingError, Equatable {
                 + "Make it with `scalpel patch --target z` on the same dataset and model."
         case let .patchResultIncomplete(path):
             return "\(path): some heads have no value (a shard's partial file?). Merge every shard with `scalpel merge` first."
+        case let .patchResultOtherModel(path):
+            return "\(path) was computed on another model (its model_sha256 differs from this model's files). Patch again with this --model."
+        case let .patchResultOtherItems(path, dataset, fileItems, items, firstDifferent):
+            let which = fileItems != items ? "it has \(fileItems) items, \(dataset) has \(items)" : "item \(firstDifferent ?? 1) has other tokens"
+            return "\(path) was computed on other prompts than \(dataset) (\(which); BOS and --no-bos count). Give the dataset it was patched on."
         }
     }
 }
