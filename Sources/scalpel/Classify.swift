@@ -65,9 +65,9 @@ struct Classify: ParsableCommand {
             return stored.result
         }
         let progress = ProgressBar(total: model.blocks.count, label: "classify")
-        let result = try classifier.run(model, items: items, prependBOS: bos.prependBOS, patch: reused) { stage, done, total in
+        // One bar whose total follows the step: layers patched, then circuits scored.
+        let result = try classifier.run(model, items: items, prependBOS: bos.prependBOS, patch: reused) { _, done, total in
             progress.update(done, of: total)
-            _ = stage
         }
         progress.finish()
         let tokens = items.items[0].clean.map(model.tokenText)

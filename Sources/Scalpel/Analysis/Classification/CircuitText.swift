@@ -14,8 +14,8 @@ extension Circuit {
             case .all: out += "  \"\(head)\": all\n"
             case let .only(list): out += "  \"\(head)\": [\(list.map { $0 == -1 ? "end" : String($0) }.joined(separator: ", "))]\n"
             case let .allBut(list):
-                // Not produced by classify; written as the positions it keeps would need the prompt length.
-                out += "  \"\(head)\": all  # all but \(list)\n"
+                // Circuit files and classify never make this (a file cannot say "all but"); kept visible as a comment.
+                out += "  \"\(head)\": all  # in memory: all but \(list)\n"
             }
         }
         return out
