@@ -31,6 +31,7 @@ struct Classify: ParsableCommand {
     @Option(parsing: .unconditional, help: "Seed of the random baselines and of the detectors' random repeated tokens.") var seed: UInt64 = 0
     @Option(name: .customLong("patch-result"), help: "Reuse this `scalpel patch --target z -o` result (possibly merged from shards) instead of patching again.") var patchResult: String?
     @Option(help: "table or json.") var format: SummaryFormat = .table
+    @Option(name: .shortAndLong, help: "Also write everything the report shows to this .h5 file.") var output: String?
     @Option(name: .customLong("circuit-out"), help: "Write the candidate circuit to this circuit file (.yaml).") var circuitOut: String?
     @Option(help: "Write a page with the table and the pictures to this .html file.") var html: String?
     @Option(help: "Also draw the baselines' histogram to this .svg file.") var plot: String?
@@ -48,8 +49,8 @@ struct Classify: ParsableCommand {
     var selection: HeadClassifier.Selection { threshold.map { .threshold($0) } ?? .topK(topK ?? 10) }
 
     func run() throws {
-        let targets = try OutputTarget.files([circuitOut, html, plot], overwrite: force)
-        let (model, _) = try modelOptions.loadWithPlan()
+        let targets = try OutputTarget.files([circuitOut, html, plot, output], overwrite: force)
+        let (model, plan) = try modelOptions.loadWithPlan()
         let family = try DatasetFiles.resolve(dataset)
         let items = try ContrastItems(dataset: family, model: model, prependBOS: bos.prependBOS)
         var classifier = HeadClassifier(selection: selection)
@@ -79,12 +80,17 @@ struct Classify: ParsableCommand {
             if let target = targets[2] {
                 try target.write(Data(CircuitPlot.svg(result.score, title: "Circuit \(result.circuit.name) · \(model.name)").utf8))
             }
+            if let target = targets[3] {
+                try ClassifyFile.write(result, prompts: PromptsGroup(items: family.items, tokens: items.items.map(\.clean), tokenText: model.tokenText),
+                                       corruptedTokens: items.items.map(\.corrupted), to: target,
+                                       attributes: try provenanceAttributes(model: model, plan: plan))
+            }
         }
         switch format {
         case .json: try Output.json(ClassifyJSON(result, model: model.name, items: items.items.count, circuitFile: circuitOut))
         case .table: ClassifyTable.print(result, items: items.items.count, circuitFile: circuitOut)
         }
-        for path in [circuitOut, html, plot].compactMap({ $0 }) { FileHandle.standardError.write(Data("wrote \(path)\n".utf8)) }
+        for path in [circuitOut, html, plot, output].compactMap({ $0 }) { FileHandle.standardError.write(Data("wrote \(path)\n".utf8)) }
     }
 }
 

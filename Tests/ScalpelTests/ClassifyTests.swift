@@ -106,7 +106,7 @@ final class ClassifyCommandTests: CLITestCase {
     func testTableJSONCircuitFileAndPage() throws {
         let json = try scalpel(["classify", "--model", modelPath, "--dataset", ClassifyTests.datasetPath, "--threshold", "0.2",
                                 "--baselines", "10", "--seed", "2", "--format", "json",
-                                "--circuit-out", "c.yaml", "--html", "c.html", "--plot", "c.svg"])
+                                "--circuit-out", "c.yaml", "--html", "c.html", "--plot", "c.svg", "-o", "c.h5"])
         XCTAssertEqual(json.status, 0, json.stderr)
         let object = try XCTUnwrap(JSONSerialization.jsonObject(with: Data(json.stdout.utf8)) as? [String: Any])
         let heads = try XCTUnwrap(object["heads"] as? [[String: Any]])
@@ -126,6 +126,17 @@ final class ClassifyCommandTests: CLITestCase {
         XCTAssertTrue(page.contains("<svg") && page.contains("previous-token") && page.contains("random circuits"), "page with pictures and table")
         XCTAssertFalse(page.contains("<?xml"), "inline SVG without XML declarations")
         XCTAssertTrue(FileManager.default.fileExists(atPath: scratch.appendingPathComponent("c.svg").path))
+
+        // The HDF5 file holds the same heads, roles, effects and score.
+        let file = try HDF5File.open(scratch.appendingPathComponent("c.h5"))
+        let root = try file.root
+        XCTAssertEqual(try root.stringAttribute("format"), "scalpel-classify")
+        XCTAssertEqual(try root.readStrings("heads/head"), heads.map { $0["head"] as! String })
+        XCTAssertEqual(try root.readStrings("heads/role"), heads.map { $0["role"] as! String })
+        let effects = try root.readTensor("heads/effect")
+        for (i, head) in heads.enumerated() { XCTAssertEqual(Double(effects[flat: i]), head["effect"] as! Double, accuracy: 1e-6) }
+        XCTAssertEqual(try root.group("circuit").doubleAttribute("score"), try XCTUnwrap(object["score"] as? Double), accuracy: 1e-12)
+        XCTAssertEqual(try root.readTensor("scores/induction").shape, [2, 4])
 
         let table = try scalpel(["classify", "--model", modelPath, "--dataset", ClassifyTests.datasetPath, "--top-k", "2", "--baselines", "5"])
         XCTAssertEqual(table.status, 0, table.stderr)
