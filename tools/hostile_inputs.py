@@ -1199,6 +1199,8 @@ def classify_cases(assets: Assets) -> tuple[list[Case], Fuzzer]:
                  data=one[:-2] + ', {prompt: "1 2 3 4 5", answer: " 6", corrupted_prompt: "1 2 3 4 4", corrupted_answer: " 5"}]\n', timeout=120),
         classify("threshold-keeps-none", ["--dataset", "d.yaml", "--threshold", "999"], ("--threshold 999", "--top-k"), data=one, timeout=120),
         classify("existing-output", ["--dataset", "d.yaml", "--top-k", "2"], ("c.yaml", "--force"), data=one, existing=True),
+        classify("report-is-folder", ["--dataset", "d.yaml", "-o", "."], ("'.'", '"."', "."), data=one),
+        classify("report-same-as-page", ["--dataset", "d.yaml", "-o", "c.html"], ("c.html",), data=one),
         classify("ok-one-item", ["--dataset", "d.yaml", "--top-k", "4", "--baselines", "3"], ("error",), data=one,
                  exits=frozenset({0, 1}), timeout=120),
     ]
