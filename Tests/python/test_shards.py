@@ -43,7 +43,7 @@ SWEEPS = {
                           "--batch-size", "2"],
     "lens": lambda tmp: ["lens", "--prompts", lens_prompts(tmp), "--positions", "all"],
     "attribute": lambda tmp: ["attribute", "--dataset", attribution_dataset(tmp), "--by", "neuron", "--layers", "4,5"],
-    "paths": lambda tmp: ["paths", "--all", "--layers", "0,3", "--alphas", "0:1:1"],
+    "paths": lambda tmp: ["paths", "--from", "digits", "--to", "number-words", "--layers", "0,2,5", "--alphas", "0:1:1"],
 }
 
 
@@ -117,16 +117,15 @@ def test_attribution_and_paths_parts_read_alone(tmp_path):
         assert f["prompts/tokens"].shape[0] == 32 and f["attribution"].attrs["items"] == 32
         assert f["attribution/values"].shape == (1, 512) and np.isfinite(f["attribution/values"][...]).all()
     part = tmp_path / "paths.h5"
-    result = subprocess.run([SCALPEL, "paths", "--all", "--layers", "0,3", "--alphas", "0:1:1", "--shard", "1/2", "-o", str(part)],
-                            capture_output=True, text=True)
+    result = subprocess.run([SCALPEL, *SWEEPS["paths"](tmp_path), "--shard", "1/2", "-o", str(part)], capture_output=True, text=True)
     assert result.returncode == 0, result.stderr
     assert "shard 1/2" in result.stderr and "(direction, layer) steps" in result.stderr
     with h5py.File(part, "r") as f:
         assert f.attrs["format"] == "scalpel-partial" and f.attrs["final_format"] == "scalpel-paths"
-        units = f.attrs["shard_total"]
-        assert list(f["shard/indices"][...]) == list(range(0, units, 2))
+        assert f.attrs["shard_total"] == 3 and list(f["shard/indices"][...]) == [0, 2]  # layers 0 and 5 of 0, 2, 5
         layers = [int(layer) for group in f["paths"].values() for layer in group["layer"][...]]
-        assert set(layers) <= {0, 3} and len(layers) > 0
+        assert set(layers) == {0, 5}
+        assert f["representations/digits/hook_resid_post"].shape[0] == 3  # every layer's, for merge
 
 
 @pytest.mark.parametrize("shard", ["0/3", "4/3", "1/0", "x/3", "2", "1/2/3"])
@@ -147,7 +146,7 @@ def test_parts_of_different_runs_are_refused(tmp_path):
         return str(tmp_path / name)
     a1 = part("a1.h5", "attribute", "--dataset", dataset, "--by", "neuron", "--layers", "4", "--shard", "1/2")
     a2 = part("a2.h5", "attribute", "--dataset", dataset, "--by", "neuron", "--layers", "5", "--shard", "2/2")
-    p2 = part("p2.h5", "paths", "--all", "--layers", "0,3", "--alphas", "0:1:1", "--shard", "2/2")
+    p2 = part("p2.h5", *SWEEPS["paths"](tmp_path), "--shard", "2/2")
     merged = tmp_path / "merged.h5"
     for other, mention in ((a2, "run parameters"), (p2, "kind of sweep")):
         result = subprocess.run([SCALPEL, "merge", a1, other, "-o", str(merged)], capture_output=True, text=True)
