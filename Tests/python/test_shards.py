@@ -69,6 +69,11 @@ def test_neuron_sweep_merged_equals_unsharded(tmp_path):
     run_shards(tmp_path, 2, ["patch", "--dataset", "months", "--target", "mlp_post", "--layers", "1", "--metric", "prob"])
 
 
+def test_paths_over_many_directions_merged_equal_unsharded(tmp_path):
+    """--all: 36 directions at one layer, so the steps of different directions go to different parts."""
+    run_shards(tmp_path, 2, ["paths", "--all", "--layers", "5", "--alphas", "1:1:1"])
+
+
 def test_several_attribution_groupings_merged_equal_unsharded(tmp_path):
     run_shards(tmp_path, 3, ["attribute", "--dataset", attribution_dataset(tmp_path), "--by", "component,head,neuron,layer",
                              "--layers", "1,5", "--mid"])
