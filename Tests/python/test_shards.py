@@ -168,3 +168,10 @@ def test_size_hint(tmp_path):
     quiet = subprocess.run([SCALPEL, "trace", "--dataset", "months", "--hooks", "hook_embed", "-o", str(tmp_path / "u.h5")],
                            capture_output=True, text=True)
     assert "--shard" not in quiet.stderr
+
+
+def test_paths_size_hint(tmp_path):
+    result = subprocess.run([SCALPEL, *SWEEPS["paths"](tmp_path), "-o", str(tmp_path / "p.h5")],
+                            capture_output=True, text=True, env=dict(os.environ, SCALPEL_SHARD_HINT_ABOVE="5"))
+    assert result.returncode == 0, result.stderr
+    assert "path points" in result.stderr and "--shard 1/" in result.stderr and "scalpel merge" in result.stderr
