@@ -90,7 +90,9 @@ public struct LogitAttribution: Sendable {
                      progress: ((Int, Int) -> Void)? = nil) throws -> AttributionSums {
         try validate(model)
         let grids = groupings.map { AttributionGrid(self, grouping: $0, model: model) }
-        let capture = HookFilter(Array(Set(groupings.flatMap { hooksToCapture($0, model) })))
+        var hooks: [HookPoint] = []
+        for hook in groupings.flatMap({ hooksToCapture($0, model) }) where !hooks.contains(hook) { hooks.append(hook) }
+        let capture = HookFilter(hooks)
         let columns = Array(Set(items.items.flatMap { [$0.answer] + ($0.foil.map { [$0] } ?? []) })).sorted()
         let all = batches(items: items.items.count)
         let chosen = only ?? Array(all.indices)
