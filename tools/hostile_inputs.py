@@ -1020,16 +1020,31 @@ def attribute_cases(assets: Assets) -> tuple[list[Case], Fuzzer]:
         attribute("layer-cached", ["--dataset", "digits", "--by", "layer", "--ln", "cached"], ("--ln cached",)),
         attribute("mid-without-layer", ["--dataset", "digits", "--mid"], ("--mid",)),
         attribute("top-0", ["--dataset", "digits", "--by", "head", "--top", "0"], ("--top",)),
+        attribute("by-repeated", ["--dataset", "digits", "--by", "component,head,component"], ("component", "twice")),
+        attribute("by-empty-name", ["--dataset", "digits", "--by", "component,,head"], ("--by", "not a grouping")),
+        attribute("by-trailing-comma", ["--dataset", "digits", "--by", "head,"], ("--by", "not a grouping")),
+        attribute("by-several-plot", ["--dataset", "digits", "--by", "component,head", "--plot", "p.svg"], ("--plot", "one grouping")),
+        attribute("by-several-layer-cached", ["--dataset", "digits", "--by", "component,layer", "--ln", "cached"], ("--ln cached",)),
+        attribute("by-several-neuron-without-layers", ["--dataset", "digits", "--by", "head,neuron"], ("--layers",)),
+        attribute("by-several-mid-without-layer", ["--dataset", "digits", "--by", "component,head", "--mid"], ("--mid",)),
+        attribute("by-several-ok", ["--dataset", "digits", "--by", "layer,head,component", "--format", "csv"], (), exits=frozenset({0})),
+        attribute("shard-without-output", ["--dataset", "digits", "--by", "neuron", "--layers", "1", "--shard", "1/2"], ("-o",)),
+        attribute("shard-k-above-n", ["--dataset", "digits", "--shard", "4/3", "-o", "a.h5"], ("4/3", "K/N")),
     ]
 
     def fuzz(rng: random.Random, n: int) -> Case:
-        args = ["--dataset", rng.choice(["digits", "months", "d.yaml"]), "--by", rng.choice(["component", "head", "neuron", "layer", "x"])]
-        if args[3] == "neuron" or rng.random() < 0.2:
+        args = ["--dataset", rng.choice(["digits", "months", "d.yaml"]),
+                "--by", rng.choice(["component", "head", "neuron", "layer", "x", "component,head,neuron", "head,layer", "neuron,neuron", ",", ""])]
+        if "neuron" in args[3] or rng.random() < 0.2:
             args += ["--layers", rng.choice(["5", "6", "a", "-1", "5,5", "0-5", ""])]
         if rng.random() < 0.3:
             args += ["--ln", rng.choice(["cached", "recomputed", "both"])]
         if rng.random() < 0.3:
             args += ["--token", rng.choice([" 5", "", " 5 6", "x"])]
+        if rng.random() < 0.2:
+            # Refused shards only (a valid one would write a part): out of range, not numbers, or no -o.
+            bad = rng.choice(["0/2", "3/2", "1/0", "a/b", "1/2"])
+            args += ["--shard", bad] + (["-o", rng.choice(["a.h5", "a/b.h5", ""])] if bad != "1/2" else [])
         pieces = ['"1 2 3 4"', '" 5"', '" 4"', '""', "null", "5", "[]", '"\\x00"', '"1 2"']
         fields = ["prompt", "answer", "corrupted_answer"]
         items = ", ".join("{" + ", ".join(f"{f}: {rng.choice(pieces)}" for f in fields if rng.random() < 0.9) + "}"
@@ -1592,6 +1607,31 @@ def shard_cases(assets: Assets) -> tuple[list[Case], Fuzzer]:
         Case(cat, "merge-not-hdf5", ["merge", "p1.h5", "x.h5", "-o", "m.h5"],
              lambda w: (parts(("p1.h5", ["--shard", "1/2"]))(w), write(w / "x.h5", "not hdf5")), mentions=("x.h5",)),
         Case(cat, "merge-nothing", ["merge", "-o", "m.h5"], mentions=("partial files",)),
+    ]
+    # attribute and paths: the shared --shard checks, and merges of their parts with other runs' parts.
+    attribute = ["attribute", "--model", str(assets.bundled), "--dataset", "months", "--by", "neuron", "--layers", "1"]
+    paths = ["paths", "--model", str(assets.bundled), "--from", "digits", "--to", "number-words", "--layers", "0,5", "--alphas", "0:1:1"]
+    cases += [Case(cat, f"{command[0]}-shard-{bad}", command + ["--shard", bad, "-o", "a.h5"], mentions=(bad, "K/N"))
+              for command in (attribute, paths) for bad in ["0/3", "4/3", "1/0", "x/3", "1/2/3"]]
+
+    def run_parts(*specs: tuple[str, list[str]]):
+        def setup(work: Path) -> None:
+            for name, args in specs:
+                subprocess.run([assets.binary, *args, "-o", name], cwd=work, check=True, capture_output=True)
+        return setup
+
+    cases += [
+        Case(cat, "paths-shard-no-output", paths + ["--shard", "1/2"], mentions=("-o",)),
+        Case(cat, "merge-attribute-with-patch", ["merge", "a1.h5", "p2.h5", "-o", "m.h5"],
+             run_parts(("a1.h5", attribute + ["--shard", "1/2"]), ("p2.h5", patch + ["--shard", "2/2"])), mentions=("kind of sweep",)),
+        Case(cat, "merge-attribute-other-grouping", ["merge", "a1.h5", "a2.h5", "-o", "m.h5"],
+             run_parts(("a1.h5", attribute + ["--shard", "1/2"]), ("a2.h5", attribute + ["--layers", "2", "--shard", "2/2"])),
+             mentions=("run parameters",)),
+        Case(cat, "merge-paths-other-alphas", ["merge", "q1.h5", "q2.h5", "-o", "m.h5"],
+             run_parts(("q1.h5", paths + ["--shard", "1/2"]), ("q2.h5", paths[:-1] + ["0:2:1", "--shard", "2/2"])),
+             mentions=("run parameters",)),
+        Case(cat, "merge-paths-missing", ["merge", "q1.h5", "-o", "m.h5"], run_parts(("q1.h5", paths + ["--shard", "1/3"])),
+             mentions=("missing shard", "2/3")),
     ]
     return cases, None
 

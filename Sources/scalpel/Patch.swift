@@ -84,8 +84,9 @@ struct Patch: ParsableCommand {
             FileHandle.standardError.write(Data(("warning: the clean and corrupted \(metric.rawValue) are equal (\(result.clean) and \(result.corrupted)): "
                 + "normalised values mean nothing and are left empty; the raw values are reported.\n").utf8))
         }
+        sharding.notePartial(share: "\(result.raw.compactMap { $0 }.count) of \(result.raw.count) cells", output: output)
         switch format {
-        case .json: try Output.json(PatchJSON(result, model: model.name, top: top))
+        case .json: try Output.json(PatchJSON(result, model: model.name, top: top, shard: sharding.shard))
         case .csv: printCSV(result)
         case .table: printTable(result, items: items.items.count)
         }
@@ -123,8 +124,11 @@ struct PatchJSON: Encodable {
     let values: [Double?], raw: [Double?]
     let clean: Double, corrupted: Double
     let top: [Entry]
+    /// "K/N" when the run is one shard of a sweep: only its own cells have values.
+    let shard: String?
 
-    init(_ result: PatchResult, model: String, top count: Int) {
+    init(_ result: PatchResult, model: String, top count: Int, shard: String? = nil) {
+        self.shard = shard
         self.model = model; target = result.target; direction = result.direction.rawValue; metric = result.metric.rawValue
         dims = result.dims; shape = result.shape; axisLabels = result.axisLabels
         values = result.values; raw = result.raw; clean = result.clean; corrupted = result.corrupted
@@ -132,7 +136,7 @@ struct PatchJSON: Encodable {
     }
 
     enum CodingKeys: String, CodingKey {
-        case model, target, direction, metric, dims, shape, values, raw, clean, corrupted, top
+        case model, target, direction, metric, dims, shape, values, raw, clean, corrupted, top, shard
         case axisLabels = "axis_labels"
     }
 }

@@ -47,6 +47,7 @@ struct PathSearch: ParsableCommand {
     @Option(name: .shortAndLong, help: "Write vectors, offsets and every path decode to this .h5 file.") var output: String?
     @Option(help: "Draw accuracy against layer (and one path decoded step by step) to this .svg file.") var plot: String?
     @Flag(help: "Overwrite existing output files.") var force = false
+    @OptionGroup var sharding: ShardOption
     /// The flag `paths add-vector` replaced; kept only to say so.
     @Option(help: .hidden) var addVector: String?
 
@@ -58,6 +59,7 @@ struct PathSearch: ParsableCommand {
         }
         _ = try alphaGrid()
         _ = try hookKind()
+        try sharding.requireOutput(output)
         // Which directions (`choice()`) is checked in run(): ArgumentParser reports an unknown option
         // given to a default subcommand only after validate() passes, and that message comes first.
     }
@@ -78,16 +80,22 @@ struct PathSearch: ParsableCommand {
         let directions = try sweep.directions(choice, model: model) { note in
             FileHandle.standardError.write(Data("note: \(note)\n".utf8))
         }
+        let units = sweep.units(directions, model: model)
+        // Each (pair, α, layer) point is one prompt run from its layer on: sized as patch's patched item-runs.
+        let points = directions.reduce(0) { $0 + $1.pairs.count } * search.alphas.count * (search.layers?.count ?? model.blocks.count)
+        sharding.hint(work: points, unit: "path points (each a run from its layer on)", limit: ShardAdvice.patchRunsAbove, output: output)
         let progress = ProgressBar(total: 0, label: "paths")
-        let result = try sweep.run(directions, model: model) { done, total in progress.update(done, of: total) }
+        // --shard K/N: the (direction, layer) steps u with u mod N = K − 1.
+        let result = try sweep.run(directions, model: model, shard: sharding.value) { done, total in progress.update(done, of: total) }
         progress.finish()
         try OutputTarget.together {
             if let outputTarget {
                 try PathsFile.write(try sweep.record(result, model: model), to: outputTarget,
-                                    attributes: try provenanceAttributes(model: model, plan: plan))
+                                    attributes: try provenanceAttributes(model: model, plan: plan), shard: sharding.run(), units: units)
             }
             if let plotTarget { try plotTarget.write(Data(PathsPlot.svg(result.summaries, points: result.points, model: model).utf8)) }
         }
+        sharding.notePartial(share: "\(sharding.value?.indices(of: units).count ?? units) of \(units) (direction, layer) steps", output: output)
         switch format {
         case .json, .csv: try RecordList(records: result.summaries.map(PathsRecord.init)).print(format)
         case .table: printTable(result.summaries, directions: directions, search: search)

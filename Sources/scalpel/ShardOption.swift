@@ -31,6 +31,13 @@ struct ShardOption: ParsableArguments {
         if let shard, output == nil { throw ValidationError("--shard \(shard) needs -o FILE.h5: each part is written to a file for scalpel merge.") }
     }
 
+    /// A sharded run's printed table, JSON or CSV covers only its own part: says so on stderr
+    /// (`share`: what the part holds, e.g. "21 of 64 prompts").
+    func notePartial(share: String, output: String?) {
+        guard let shard else { return }
+        FileHandle.standardError.write(Data("note: shard \(shard) of a sharded run: what is printed covers this part's \(share) only; the whole run's results come from scalpel merge \(output.map { "PARTS… (this part: \($0))" } ?? "PARTS…") -o FILE.h5.\n".utf8))
+    }
+
     /// Prints how to shard a run of `work` units above `limit` (only when not sharded already).
     func hint(work: Int, unit: String, limit: Int, output: String?) {
         guard shard == nil, let text = ShardAdvice.hint(work: work, unit: unit, limit: ShardAdvice.threshold(limit),

@@ -59,6 +59,39 @@ final class AttributeCommandTests: CLITestCase {
         XCTAssertTrue(svg.contains("attention") && svg.contains("MLP"), "Figure 1's two lines")
     }
 
+    /// Several groupings in one run: one forward pass, the same values as separate runs bit for bit,
+    /// and the multi-grouping JSON, CSV and HDF5 shapes of DECISIONS.md.
+    func testSeveralGroupingsInOneRunEqualSeparateRuns() throws {
+        let all = try scalpel(["attribute", "--dataset", "digits", "--by", "component,head,neuron", "--layers", "4,5", "--format", "json", "-o", "all.h5"])
+        XCTAssertEqual(all.status, 0, all.stderr)
+        let object = try XCTUnwrap(JSONSerialization.jsonObject(with: Data(all.stdout.utf8)) as? [String: Any])
+        XCTAssertEqual(object["by"] as? [String], ["component", "head", "neuron"])
+        let attributions = try XCTUnwrap(object["attributions"] as? [[String: Any]])
+        XCTAssertEqual(attributions.count, 3)
+        for (i, extra) in [["--by", "component"], ["--by", "head"], ["--by", "neuron", "--layers", "4,5"]].enumerated() {
+            let single = try scalpel(["attribute", "--dataset", "digits", "--format", "json"] + extra)
+            let alone = try XCTUnwrap(JSONSerialization.jsonObject(with: Data(single.stdout.utf8)) as? [String: Any])
+            for key in ["by", "dims", "shape", "labels", "values", "total", "actual", "ln_final_bias", "remainder"] {
+                XCTAssertEqual(attributions[i][key] as? NSObject, alone[key] as? NSObject, "\(extra) \(key)")
+            }
+            XCTAssertNil(alone["shard"], "no shard field without --shard")
+        }
+        let file = try HDF5File.open(scratch.appendingPathComponent("all.h5"))
+        XCTAssertEqual(try file.root.group("attribution").stringAttribute("by"), "component,head,neuron")
+        XCTAssertEqual(try file.root.dataset("attribution/head/values").readTensor().shape, [6, 4])
+        XCTAssertEqual(try file.root.dataset("attribution/neuron/values").readTensor().shape, [2, 512])
+        XCTAssertEqual(try file.root.group("attribution/neuron").stringAttribute("by"), "neuron")
+
+        let csv = try scalpel(["attribute", "--dataset", "digits", "--by", "component,neuron", "--layers", "4", "--format", "csv"])
+        let lines = csv.stdout.split(separator: "\n")
+        XCTAssertEqual(lines.first, "by,component,layer,neuron,label,value")
+        XCTAssertEqual(lines.count, 1 + 14 + 512)
+        XCTAssertTrue(lines[1].hasPrefix("component,0,,,embed,"), String(lines[1]))
+        XCTAssertTrue(lines[15].hasPrefix("neuron,,0,0,L4 N0,"), String(lines[15]))
+        let table = try scalpel(["attribute", "--dataset", "digits", "--by", "head,layer"])
+        XCTAssertTrue(table.stdout.contains("by head") && table.stdout.contains("by layer"), table.stdout)
+    }
+
     func testBadInputIsRefusedAndNothingIsWritten() throws {
         try expectBadInput(["attribute", "--prompt", "1 2 3 4", "-o", "x.h5"], mentions: ["no answer", "--token"])
         let noFoil = scratch.appendingPathComponent("nofoil.yaml")
@@ -73,6 +106,9 @@ final class AttributeCommandTests: CLITestCase {
         try expectBadInput(["attribute", "--dataset", "digits", "--by", "head", "--layers", "1"], mentions: ["--by neuron"])
         try expectBadInput(["attribute", "--dataset", "digits", "--by", "layer", "--ln", "cached"], mentions: ["--ln cached"])
         try expectBadInput(["attribute", "--dataset", "digits", "--by", "heads"], mentions: ["heads"])
+        try expectBadInput(["attribute", "--dataset", "digits", "--by", "head,head"], mentions: ["twice"])
+        try expectBadInput(["attribute", "--dataset", "digits", "--by", "component,head", "--plot", "x.svg"], mentions: ["--plot"])
+        try expectBadInput(["attribute", "--dataset", "digits", "--by", "component,layer", "--ln", "cached"], mentions: ["--ln cached"])
         XCTAssertFalse(FileManager.default.fileExists(atPath: scratch.appendingPathComponent("x.h5").path))
         FileManager.default.createFile(atPath: scratch.appendingPathComponent("exists.h5").path, contents: Data("mine".utf8))
         try expectBadInput(["attribute", "--dataset", "digits", "-o", "exists.h5"], mentions: ["exists.h5", "--force"])

@@ -1,8 +1,9 @@
 """Sharded sweeps (DESIGN.md "Sweeps across machines"), run the way a job array runs them:
 tools/run_shards.py launches N shards as N processes, merges their partial files and compares the
 merged file's contents (every dataset's values, dtype and shape, every attribute) with the
-unsharded run's, for patch, trace and lens with N = 1, 2, 3 and 7; one shard interrupted while it
-writes leaves nothing, merging without it fails, and rerunning it completes the merge.
+unsharded run's, for patch, trace, lens, attribute (neurons; and several groupings in one run) and
+paths with N = 1, 2, 3 and 7; one shard interrupted while it writes leaves nothing, merging without
+it fails, and rerunning it completes the merge.
 
 Runs the debug binary (`swift build --product scalpel` first) on the bundled model.
 """
@@ -27,11 +28,22 @@ def lens_prompts(folder):
     return str(path)
 
 
+def attribution_dataset(folder):
+    """70 counting items with answers and foils: three of attribute's batches of 32 (the last one short)."""
+    import json
+    path = folder / "counting.json"
+    items = [{"prompt": f"{i} {i + 1} {i + 2}", "answer": f" {i + 3}", "corrupted_answer": f" {i + 2}"} for i in range(1, 71)]
+    path.write_text(json.dumps({"name": "counting", "description": "", "items": items}))
+    return str(path)
+
+
 SWEEPS = {
     "patch": lambda tmp: ["patch", "--dataset", "months", "--target", "z", "--layers", "0-1"],
     "trace": lambda tmp: ["trace", "--dataset", "digits", "--hooks", "blocks.0.hook_resid_post,blocks.1.attn.hook_pattern",
                           "--batch-size", "2"],
     "lens": lambda tmp: ["lens", "--prompts", lens_prompts(tmp), "--positions", "all"],
+    "attribute": lambda tmp: ["attribute", "--dataset", attribution_dataset(tmp), "--by", "neuron", "--layers", "4,5"],
+    "paths": lambda tmp: ["paths", "--from", "digits", "--to", "number-words", "--layers", "0,2,5", "--alphas", "0:1:1"],
 }
 
 
@@ -57,7 +69,17 @@ def test_neuron_sweep_merged_equals_unsharded(tmp_path):
     run_shards(tmp_path, 2, ["patch", "--dataset", "months", "--target", "mlp_post", "--layers", "1", "--metric", "prob"])
 
 
-@pytest.mark.parametrize("sweep", ["patch", "trace"])
+def test_paths_over_many_directions_merged_equal_unsharded(tmp_path):
+    """--all: 36 directions at one layer, so the steps of different directions go to different parts."""
+    run_shards(tmp_path, 2, ["paths", "--all", "--layers", "5", "--alphas", "1:1:1"])
+
+
+def test_several_attribution_groupings_merged_equal_unsharded(tmp_path):
+    run_shards(tmp_path, 3, ["attribute", "--dataset", attribution_dataset(tmp_path), "--by", "component,head,neuron,layer",
+                             "--layers", "1,5", "--mid"])
+
+
+@pytest.mark.parametrize("sweep", ["patch", "trace", "attribute", "paths"])
 def test_interrupted_shard_leaves_nothing_and_reruns(tmp_path, sweep):
     out = run_shards(tmp_path, 3, SWEEPS[sweep](tmp_path), kill=2)
     assert "interrupted while writing: exit 1, nothing left" in out
@@ -82,6 +104,61 @@ def test_partial_file_reads_alone(tmp_path):
         assert np.isnan(np.delete(raw.ravel(), computed)).all()
 
 
+def test_attribution_and_paths_parts_read_alone(tmp_path):
+    import h5py
+    import numpy as np
+    dataset = attribution_dataset(tmp_path)
+    part = tmp_path / "attribution.h5"
+    result = subprocess.run([SCALPEL, "attribute", "--dataset", dataset, "--by", "neuron", "--layers", "4", "--shard", "2/3",
+                             "-o", str(part), "--format", "json"], capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
+    assert "shard 2/3" in result.stderr and "32 of 70 prompts" in result.stderr
+    import json
+    assert json.loads(result.stdout)["shard"] == "2/3" and json.loads(result.stdout)["items"] == 32
+    with h5py.File(part, "r") as f:
+        assert f.attrs["format"] == "scalpel-partial" and f.attrs["final_format"] == "scalpel-attribution"
+        assert f.attrs["partial_kind"] == "attribution" and f.attrs["shard"] == "2/3"
+        assert list(f["shard/indices"][...]) == list(range(32, 64))  # the second batch of 32
+        assert f["prompts/tokens"].shape[0] == 32 and f["attribution"].attrs["items"] == 32
+        assert f["attribution/values"].shape == (1, 512) and np.isfinite(f["attribution/values"][...]).all()
+    part = tmp_path / "paths.h5"
+    result = subprocess.run([SCALPEL, *SWEEPS["paths"](tmp_path), "--shard", "1/2", "-o", str(part)], capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
+    assert "shard 1/2" in result.stderr and "(direction, layer) steps" in result.stderr
+    with h5py.File(part, "r") as f:
+        assert f.attrs["format"] == "scalpel-partial" and f.attrs["final_format"] == "scalpel-paths"
+        assert f.attrs["shard_total"] == 3 and list(f["shard/indices"][...]) == [0, 2]  # layers 0 and 5 of 0, 2, 5
+        layers = [int(layer) for group in f["paths"].values() for layer in group["layer"][...]]
+        assert set(layers) == {0, 5}
+        assert f["representations/digits/hook_resid_post"].shape[0] == 3  # every layer's, for merge
+
+
+@pytest.mark.parametrize("shard", ["0/3", "4/3", "1/0", "x/3", "2", "1/2/3"])
+@pytest.mark.parametrize("sweep", ["attribute", "paths"])
+def test_bad_shard_is_refused(tmp_path, sweep, shard):
+    out = tmp_path / "out.h5"
+    result = subprocess.run([SCALPEL, *SWEEPS[sweep](tmp_path), "--shard", shard, "-o", str(out)], capture_output=True, text=True)
+    assert result.returncode != 0 and f'--shard "{shard}"' in result.stderr, result.stderr
+    assert not out.exists()
+    result = subprocess.run([SCALPEL, *SWEEPS[sweep](tmp_path), "--shard", "1/2"], capture_output=True, text=True)
+    assert result.returncode != 0 and "needs -o" in result.stderr
+
+
+def test_parts_of_different_runs_are_refused(tmp_path):
+    dataset = attribution_dataset(tmp_path)
+    def part(name, *args):
+        subprocess.run([SCALPEL, *args, "-o", str(tmp_path / name)], check=True, capture_output=True)
+        return str(tmp_path / name)
+    a1 = part("a1.h5", "attribute", "--dataset", dataset, "--by", "neuron", "--layers", "4", "--shard", "1/2")
+    a2 = part("a2.h5", "attribute", "--dataset", dataset, "--by", "neuron", "--layers", "5", "--shard", "2/2")
+    p2 = part("p2.h5", *SWEEPS["paths"](tmp_path), "--shard", "2/2")
+    merged = tmp_path / "merged.h5"
+    for other, mention in ((a2, "run parameters"), (p2, "kind of sweep")):
+        result = subprocess.run([SCALPEL, "merge", a1, other, "-o", str(merged)], capture_output=True, text=True)
+        assert result.returncode == 1 and mention in result.stderr and other in result.stderr, result.stderr
+        assert not merged.exists()
+
+
 def test_size_hint(tmp_path):
     result = subprocess.run([SCALPEL, "trace", "--dataset", "months", "--hooks", "hook_embed", "-o", str(tmp_path / "t.h5")],
                             capture_output=True, text=True, env=dict(os.environ, SCALPEL_SHARD_HINT_ABOVE="5"))
@@ -91,3 +168,10 @@ def test_size_hint(tmp_path):
     quiet = subprocess.run([SCALPEL, "trace", "--dataset", "months", "--hooks", "hook_embed", "-o", str(tmp_path / "u.h5")],
                            capture_output=True, text=True)
     assert "--shard" not in quiet.stderr
+
+
+def test_paths_size_hint(tmp_path):
+    result = subprocess.run([SCALPEL, *SWEEPS["paths"](tmp_path), "-o", str(tmp_path / "p.h5")],
+                            capture_output=True, text=True, env=dict(os.environ, SCALPEL_SHARD_HINT_ABOVE="5"))
+    assert result.returncode == 0, result.stderr
+    assert "path points" in result.stderr and "--shard 1/" in result.stderr and "scalpel merge" in result.stderr

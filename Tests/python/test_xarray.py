@@ -87,3 +87,18 @@ def test_root_attributes(tmp_path):
             assert name in root.attrs, name
         assert len(root.attrs["model_sha256"].split(",")[0]) == 64
         assert "lens" in root.attrs["command_line"]
+
+
+def test_several_attribution_groupings_have_their_own_dimensions(tmp_path):
+    """`attribute --by component,head,neuron`: one group per grouping, each with its own dimensions
+    (the head grid's layer has every block, the neuron grid's only the chosen ones)."""
+    out = tmp_path / "attribution.h5"
+    scalpel("attribute", "--dataset", "digits", "--by", "component,head,neuron", "--layers", "4,5", "-o", str(out))
+    with open_group(out, "attribution/head") as heads, open_group(out, "attribution/neuron") as neurons:
+        assert_named(heads)
+        assert_named(neurons)
+        assert heads["values"].dims == ("layer", "head") and heads.sizes["layer"] == 6
+        assert neurons["values"].dims == ("layer", "neuron") and neurons.sizes["layer"] == 2
+        assert list(neurons["layer_labels"].values) == ["L4", "L5"]
+    with open_group(out, "attribution/component") as components:
+        assert components["values"].dims == ("component",) and components.sizes["component"] == 14

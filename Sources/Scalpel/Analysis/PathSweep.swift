@@ -59,25 +59,35 @@ public struct PathSweep {
         public var summaries: [PathSummary]
     }
 
-    /// Searches every direction at every layer; `progress(done, total)` is called after each
-    /// (direction, layer) step.
-    public func run(_ directions: [VectorPaths.Direction], model: Model,
+    /// The units of work of a search over `directions`: one per (direction, layer), direction-major
+    /// (unit d · layers + l). A unit is computed in one go (one decode and one propagated batch of
+    /// its points), so `--shard K/N` deals units: the points are the same bits in any process.
+    public func units(_ directions: [VectorPaths.Direction], model: Model) -> Int {
+        directions.count * (search.layers ?? Array(model.blocks.indices)).count
+    }
+
+    /// Searches every direction at every layer (with `shard`, only that part's units);
+    /// `progress(done, total)` is called after each (direction, layer) step.
+    public func run(_ directions: [VectorPaths.Direction], model: Model, shard: Shard? = nil,
                     progress: (_ done: Int, _ total: Int) -> Void = { _, _ in }) throws -> Result {
         let layers = search.layers ?? Array(model.blocks.indices)
+        let mine = Set(shard?.indices(of: units(directions, model: model)) ?? Array(0..<units(directions, model: model)))
         var points: [PathPoint] = []
         var done = 0
-        for direction in directions {
+        for (d, direction) in directions.enumerated() {
+            let todo = layers.indices.filter { mine.contains(d * layers.count + $0) }
+            guard !todo.isEmpty else { continue }
             // Every layer's representations in one run, as a whole-direction search reads them; the
             // one-layer searches below find them in the search's memo. Either way the points are
             // those of `search.run(direction)` bit for bit: capturing changes no number.
             _ = try search.representations(direction.from, model: model, layers: layers)
             _ = try search.representations(direction.to, model: model, layers: layers)
-            for layer in layers {
+            for l in todo {
                 var step = search
-                step.layers = [layer]
+                step.layers = [layers[l]]
                 points += try step.run(direction, model: model)
                 done += 1
-                progress(done, directions.count * layers.count)
+                progress(done, mine.count)
             }
         }
         return Result(directions: directions, points: points, summaries: PathSummary.summarize(points))

@@ -7,9 +7,16 @@ import Foundation
 /// - `paths/<direction>/…` one entry per point: `layer`, `alpha`, `source`, `target`, `expected`,
 ///   `decode_rank`, `propagated_rank`, `decode_top` [point, k], `propagated_top` [point, k]
 public enum PathsFile {
-    /// Writes a finished search (`PathSweep.record`); computes nothing.
-    public static func write(_ record: PathSweep.Record, to target: OutputTarget, attributes: [String: String]) throws {
-        try ScalpelFile.write(to: target, format: "scalpel-paths", attributes: attributes) { root in
+    /// Writes a finished search (`PathSweep.record`); computes nothing. `shard`: this process is
+    /// part K of N of a sharded search of `units` (direction, layer) steps, and the record's points
+    /// are its units' only.
+    public static func write(_ record: PathSweep.Record, to target: OutputTarget, attributes: [String: String],
+                             shard: ShardRun? = nil, units: Int = 0) throws {
+        let mark = try shard.map { run in
+            try PartialFile.Mark(kind: .paths, run: run, total: units, indices: run.shard.indices(of: units), attributes: attributes,
+                                 payload: PathsPayload(record))
+        }
+        try ScalpelFile.write(to: target, format: "scalpel-paths", attributes: attributes, partial: mark) { root in
             try root.setAttribute("template", record.template.rawValue)
             try root.setAttribute("leave_one_out", record.leaveOneOut ? 1 : 0)
             try root.setAttribute("layers", record.layers)
@@ -22,7 +29,7 @@ public enum PathsFile {
                 try group.writeTensor(record.hook.rawValue, family.representations, dims: ["layer", "item", "d_model"])
             }
             for offset in record.offsets {
-                let key = offset.direction.replacingOccurrences(of: " → ", with: "_to_").replacingOccurrences(of: " ", with: "_")
+                let key = groupName(offset.direction)
                 let offsets = try root.createGroup("offsets/\(key)")
                 try offsets.setAttribute("direction", offset.direction)
                 try offsets.writeTensor("delta", offset.delta, dims: ["layer", "d_model"])
@@ -41,5 +48,10 @@ public enum PathsFile {
                 try group.writeInt32("propagated_top", mine.flatMap { $0.propagated.top.map(Int32.init) }, shape: [n, k], dims: ["point", "k"])
             }
         }
+    }
+
+    /// The group of a direction under `offsets/` and `paths/`: "digits → words" is `digits_to_words`.
+    static func groupName(_ direction: String) -> String {
+        direction.replacingOccurrences(of: " → ", with: "_to_").replacingOccurrences(of: " ", with: "_")
     }
 }

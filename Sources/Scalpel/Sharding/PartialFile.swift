@@ -26,7 +26,11 @@ public struct ShardRun: Sendable, Hashable {
 public enum PartialFile {
     public static let format = "scalpel-partial"
 
-    public enum Kind: String, Sendable, Codable { case patch, trace, lens }
+    public enum Kind: String, Sendable, Codable {
+        case patch, trace, lens
+        case attribution
+        case paths
+    }
 
     /// Root attributes a partial file adds; the others are the final file's.
     static let ownAttributes: Set<String> = ["format", "tool_version", "final_format", "partial_kind", "shard", "shard_index",
@@ -215,6 +219,8 @@ public enum ShardMerge {
         case .patch: try mergePatch(ordered, attributes: attributes, to: target)
         case .trace: try mergeTrace(ordered, attributes: attributes, to: target)
         case .lens: try mergeLens(ordered, attributes: attributes, to: target)
+        case .attribution: try mergeAttribution(ordered, attributes: attributes, to: target)
+        case .paths: try mergePaths(ordered, attributes: attributes, to: target)
         }
         return first.kind
     }

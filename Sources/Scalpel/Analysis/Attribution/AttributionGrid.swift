@@ -15,12 +15,12 @@ struct AttributionGrid {
 
     func cell(_ row: Int, _ column: Int) -> Int { row * shape[1] + column }
 
-    init(_ attribution: LogitAttribution, model: Model) {
-        switch attribution.grouping {
+    init(_ attribution: LogitAttribution, grouping: AttributionGrouping, model: Model) {
+        switch grouping {
         case .component, .layer:
-            let kind: ResidualStack.Kind = attribution.grouping == .component ? .decomposed : .accumulated(includeMid: attribution.includeMid)
+            let kind: ResidualStack.Kind = grouping == .component ? .decomposed : .accumulated(includeMid: attribution.includeMid)
             labels = ResidualStack.components(kind, in: model).map(\.label)
-            dims = [attribution.grouping == .component ? "component" : "layer"]
+            dims = [grouping == .component ? "component" : "layer"]
             shape = [labels.count]
             axisLabels = [labels]
             exists = labels.map { _ in true }

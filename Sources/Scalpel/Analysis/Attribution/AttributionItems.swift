@@ -62,6 +62,8 @@ public enum AttributionError: UserFacingError, Equatable {
     case noUnits(grouping: String)
     case layersNeeded
     case cachedLayer
+    case noGrouping
+    case repeatedGrouping(String)
 
     public var message: String {
         switch self {
@@ -75,6 +77,8 @@ public enum AttributionError: UserFacingError, Equatable {
         case let .noMLP(layer): return "Layer \(layer) has no MLP, so it has no neurons to attribute."
         case let .noUnits(grouping): return "The model has no \(grouping)s to attribute to."
         case .layersNeeded: return "--by neuron needs --layers (e.g. --layers 9,10): the layers whose neurons to attribute."
+        case .noGrouping: return "Give at least one grouping: --by component, head, neuron or layer (several separated by commas)."
+        case let .repeatedGrouping(name): return "--by names \(name) twice; give each grouping once (e.g. --by component,head,neuron)."
         case .cachedLayer:
             return "--by layer applies ln_final recomputed on each accumulated residual (the logit lens), so its last row is the model's own value; --ln cached does not apply to it."
         }

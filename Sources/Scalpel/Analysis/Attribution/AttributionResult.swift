@@ -1,7 +1,7 @@
 import Foundation
 
 /// What the attribution is split by (DESIGN.md, "Causal analyses", `scalpel attribute`).
-public enum AttributionGrouping: String, CaseIterable, Sendable {
+public enum AttributionGrouping: String, CaseIterable, Sendable, Codable {
     /// `decompose_resid`: embed, pos_embed, each block's attn_out and mlp_out (with their biases).
     case component
     /// `stack_head_results`: z · W_O per head, without b_O. Grid [layer, head].

@@ -11,72 +11,122 @@ import Foundation
 /// so heads and neurons are matrix products with c: per layer W_O · c and W_out · c, then one
 /// multiply-add per unit. One forward pass per batch of prompts, capturing only the hooks read.
 public struct LogitAttribution: Sendable {
-    public var grouping: AttributionGrouping
-    /// The final LayerNorm's scale: `.cached` (default) or `.recomputed` on each part. `.layer`
-    /// always recomputes (with the bias: the logit lens).
-    public var normalization: LogitLens.Normalization
+    /// What the attribution is split by; several groupings share one forward pass per batch
+    /// (`--by component,head,neuron`).
+    public var groupings: [AttributionGrouping]
+    /// The final LayerNorm's scale asked for (nil: the default, `.cached`); `.layer` always
+    /// recomputes (with the bias: the logit lens).
+    public var requestedNormalization: LogitLens.Normalization?
     /// `.neuron`: the layers whose neurons are attributed (graph block indices).
     public var layers: [Int]?
     /// `.layer`: the residual between attention and MLP of each block too (`0_mid`, …).
     public var includeMid = false
-    /// Prompts per forward pass; bounds the memory of the captured activations.
+    /// Prompts per forward pass; bounds the memory of the captured activations. Also the unit of
+    /// `--shard`: a batch's sums are the same bits whichever process computes them.
     public var batchSize = 32
 
     public init(by grouping: AttributionGrouping, normalization: LogitLens.Normalization? = nil, layers: [Int]? = nil) {
-        self.grouping = grouping
-        self.normalization = normalization ?? (grouping == .layer ? .recomputed : .cached)
+        self.init(by: [grouping], normalization: normalization, layers: layers)
+    }
+
+    public init(by groupings: [AttributionGrouping], normalization: LogitLens.Normalization? = nil, layers: [Int]? = nil) {
+        self.groupings = groupings
+        self.requestedNormalization = normalization
         self.layers = layers
+    }
+
+    /// The first (or only) grouping.
+    public var grouping: AttributionGrouping { groupings[0] }
+    /// The first grouping's scale.
+    public var normalization: LogitLens.Normalization { normalization(for: grouping) }
+
+    /// The final LayerNorm's scale a grouping uses.
+    public func normalization(for grouping: AttributionGrouping) -> LogitLens.Normalization {
+        grouping == .layer ? .recomputed : requestedNormalization ?? .cached
     }
 
     /// Checks the request against the model before any work.
     public func validate(_ model: Model) throws {
-        switch grouping {
-        case .neuron:
-            guard let layers, !layers.isEmpty else { throw AttributionError.layersNeeded }
-            for layer in layers {
-                guard model.blocks.indices.contains(layer) else { throw AttributionError.layerOutOfRange(layer: layer, layers: model.blocks.count) }
-                guard model.blocks[layer].mlp != nil else { throw AttributionError.noMLP(layer: layer) }
+        guard !groupings.isEmpty else { throw AttributionError.noGrouping }
+        if let repeated = groupings.first(where: { g in groupings.filter { $0 == g }.count > 1 }) {
+            throw AttributionError.repeatedGrouping(repeated.rawValue)
+        }
+        for grouping in groupings {
+            switch grouping {
+            case .neuron:
+                guard let layers, !layers.isEmpty else { throw AttributionError.layersNeeded }
+                for layer in layers {
+                    guard model.blocks.indices.contains(layer) else { throw AttributionError.layerOutOfRange(layer: layer, layers: model.blocks.count) }
+                    guard model.blocks[layer].mlp != nil else { throw AttributionError.noMLP(layer: layer) }
+                }
+            case .head:
+                guard model.blocks.contains(where: { $0.attention != nil }) else { throw AttributionError.noUnits(grouping: "head") }
+            case .layer:
+                guard requestedNormalization != .cached else { throw AttributionError.cachedLayer }
+            case .component: break
             }
-        case .head:
-            guard model.blocks.contains(where: { $0.attention != nil }) else { throw AttributionError.noUnits(grouping: "head") }
-        case .layer:
-            guard normalization == .recomputed else { throw AttributionError.cachedLayer }
-        case .component: break
         }
     }
 
+    /// The batches of prompts a run over `items` prompts computes, as ranges of item indices.
+    public func batches(items: Int) -> [Range<Int>] {
+        stride(from: 0, to: items, by: batchSize).map { $0..<min($0 + batchSize, items) }
+    }
+
+    /// The attribution averaged over all items (the first grouping's; `runAll` gives every grouping's).
     public func run(_ model: Model, on items: AttributionItems, progress: ((Int, Int) -> Void)? = nil) throws -> AttributionResult {
+        try runAll(model, on: items, progress: progress)[0]
+    }
+
+    /// Every grouping's attribution averaged over all items, in the order of `groupings`.
+    public func runAll(_ model: Model, on items: AttributionItems, progress: ((Int, Int) -> Void)? = nil) throws -> [AttributionResult] {
+        try sums(model, on: items, progress: progress).averaged()
+    }
+
+    /// The per-batch sums of the batches `only` (indices into `batches(items:)`; nil: all), each
+    /// batch from one forward pass capturing only the hooks the groupings read, unembedding only
+    /// the answer and foil columns.
+    public func sums(_ model: Model, on items: AttributionItems, only: [Int]? = nil,
+                     progress: ((Int, Int) -> Void)? = nil) throws -> AttributionSums {
         try validate(model)
-        let grid = AttributionGrid(self, model: model)
-        let capture = HookFilter(hooksToCapture(model))
+        let grids = groupings.map { AttributionGrid(self, grouping: $0, model: model) }
+        var hooks: [HookPoint] = []
+        for hook in groupings.flatMap({ hooksToCapture($0, model) }) where !hooks.contains(hook) { hooks.append(hook) }
+        let capture = HookFilter(hooks)
         let columns = Array(Set(items.items.flatMap { [$0.answer] + ($0.foil.map { [$0] } ?? []) })).sorted()
-        var sums = [Double](repeating: 0, count: grid.cellCount)
-        var actual = 0.0, bias = 0.0
-        let batches = stride(from: 0, to: items.items.count, by: batchSize).map { $0..<min($0 + batchSize, items.items.count) }
-        for (done, range) in batches.enumerated() {
-            let batch = Array(items.items[range])
+        let all = batches(items: items.items.count)
+        let chosen = only ?? Array(all.indices)
+        var out: [AttributionSums.Batch] = []
+        for (done, b) in chosen.enumerated() {
+            let batch = Array(items.items[all[b]])
             let run = try model.run(batch.map(\.tokens), capture: capture, span: RunSpan(columns: columns))
             let directions = Directions(batch, model: model)
+            var actual = 0.0, bias = 0.0
             for (p, item) in batch.enumerated() {
                 let logits = run.logits[p]
                 func logit(_ token: Int) -> Double { Double(logits[flat: columns.firstIndex(of: token)!]) }
                 actual += logit(item.answer) - (item.foil.map(logit) ?? 0)
                 bias += directions.biasTerm[p]
             }
-            try accumulate(into: &sums, grid: grid, cache: run.cache, batch: batch, directions: directions, model: model)
-            progress?(done + 1, batches.count)
+            var values: [[Double]] = []
+            for (grouping, grid) in zip(groupings, grids) {
+                var sums = [Double](repeating: 0, count: grid.cellCount)
+                try accumulate(grouping, into: &sums, grid: grid, cache: run.cache, batch: batch, directions: directions, model: model)
+                values.append(sums)
+            }
+            out.append(AttributionSums.Batch(index: b, items: batch.count, values: values, actual: actual, lnFinalBias: bias))
+            progress?(done + 1, chosen.count)
         }
-        let n = Double(items.items.count)
-        let values = sums.indices.map { grid.exists[$0] ? sums[$0] / n : nil }
-        let total = grouping == .layer ? (values.last ?? nil) ?? 0 : values.compactMap { $0 }.reduce(0, +)
         let direction = items.isContrast ? "answer − corrupted_answer" : "token \"\(model.tokenText(items.items[0].answer))\""
-        return AttributionResult(grouping: grouping, normalization: normalization, direction: direction, dims: grid.dims, shape: grid.shape,
-                                 values: values, labels: grid.labels, axisLabels: grid.axisLabels,
-                                 total: total, actual: actual / n, lnFinalBias: bias / n, items: items.items.count)
+        let layouts = zip(groupings, grids).map { grouping, grid in
+            AttributionSums.Layout(grouping: grouping, normalization: normalization(for: grouping), dims: grid.dims, shape: grid.shape,
+                                   labels: grid.labels, axisLabels: grid.axisLabels, exists: grid.exists)
+        }
+        return AttributionSums(layouts: layouts, direction: direction, batches: out)
     }
 
-    /// The hooks the grouping reads, and ln_final's scale.
-    func hooksToCapture(_ model: Model) -> [HookPoint] {
+    /// The hooks a grouping reads, and ln_final's scale.
+    func hooksToCapture(_ grouping: AttributionGrouping, _ model: Model) -> [HookPoint] {
         switch grouping {
         case .component: return ResidualStack.hooksToCapture(.decomposed, in: model) + [.finalScale]
         case .layer: return ResidualStack.hooksToCapture(.accumulated(includeMid: includeMid), in: model)
@@ -85,9 +135,10 @@ public struct LogitAttribution: Sendable {
         }
     }
 
-    private func accumulate(into sums: inout [Double], grid: AttributionGrid, cache: ActivationCache, batch: [AttributionItem],
-                            directions: Directions, model: Model) throws {
+    private func accumulate(_ grouping: AttributionGrouping, into sums: inout [Double], grid: AttributionGrid, cache: ActivationCache,
+                            batch: [AttributionItem], directions: Directions, model: Model) throws {
         let eps = Double(model.config.layerNormEpsilon)
+        let scaleKind = normalization(for: grouping)
         func scale(_ p: Int) throws -> Double {
             guard let scale = cache[.finalScale, p] else { throw ActivationCacheError.notCaptured(HookPoint.finalScale.name) }
             return Double(scale[flat: scale.count - 1])
@@ -99,7 +150,7 @@ public struct LogitAttribution: Sendable {
                 let stack = try ResidualStack(.decomposed, cache: cache, prompt: p, positions: [last[p]], model: model)
                 let s = try scale(p)
                 for c in stack.labels.indices {  // stack.values [component, 1, d]
-                    let divisor = normalization == .cached ? s : Vectors.layerNormScale(stack.values, row: c, eps: eps)
+                    let divisor = scaleKind == .cached ? s : Vectors.layerNormScale(stack.values, row: c, eps: eps)
                     sums[c] += Vectors.dot(stack.values, row: c, directions.centredRows, row: p) / divisor
                 }
             }
@@ -121,7 +172,7 @@ public struct LogitAttribution: Sendable {
                     for h in 0..<nHead {
                         var value = 0.0
                         for j in (h * dHead)..<((h + 1) * dHead) { value += Double(z[flat: j]) * Double(perUnit[flat: j * batch.count + p]) }
-                        if normalization == .recomputed {
+                        if scaleKind == .recomputed {
                             // The head's own output z_h · W_O[h] [d] gives its own scale.
                             var result = Tensor(zeros: [1, d])
                             withExtendedLifetime((z, attention.outWeight)) {
@@ -141,14 +192,14 @@ public struct LogitAttribution: Sendable {
                 let dMLP = mlp.outWeight.shape[0]
                 // W_out [d_mlp, d] · cᵀ [d, items]: what each neuron writes along each item's direction per unit of activation.
                 let perNeuron = directions.project(mlp.outWeight, rows: dMLP)  // [d_mlp, items]
-                let neuronScales = normalization == .recomputed ? Vectors.rowVariances(mlp.outWeight, rows: dMLP) : []
+                let neuronScales = scaleKind == .recomputed ? Vectors.rowVariances(mlp.outWeight, rows: dMLP) : []
                 for p in batch.indices {
                     let post = try cache.rows(.mlpPost(layer), prompt: p, positions: [last[p]])  // [1, d_mlp]
                     let s = try scale(p)
                     for n in 0..<dMLP {
                         let a = Double(post[flat: n])
                         // Recomputed: the neuron's output a · W_out[n] has scale √(a² var(W_out[n]) + eps).
-                        let divisor = normalization == .cached ? s : (a * a * neuronScales[n] + eps).squareRoot()
+                        let divisor = scaleKind == .cached ? s : (a * a * neuronScales[n] + eps).squareRoot()
                         sums[grid.cell(row, n)] += a * Double(perNeuron[flat: n * batch.count + p]) / divisor
                     }
                 }
