@@ -36,7 +36,7 @@ final class HeadsParityTests: XCTestCase {
                                 refused += 1
                                 continue
                             }
-                            let grid = try detection.run(model, prompts: prompts)
+                            let grid = try detection.run(model, prompts: prompts)[0]
                             XCTAssertEqual([grid.layers, grid.heads], expected.shape, what)
                             for (i, value) in grid.values.enumerated() {
                                 XCTAssertEqual(try XCTUnwrap(value), Double(expected[flat: i]), accuracy: 1e-5, "\(what) cell \(i)")
@@ -48,6 +48,23 @@ final class HeadsParityTests: XCTestCase {
             }
         }
         XCTAssertGreaterThanOrEqual(compared, 2 * 3 * 4 * 2 + 2)
+        // The three detectors from one forward pass give each one's fixture too.
+        for (name, info) in models.sorted(by: { $0.key < $1.key }) {
+            let model = try Checkpoint.load(from: TestFiles.model(name))
+            let tensors = try SafetensorsFile(url: folder.appendingPathComponent("\(name).safetensors"))
+            let sets = try XCTUnwrap(info["detector_prompts"] as? [String: [[Int]]])
+            for (set, prompts) in sets where Self.detectors.allSatisfy({ d in prompts.contains { HeadDetection.detectionPattern(d.1, tokens: $0).contains(true) } }) {
+                let grids = try HeadDetection(detectors: Self.detectors.map(\.1)).run(model, prompts: prompts)
+                for ((tlName, _), grid) in zip(Self.detectors, grids) {
+                    let expected = try tensors.tensor("\(name)/heads/\(tlName)/plain/\(set)")
+                    for (i, value) in grid.values.enumerated() {
+                        XCTAssertEqual(try XCTUnwrap(value), Double(expected[flat: i]), accuracy: 1e-5, "\(name) \(tlName) together, \(set) cell \(i)")
+                    }
+                    compared += 1
+                }
+            }
+        }
+        XCTAssertGreaterThanOrEqual(compared, 2 * 3 * 4 * 2 + 2 + 3)
         XCTAssertGreaterThan(refused, 0, "a single prompt without a repeat is refused for duplicate and induction heads")
     }
 
