@@ -58,6 +58,7 @@ struct Heads: ParsableCommand {
     @Option(name: .shortAndLong, help: "Also write the results to this .h5 file.") var output: String?
     @Option(help: "Also draw the results to this .svg file.") var plot: String?
     @Flag(help: "Overwrite existing output files.") var force = false
+    @OptionGroup var sharding: ShardOption
 
     enum Analysis { case pattern([HeadID]), detect([HeadDetector]), copyScores, writing(HeadIndex) }
 
@@ -102,6 +103,10 @@ struct Heads: ParsableCommand {
             if excludeBOS || excludeCurrentToken { throw ValidationError("--exclude-bos and --exclude-current-token are for --detect.") }
         }
         if pattern == nil, dest != nil || html != nil { throw ValidationError("--dest and --html are for --pattern.") }
+        try sharding.requireOutput(output)
+        if sharding.shard != nil, pattern != nil || writing != nil {
+            throw ValidationError("--shard is for the sweeps of heads, --detect and --copy-scores; --pattern and --writing run in one pass.")
+        }
         if let heads { for part in heads.split(separator: ",", omittingEmptySubsequences: false) where HeadIndex(String(part)) == nil {
             throw ValidationError("--heads \"\(heads)\": \"\(part)\" is not a head: write layer.head, e.g. 9.1,4.4.")
         } }
@@ -155,37 +160,61 @@ struct Heads: ParsableCommand {
                 detection.families = try families.map { TokenFamilies.from(try SequenceFamilies.load(URL(fileURLWithPath: $0)), tokens: tokens, text: model.tokenText) }
                     ?? TokenFamilies.byText(tokens: tokens, text: model.tokenText)
             }
-            let progress = ProgressBar(total: tokens.count, label: "detect")
-            let grids = try detection.scores(model, prompts: tokens, progress: { done, _ in progress.update(done) }).grids()
+            sharding.hint(work: tokens.count, unit: "prompts", limit: ShardAdvice.promptsAbove, output: output)
+            // --shard K/N: batches b of prompts with b mod N = K − 1 (the detectors' batches: the same bits as one run).
+            let selected = sharding.value?.indices(of: tokens.count, block: HeadDetection.batchSize)
+            let progress = ProgressBar(total: selected?.count ?? tokens.count, label: "detect")
+            let scores = try detection.scores(model, prompts: tokens, selected: selected, progress: { done, _ in progress.update(done) })
             progress.finish()
+            let grids = scores.grids()
+            let shardGroup = selected.map { PromptsGroup(items: $0.map { items[$0] }, tokens: $0.map { tokens[$0] }, tokenText: model.tokenText) }
+            let partial = try sharding.run(block: HeadDetection.batchSize).map {
+                try HeadsShard.mark(scores, detection: detection, run: $0, total: tokens.count, prompts: shardGroup!, attributes: attributes)
+            }
             try OutputTarget.together {
-                if let outputTarget { try HeadsFile.write(grids, detection: detection, prompts: promptsGroup, to: outputTarget, attributes: attributes) }
+                if let outputTarget {
+                    try HeadsFile.write(grids, detection: detection, prompts: shardGroup ?? promptsGroup, to: outputTarget, attributes: attributes,
+                                        partial: partial)
+                }
                 if let plotTarget {
                     let names = detectors.map(\.rawValue)
                     try plotTarget.write(Data(HeadsPlot.grids(Array(zip(names, grids)), title: "\(names.joined(separator: ", ")) heads · \(model.name)",
                                                               legend: "score (share of attention)").utf8))
                 }
             }
-            try HeadsOutput.detection(grids, detection: detection, model: model, prompts: tokens.count, format: format, top: top ?? 10)
+            let note = sharding.value.map {
+                "partial result: shard \($0) of a sharded run, \(scores.prompts.count) of the \(tokens.count) prompts; merge every part with scalpel merge for the whole run's scores."
+            }
+            try HeadsOutput.detection(grids, detection: detection, model: model, prompts: scores.prompts.count, format: format, top: top ?? 10, partial: note)
         case .copyScores:
             let answers = try items.enumerated().map { index, item -> Int in
                 guard let answer = item.answer else { throw HeadsError.missingAnswer(item: index) }
                 return try model.answerID(answer)
             }
             let tableHeads = try heads.map { try HeadIndex.list($0, in: model) } ?? []
+            sharding.hint(work: HeadGrid.heads(of: model).count * tokens.reduce(0) { $0 + max(0, $1.count - firstScored) },
+                          unit: "head-positions", limit: ShardAdvice.headPositionsAbove, output: output)
+            // --shard K/N: layers l with l mod N = K − 1 (a layer's heads are scanned together: the same bits as one run).
+            let layers = sharding.value?.indices(of: model.blocks.count)
             let progress = ProgressBar(total: HeadGrid.heads(of: model).count, label: "copy scores")
             let result = try CopyScores(sign: Float(sign), tableHeads: tableHeads)
-                .run(model, prompts: tokens, answers: answers, firstScored: firstScored) { done, _ in progress.update(done) }
+                .run(model, prompts: tokens, answers: answers, firstScored: firstScored, layers: layers) { done, total in progress.update(done, of: total) }
             progress.finish()
+            let partial = try sharding.run().map {
+                try HeadsShard.mark(result, layers: layers!, run: $0, total: model.blocks.count, prompts: promptsGroup, attributes: attributes)
+            }
             try OutputTarget.together {
-                if let outputTarget { try HeadsFile.write(result, prompts: promptsGroup, to: outputTarget, attributes: attributes) }
+                if let outputTarget { try HeadsFile.write(result, prompts: promptsGroup, to: outputTarget, attributes: attributes, partial: partial) }
                 if let plotTarget {
                     try plotTarget.write(Data(HeadsPlot.grids([("copy", result.copy), ("next", result.next)],
                                                               title: "OV copy and next scores\(sign < 0 ? " (sign −1)" : "") · \(model.name)",
                                                               legend: "share of \(result.positions) positions in the top \(result.k)").utf8))
                 }
             }
-            try HeadsOutput.copyScores(result, model: model, format: format, top: top ?? 10)
+            let note = sharding.value.map {
+                "partial result: shard \($0) of a sharded run, layers \(layers!.map(String.init).joined(separator: ", ")) of \(model.blocks.count) (the others are blank); merge every part with scalpel merge for every head's scores."
+            }
+            try HeadsOutput.copyScores(result, model: model, format: format, top: top ?? 10, partial: note)
         case let .writing(head):
             try head.check(in: model)
             let result = try WritingScatter(head: head).run(model, prompts: tokens, firstScored: firstScored)

@@ -38,8 +38,9 @@ public enum HeadsFile {
         }
     }
 
-    public static func write(_ result: CopyScores.Result, prompts: PromptsGroup, to target: OutputTarget, attributes: [String: String]) throws {
-        try ScalpelFile.write(to: target, format: "scalpel-heads", attributes: attributes) { root in
+    public static func write(_ result: CopyScores.Result, prompts: PromptsGroup, to target: OutputTarget, attributes: [String: String],
+                             partial: PartialFile.Mark? = nil) throws {
+        try ScalpelFile.write(to: target, format: "scalpel-heads", attributes: attributes, partial: partial) { root in
             try prompts.write(root)
             let group = try root.createGroup("heads")
             try group.setAttribute("analysis", "copy-scores")
