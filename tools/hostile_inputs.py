@@ -1094,6 +1094,37 @@ def heads_cases(assets: Assets) -> tuple[list[Case], Fuzzer]:
         heads("no-analysis", ["--dataset", "digits"], ("one analysis",)),
         heads("top-0", ["--detect", "previous-token", "--dataset", "digits", "--top", "0"], ("--top",)),
         heads("writing-one-point", ["--writing", "0.0", "--prompt", "1"], ("point",)),
+        # --pattern HEADS (attention pictures), --detect lists, --shard
+        heads("pattern-not-a-head", ["--pattern", "9", "--prompt", "1 2 3", "--html", "x.html"], ("--pattern", "9.1,6.1")),
+        heads("pattern-repeated-head", ["--pattern", "1.1,1.1", "--prompt", "1 2 3", "-o", "x.h5"], ("1.1 twice",)),
+        heads("pattern-layer-out-of-range", ["--pattern", "6.0", "--prompt", "1 2 3", "--plot", "x.svg"], ("6 blocks",)),
+        heads("pattern-head-out-of-range", ["--pattern", "0.4", "--prompt", "1 2 3"], ("4 heads",)),
+        heads("pattern-huge-head", ["--pattern", "0.99999999999999999999", "--prompt", "1 2 3"], ("--pattern",)),
+        heads("pattern-control-chars", ["--pattern", "1.1,\x1b[31m", "--prompt", "1 2 3"], ("--pattern",)),
+        heads("pattern-empty", ["--pattern", "", "--prompt", "1 2 3"], ("--pattern",)),
+        heads("pattern-with-heads", ["--pattern", "1.1", "--heads", "1.1", "--prompt", "1 2 3"], ("--pattern 9.1,6.1",)),
+        heads("pattern-dest-out-of-range", ["--pattern", "1.1", "--prompt", "1 2 3", "--dest", "99", "--html", "x.html"], ("--dest 99",)),
+        heads("pattern-dest-huge-negative", ["--pattern", "1.1", "--prompt", "1 2 3", "--dest", str(-(1 << 62))], ("--dest",)),
+        heads("pattern-unequal-lengths", ["--pattern", "1.1"] + d, ("item 1 has", "item 2 has"),
+              'name: d\nitems: [{prompt: "1 2 3"}, {prompt: "1 2 3 4 5"}]\n'),
+        heads("pattern-empty-prompt-no-bos", ["--pattern", "1.1", "--prompt", "", "--no-bos"], ("empty", "no tokens")),
+        heads("pattern-and-detect", ["--pattern", "1.1", "--detect", "induction", "--prompt", "1 2 1 2"], ("one analysis",)),
+        heads("dest-without-pattern", ["--detect", "previous-token", "--prompt", "1 2 3", "--dest", "1"], ("--dest",)),
+        heads("html-without-pattern", ["--copy-scores", "--dataset", "digits", "--html", "x.html"], ("--html",)),
+        heads("exclude-bos-with-pattern", ["--pattern", "1.1", "--prompt", "1 2 3", "--exclude-bos"], ("--exclude-bos",)),
+        heads("detect-repeated", ["--detect", "induction,induction", "--random-repeated", "2"], ("twice",)),
+        heads("detect-empty-entry", ["--detect", "induction,", "--random-repeated", "2"], ("not a detector",)),
+        heads("detect-all-in-list", ["--detect", "all,induction", "--random-repeated", "2"], ("not a detector",)),
+        heads("detect-all-without-repeat", ["--detect", "all", "--prompt", "1 2 3 4", "-o", "x.h5"], ("repeat",)),
+        heads("detect-families-without-same-family", ["--detect", "induction,previous-token", "--random-repeated", "2",
+                                                      "--families", "f.yaml"], ("--families",)),
+        heads("shard-zero", ["--detect", "all", "--random-repeated", "2", "--shard", "0/3", "-o", "x.h5"], ("--shard", "0/3")),
+        heads("shard-k-above-n", ["--copy-scores", "--dataset", "digits", "--shard", "4/3", "-o", "x.h5"], ("4/3",)),
+        heads("shard-n-zero", ["--copy-scores", "--dataset", "digits", "--shard", "1/0", "-o", "x.h5"], ("1/0",)),
+        heads("shard-not-numbers", ["--detect", "induction", "--random-repeated", "2", "--shard", "a/b", "-o", "x.h5"], ("a/b",)),
+        heads("shard-without-output", ["--detect", "induction", "--random-repeated", "2", "--shard", "1/2"], ("-o",)),
+        heads("shard-pattern", ["--pattern", "1.1", "--prompt", "1 2 3", "--shard", "1/2", "-o", "x.h5"], ("--shard is for",)),
+        heads("shard-writing", ["--writing", "2.1", "--dataset", "digits", "--shard", "1/2", "-o", "x.h5"], ("--shard is for",)),
     ]
 
     def fuzz(rng: random.Random, n: int) -> Case:
@@ -1102,9 +1133,17 @@ def heads_cases(assets: Assets) -> tuple[list[Case], Fuzzer]:
         items = ", ".join("{" + ", ".join(f"{f}: {rng.choice(pieces)}" for f in ["prompt", "answer"] if rng.random() < 0.9) + "}"
                           for _ in range(rng.randint(0, 3)))
         source = rng.choice([["--dataset", "d.yaml"], ["--dataset", "digits"], ["--prompt", rng.choice(["1", "1 1", ",", "a b a b"])]])
-        kind = rng.choice(["detect", "copy", "writing"])
-        if kind == "detect":
-            args = ["--detect", rng.choice(["previous-token", "duplicate-token", "induction", "same-family", "x"])]
+        kind = rng.choice(["detect", "copy", "writing", "pattern"])
+        if kind == "pattern":
+            heads_list = ",".join(rng.choice(["0.0", "5.3", "6.0", "0.4", "1.1", "a", "", "2.2"]) for _ in range(rng.randint(1, 3)))
+            args = ["--pattern", heads_list, *source]
+            if rng.random() < 0.5:
+                args += ["--dest", rng.choice(["0", "-1", "3", "-9", "99", "x"])]
+            if rng.random() < 0.3:
+                args += ["--format", rng.choice(["table", "json", "csv", "xml"])]
+        elif kind == "detect":
+            names = ["previous-token", "duplicate-token", "induction", "same-family", "all", "x", ""]
+            args = ["--detect", ",".join(rng.choice(names) for _ in range(rng.randint(1, 3)))]
             args += source if rng.random() < 0.7 else ["--random-repeated", rng.choice(["1", "3", "0", "-2"])]
             if rng.random() < 0.3:
                 args.append(rng.choice(["--exclude-bos", "--exclude-current-token", "--no-bos"]))
@@ -1113,8 +1152,10 @@ def heads_cases(assets: Assets) -> tuple[list[Case], Fuzzer]:
                    (["--sign", rng.choice(["1", "-1", "0"])] if rng.random() < 0.3 else [])
         else:
             args = ["--writing", head, *source]
-        return heads(f"fuzz{n}", args, ("error", "--", "item", "d.yaml", "head", "layer", "prompt", "token", "repeat", "family", "point"),
-                     f"name: d\nitems: [{items}]\n", exits=frozenset({0, 1}), timeout=60)
+        if kind in ("detect", "copy") and rng.random() < 0.2:
+            args += ["--shard", rng.choice(["1/2", "2/2", "0/2", "3/2", "1/1"]), "-o", "part.h5"]
+        return heads(f"fuzz{n}", args, ("error", "--", "item", "d.yaml", "head", "layer", "prompt", "token", "repeat", "family", "point", "detector", "shard"),
+                     f"name: d\nitems: [{items}]\n", exits=frozenset({0, 1}), timeout=60, may_change=("part.h5",))
 
     return cases, fuzz
 
@@ -1249,8 +1290,8 @@ WRITERS = {
     "export-hf": ["export-hf", "-o", "{out}"],
     "patch-o": ["patch", "--dataset", "months", "--target", "z", "--layers", "0", "-o", "{out}"],
     "patch-plot": ["patch", "--dataset", "months", "--target", "resid_pre", "--layers", "5", "--plot", "{out}"],
-    "heads-pattern-o": ["heads-pattern", "--prompt", PROMPT, "--heads", "5.1", "-o", "{out}"],
-    "heads-pattern-html": ["heads-pattern", "--prompt", PROMPT, "--heads", "5.1,0.3", "--html", "{out}"],
+    "heads-pattern-o": ["heads", "--prompt", PROMPT, "--pattern", "5.1", "-o", "{out}"],
+    "heads-pattern-html": ["heads", "--prompt", PROMPT, "--pattern", "5.1,0.3", "--html", "{out}"],
     "attribute-o": ["attribute", "--dataset", "months", "--by", "head", "-o", "{out}"],
     "attribute-plot": ["attribute", "--dataset", "months", "--plot", "{out}"],
     "heads-o": ["heads", "--detect", "previous-token", "--dataset", "digits", "-o", "{out}"],

@@ -2,18 +2,22 @@ import ArgumentParser
 import Foundation
 import Scalpel
 
-extension HeadDetector: ExpressibleByArgument {}
-
-/// `scalpel heads`: what heads do. One analysis per run, chosen by a flag (`--detect`,
-/// `--copy-scores`, `--writing`); every option of the command is declared here, in one place, so
-/// further analyses (`--pattern`, `--html`) add their options next to these.
+/// `scalpel heads`: what heads do. One analysis per run, chosen by a flag (`--pattern`, `--detect`,
+/// `--copy-scores`, `--writing`) rather than a subcommand (ArgumentParser reads a parent's options
+/// only before a subcommand's name); every option of the command is declared here, in one place.
 struct Heads: ParsableCommand {
     static let configuration = CommandConfiguration(
-        abstract: "What heads do: head detectors, OV copy and next scores, writing-direction scatter.",
+        abstract: "What heads do: attention patterns, head detectors, OV copy and next scores, writing-direction scatter.",
         discussion: """
+        --pattern 9.1,6.1: those heads' attention patterns over --prompt/--dataset/--prompts (a dataset is \
+        averaged position by position, so its items need one number of tokens): query × key heat maps and \
+        the multi-head view of one destination (--dest, 0-based, negative from the end; default the last) \
+        with --plot, an interactive viewer with --html, the patterns with -o; the table lists the --top \
+        source tokens (default 5) each head attends to from the destination.
         --detect previous-token|duplicate-token|induction (TransformerLens detect_head, error measure mul) \
-        or same-family (share of attention on earlier tokens of the token's own family), over every head, \
-        on --prompt/--dataset/--prompts or on --random-repeated N seeded repeated random tokens.
+        or same-family (share of attention on earlier tokens of the token's own family), several separated \
+        by commas or all, from one forward pass, over every head, on --prompt/--dataset/--prompts or on \
+        --random-repeated N seeded repeated random tokens.
         --copy-scores --dataset D: the study's OV copy score (own token in the top 5) and "next" score \
         (following token in the top 5) of every head; --heads 9.1,4.4 prints their top-5 tables.
         --writing L.H --dataset D: attention from the last position to each token against the head's \
@@ -21,17 +25,22 @@ struct Heads: ParsableCommand {
         """)
 
     @OptionGroup var modelOptions: ModelOptions
-    // Prompts (one of them, or --random-repeated for --detect).
+    // Prompts (one of them, or --random-repeated for --detect and --pattern).
     @Option(help: "One prompt.") var prompt: String?
     @Option(help: "A built-in prompt family (see `scalpel datasets`) or a family file.") var dataset: String?
     @Option(help: "A prompt file: .txt (one per line, optional tab + answer), .jsonl, .yaml or .json.") var prompts: String?
     @OptionGroup var bos: BOSOption
 
+    // --pattern
+    @Option(help: "Attention patterns of these heads, e.g. 9.1,6.1.") var pattern: String?
+    @Option(parsing: .unconditional, help: "--pattern: the destination position (0-based; -1 = last, the default).") var dest: Int?
+    @Option(help: "--pattern: also write the interactive attention viewer to this self-contained .html file.") var html: String?
+
     // --detect
-    @Option(help: "previous-token, duplicate-token, induction or same-family.") var detect: HeadDetector?
+    @Option(help: "previous-token, duplicate-token, induction or same-family; several separated by commas, or all.") var detect: String?
     @Flag(name: .customLong("exclude-bos"), help: "Detectors: leave out attention to the first (BOS) token.") var excludeBOS = false
     @Flag(name: .customLong("exclude-current-token"), help: "Detectors: leave out attention to the token itself.") var excludeCurrentToken = false
-    @Option(name: .customLong("random-repeated"), help: "Detectors: N prompts of seeded random tokens repeated once ([BOS] r r).") var randomRepeated: Int?
+    @Option(name: .customLong("random-repeated"), help: "--detect, --pattern: N prompts of seeded random tokens repeated once ([BOS] r r).") var randomRepeated: Int?
     @Option(help: "Seed of --random-repeated.") var seed: UInt64 = 0
     @Option(name: .customLong("repeat-length"), help: "Random tokens before the repeat (--random-repeated).") var repeatLength = 10
     @Option(help: "same-family: a families file (a list of {name, items}) instead of families by token text.") var families: String?
@@ -44,18 +53,24 @@ struct Heads: ParsableCommand {
     // --writing
     @Option(help: "The writing-direction scatter of this head, e.g. 9.1.") var writing: String?
 
-    @Option(parsing: .unconditional, help: "Heads listed in the table, best first.") var top = 10
+    @Option(parsing: .unconditional, help: "Heads listed in the table, best first (default 10); --pattern: source tokens per head (default 5).") var top: Int?
     @Option(help: "table, json or csv.") var format: OutputFormat = .table
     @Option(name: .shortAndLong, help: "Also write the results to this .h5 file.") var output: String?
     @Option(help: "Also draw the results to this .svg file.") var plot: String?
     @Flag(help: "Overwrite existing output files.") var force = false
+    @OptionGroup var sharding: ShardOption
 
-    enum Analysis { case detect(HeadDetector), copyScores, writing(HeadIndex) }
+    enum Analysis { case pattern([HeadID]), detect([HeadDetector]), copyScores, writing(HeadIndex) }
 
     func analysis() throws -> Analysis {
-        let chosen = [detect != nil, copyScores, writing != nil].filter { $0 }.count
-        guard chosen == 1 else { throw ValidationError("give one analysis: --detect KIND, --copy-scores or --writing L.H.") }
-        if let detect { return .detect(detect) }
+        let chosen = [pattern != nil, detect != nil, copyScores, writing != nil].filter { $0 }.count
+        guard chosen == 1 else { throw ValidationError("give one analysis: --pattern HEADS, --detect KIND, --copy-scores or --writing L.H.") }
+        if let pattern {
+            do { return .pattern(try HeadID.list(pattern)) } catch let error as AttentionPatternError { throw ValidationError(error.message) }
+        }
+        if let detect {
+            do { return .detect(try HeadDetection.parse(detect)) } catch let error as HeadsError { throw ValidationError(error.message) }
+        }
         if copyScores { return .copyScores }
         guard let head = HeadIndex(writing!) else { throw ValidationError("--writing \"\(writing!)\" is not a head: write layer.head, e.g. 9.1.") }
         return .writing(head)
@@ -63,22 +78,35 @@ struct Heads: ParsableCommand {
 
     func validate() throws {
         let analysis = try analysis()
-        try FlagCheck.count(top, "--top", in: 1...100_000)
+        if let top { try FlagCheck.count(top, "--top", in: 1...100_000) }
         let sources = [prompt, dataset, prompts].compactMap { $0 }.count
-        if case .detect = analysis, randomRepeated != nil {
+        let takesRandom: Bool
+        switch analysis { case .detect, .pattern: takesRandom = true; default: takesRandom = false }
+        if takesRandom, randomRepeated != nil {
             guard sources == 0 else { throw ValidationError("give --random-repeated N or prompts (--prompt, --dataset, --prompts), not both.") }
             try FlagCheck.count(randomRepeated!, "--random-repeated", in: 1...100_000)
             try FlagCheck.count(repeatLength, "--repeat-length", in: 1...100_000)
         } else {
             guard sources == 1 else {
-                throw ValidationError("give exactly one of --prompt TEXT, --dataset NAME, --prompts FILE" + (detect != nil ? " (or --random-repeated N)." : "."))
+                throw ValidationError("give exactly one of --prompt TEXT, --dataset NAME, --prompts FILE" + (takesRandom ? " (or --random-repeated N)." : "."))
             }
-            if randomRepeated != nil { throw ValidationError("--random-repeated is for --detect.") }
+            if randomRepeated != nil { throw ValidationError("--random-repeated is for --detect and --pattern.") }
         }
         guard sign == 1 || sign == -1 else { throw ValidationError("--sign must be 1 or -1 (got \(sign)).") }
-        if sign != 1 || heads != nil, !copyScores { throw ValidationError("--sign and --heads are for --copy-scores.") }
-        if families != nil, detect != .sameFamily { throw ValidationError("--families is for --detect same-family.") }
-        if excludeBOS || excludeCurrentToken, detect == nil { throw ValidationError("--exclude-bos and --exclude-current-token are for --detect.") }
+        if sign != 1 || heads != nil, !copyScores {
+            throw ValidationError("--sign and --heads are for --copy-scores" + (pattern != nil ? " (--pattern takes its heads itself: --pattern 9.1,6.1)." : "."))
+        }
+        if case let .detect(detectors) = analysis {
+            if families != nil, !detectors.contains(.sameFamily) { throw ValidationError("--families is for --detect same-family.") }
+        } else {
+            if families != nil { throw ValidationError("--families is for --detect same-family.") }
+            if excludeBOS || excludeCurrentToken { throw ValidationError("--exclude-bos and --exclude-current-token are for --detect.") }
+        }
+        if pattern == nil, dest != nil || html != nil { throw ValidationError("--dest and --html are for --pattern.") }
+        try sharding.requireOutput(output)
+        if sharding.shard != nil, pattern != nil || writing != nil {
+            throw ValidationError("--shard is for the sweeps of heads, --detect and --copy-scores; --pattern and --writing run in one pass.")
+        }
         if let heads { for part in heads.split(separator: ",", omittingEmptySubsequences: false) where HeadIndex(String(part)) == nil {
             throw ValidationError("--heads \"\(heads)\": \"\(part)\" is not a head: write layer.head, e.g. 9.1,4.4.")
         } }
@@ -92,8 +120,8 @@ struct Heads: ParsableCommand {
 
     func run() throws {
         let analysis = try analysis()
-        let outputs = try OutputTarget.files([output, plot], overwrite: force)
-        let (outputTarget, plotTarget) = (outputs[0], outputs[1])
+        let outputs = try OutputTarget.files([output, plot, html], overwrite: force)
+        let (outputTarget, plotTarget, htmlTarget) = (outputs[0], outputs[1], outputs[2])
         let (model, plan) = try modelOptions.loadWithPlan()
         var items: [PromptItem], tokens: [[Int]]
         if let randomRepeated {
@@ -108,40 +136,85 @@ struct Heads: ParsableCommand {
         let attributes = try provenanceAttributes(model: model, plan: plan)
         let firstScored = bos.prependBOS ? 1 : 0
         switch analysis {
-        case let .detect(detector):
-            var detection = HeadDetection(detector: detector, excludeBOS: excludeBOS, excludeCurrentToken: excludeCurrentToken)
-            if detector == .sameFamily {
+        case let .pattern(chosen):
+            try AttentionPatterns.validate(chosen, in: model)
+            try AttentionPatterns.validate(prompts: tokens)
+            let destination = try AttentionPatterns.destination(dest, length: tokens[0].count)
+            let progress = ProgressBar(total: tokens.count, label: "pattern")
+            let patterns = try AttentionPatterns.collect(model, prompts: tokens, heads: chosen, progress: progress.update)
+            progress.finish()
+            let title = "Attention · \(model.name) · heads \(chosen.map(\.description).joined(separator: ", "))"
+            try OutputTarget.together {
+                if let outputTarget {
+                    try AttentionFile.write(patterns, destination: destination, prompts: promptsGroup, to: outputTarget, attributes: attributes)
+                }
+                if let plotTarget { try plotTarget.write(Data(AttentionPlot.svg(patterns, destination: destination, title: title).utf8)) }
+                if let htmlTarget {
+                    try htmlTarget.write(Data(AttentionViewer.html(patterns, destination: destination, title: title, model: model.name).utf8))
+                }
+            }
+            try HeadsOutput.pattern(patterns, destination: destination, model: model, format: format, top: top ?? 5)
+        case let .detect(detectors):
+            var detection = HeadDetection(detectors: detectors, excludeBOS: excludeBOS, excludeCurrentToken: excludeCurrentToken)
+            if detectors.contains(.sameFamily) {
                 detection.families = try families.map { TokenFamilies.from(try SequenceFamilies.load(URL(fileURLWithPath: $0)), tokens: tokens, text: model.tokenText) }
                     ?? TokenFamilies.byText(tokens: tokens, text: model.tokenText)
             }
-            let grid = try detection.run(model, prompts: tokens)
+            sharding.hint(work: tokens.count, unit: "prompts", limit: ShardAdvice.promptsAbove, output: output)
+            // --shard K/N: batches b of prompts with b mod N = K − 1 (the detectors' batches: the same bits as one run).
+            let selected = sharding.value?.indices(of: tokens.count, block: HeadDetection.batchSize)
+            let progress = ProgressBar(total: selected?.count ?? tokens.count, label: "detect")
+            let scores = try detection.scores(model, prompts: tokens, selected: selected, progress: { done, _ in progress.update(done) })
+            progress.finish()
+            let grids = scores.grids()
+            let shardGroup = selected.map { PromptsGroup(items: $0.map { items[$0] }, tokens: $0.map { tokens[$0] }, tokenText: model.tokenText) }
+            let partial = try sharding.run(block: HeadDetection.batchSize).map {
+                try HeadsShard.mark(scores, detection: detection, run: $0, total: tokens.count, prompts: shardGroup!, attributes: attributes)
+            }
             try OutputTarget.together {
-                if let outputTarget { try HeadsFile.write(grid, detection: detection, prompts: promptsGroup, to: outputTarget, attributes: attributes) }
+                if let outputTarget {
+                    try HeadsFile.write(grids, detection: detection, prompts: shardGroup ?? promptsGroup, to: outputTarget, attributes: attributes,
+                                        partial: partial)
+                }
                 if let plotTarget {
-                    try plotTarget.write(Data(HeadsPlot.grids([(detector.rawValue, grid)], title: "\(detector.rawValue) heads · \(model.name)",
+                    let names = detectors.map(\.rawValue)
+                    try plotTarget.write(Data(HeadsPlot.grids(Array(zip(names, grids)), title: "\(names.joined(separator: ", ")) heads · \(model.name)",
                                                               legend: "score (share of attention)").utf8))
                 }
             }
-            try HeadsOutput.detection(grid, detection: detection, model: model, prompts: tokens.count, format: format, top: top)
+            let note = sharding.value.map {
+                "partial result: shard \($0) of a sharded run, \(scores.prompts.count) of the \(tokens.count) prompts; merge every part with scalpel merge for the whole run's scores."
+            }
+            try HeadsOutput.detection(grids, detection: detection, model: model, prompts: scores.prompts.count, format: format, top: top ?? 10, partial: note)
         case .copyScores:
             let answers = try items.enumerated().map { index, item -> Int in
                 guard let answer = item.answer else { throw HeadsError.missingAnswer(item: index) }
                 return try model.answerID(answer)
             }
             let tableHeads = try heads.map { try HeadIndex.list($0, in: model) } ?? []
+            sharding.hint(work: HeadGrid.heads(of: model).count * tokens.reduce(0) { $0 + max(0, $1.count - firstScored) },
+                          unit: "head-positions", limit: ShardAdvice.headPositionsAbove, output: output)
+            // --shard K/N: layers l with l mod N = K − 1 (a layer's heads are scanned together: the same bits as one run).
+            let layers = sharding.value?.indices(of: model.blocks.count)
             let progress = ProgressBar(total: HeadGrid.heads(of: model).count, label: "copy scores")
             let result = try CopyScores(sign: Float(sign), tableHeads: tableHeads)
-                .run(model, prompts: tokens, answers: answers, firstScored: firstScored) { done, _ in progress.update(done) }
+                .run(model, prompts: tokens, answers: answers, firstScored: firstScored, layers: layers) { done, total in progress.update(done, of: total) }
             progress.finish()
+            let partial = try sharding.run().map {
+                try HeadsShard.mark(result, layers: layers!, run: $0, total: model.blocks.count, prompts: promptsGroup, attributes: attributes)
+            }
             try OutputTarget.together {
-                if let outputTarget { try HeadsFile.write(result, prompts: promptsGroup, to: outputTarget, attributes: attributes) }
+                if let outputTarget { try HeadsFile.write(result, prompts: promptsGroup, to: outputTarget, attributes: attributes, partial: partial) }
                 if let plotTarget {
                     try plotTarget.write(Data(HeadsPlot.grids([("copy", result.copy), ("next", result.next)],
                                                               title: "OV copy and next scores\(sign < 0 ? " (sign −1)" : "") · \(model.name)",
                                                               legend: "share of \(result.positions) positions in the top \(result.k)").utf8))
                 }
             }
-            try HeadsOutput.copyScores(result, model: model, format: format, top: top)
+            let note = sharding.value.map {
+                "partial result: shard \($0) of a sharded run, layers \(layers!.map(String.init).joined(separator: ", ")) of \(model.blocks.count) (the others are blank); merge every part with scalpel merge for every head's scores."
+            }
+            try HeadsOutput.copyScores(result, model: model, format: format, top: top ?? 10, partial: note)
         case let .writing(head):
             try head.check(in: model)
             let result = try WritingScatter(head: head).run(model, prompts: tokens, firstScored: firstScored)
@@ -151,8 +224,8 @@ struct Heads: ParsableCommand {
                     try plotTarget.write(Data(HeadsPlot.writing(result, tokenText: model.tokenText, title: "Head \(head) writing directions · \(model.name)").utf8))
                 }
             }
-            try HeadsOutput.writing(result, model: model, format: format, top: top)
+            try HeadsOutput.writing(result, model: model, format: format, top: top ?? 10)
         }
-        for path in [output, plot].compactMap({ $0 }) { FileHandle.standardError.write(Data("wrote \(path)\n".utf8)) }
+        for path in [output, plot, html].compactMap({ $0 }) { FileHandle.standardError.write(Data("wrote \(path)\n".utf8)) }
     }
 }

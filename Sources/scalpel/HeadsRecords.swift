@@ -21,8 +21,67 @@ enum HeadsOutput {
         }
     }
 
+    // MARK: attention patterns
+
+    static func pattern(_ patterns: AttentionPatterns, destination: Int, model: Model, format: OutputFormat, top: Int) throws {
+        switch format {
+        case .json: try Output.json(PatternJSON(patterns, destination: destination, model: model.name, top: top))
+        case .csv:
+            print("head,query_pos,key_pos,value")
+            let n = patterns.length
+            for (h, head) in patterns.heads.enumerated() { for q in 0..<n { for k in 0..<n {
+                let value = patterns.weight(head: h, query: q, key: k)
+                print("\(head),\(q),\(k),\(value.isFinite ? "\(value)" : "")")
+            } } }
+        case .table:
+            let over = patterns.promptCount == 1 ? "" : ", mean over \(patterns.promptCount) prompts"
+            print("attention from \(Output.shown(patterns.tokenStrings[destination])) (position \(destination)\(over)); top \(top) source tokens per head:")
+            let width = (patterns.heads.map(\.description.count).max() ?? 3) + 3
+            for (h, head) in patterns.heads.enumerated() {
+                let sources = patterns.topSources(head: h, query: destination, count: top)
+                let cells = sources.map { "\(Output.shown(patterns.tokenStrings[$0.position]))@\($0.position) " + String(format: "%.3f", $0.weight) }
+                print(head.description.padding(toLength: width, withPad: " ", startingAt: 0) + cells.joined(separator: "   "))
+            }
+        }
+    }
+
+    /// `{model, heads, prompts, destination, destination_token, tokens, dims, shape, values, top, non_finite}`:
+    /// `values` is the [head, query_pos, key_pos] pattern (mean over prompts), row-major; `top` per
+    /// head the source tokens it attends to most from the destination.
+    struct PatternJSON: Encodable {
+        struct Source: Encodable { let position: Int; let token: String; let weight: Float? }
+        struct Head: Encodable { let head: String; let layer: Int; let index: Int; let sources: [Source] }
+        let model: String, heads: [String], prompts: Int, destination: Int, destinationToken: String
+        let tokens: [String], dims: [String], shape: [Int], values: [Float?], top: [Head], nonFinite: Int
+        enum CodingKeys: String, CodingKey {
+            case model, heads, prompts, destination, tokens, dims, shape, values, top
+            case destinationToken = "destination_token", nonFinite = "non_finite"
+        }
+
+        init(_ patterns: AttentionPatterns, destination: Int, model: String, top count: Int) {
+            self.model = model
+            heads = patterns.heads.map(\.description)
+            prompts = patterns.promptCount
+            self.destination = destination
+            destinationToken = patterns.tokenStrings[destination]
+            tokens = patterns.tokenStrings
+            dims = AttentionPatterns.dims
+            shape = patterns.shape
+            values = patterns.values.map { $0.isFinite ? $0 : nil }
+            nonFinite = patterns.values.filter { !$0.isFinite }.count
+            top = patterns.heads.enumerated().map { h, head in
+                Head(head: head.description, layer: head.layer, index: head.head,
+                     sources: patterns.topSources(head: h, query: destination, count: count).map {
+                         Source(position: $0.position, token: patterns.tokenStrings[$0.position], weight: $0.weight.isFinite ? $0.weight : nil)
+                     })
+            }
+        }
+    }
+
     // MARK: detectors
 
+    /// One detector's grid: DESIGN.md's `{detector, dims, values}` (with the run's options beside it
+    /// when it is the only one).
     struct DetectionJSON: Encodable {
         let model: String, detector: String, dims: [String], values: [[Double?]]
         let excludeBos: Bool, excludeCurrentToken: Bool, prompts: Int, nonFinite: Int
@@ -32,26 +91,51 @@ enum HeadsOutput {
         }
     }
 
-    static func detection(_ grid: HeadGrid, detection: HeadDetection, model: Model, prompts: Int, format: OutputFormat, top: Int) throws {
+    /// Several detectors from one run: `{model, detectors: [{detector, dims, values}], …}`.
+    struct DetectorsJSON: Encodable {
+        struct Grid: Encodable { let detector: String, dims: [String], values: [[Double?]] }
+        let model: String, detectors: [Grid]
+        let excludeBos: Bool, excludeCurrentToken: Bool, prompts: Int, nonFinite: Int
+        enum CodingKeys: String, CodingKey {
+            case model, detectors, prompts
+            case excludeBos = "exclude_bos", excludeCurrentToken = "exclude_current_token", nonFinite = "non_finite"
+        }
+    }
+
+    static func detection(_ grids: [HeadGrid], detection: HeadDetection, model: Model, prompts: Int, format: OutputFormat, top: Int,
+                          partial: String? = nil) throws {
+        if let partial, format != .table { FileHandle.standardError.write(Data((partial + "\n").utf8)) }
+        let names = detection.detectors.map(\.rawValue)
         switch format {
-        case .json:
-            try Output.json(DetectionJSON(model: model.name, detector: detection.detector.rawValue, dims: HeadGrid.dims, values: nested(grid),
+        case .json where grids.count == 1:
+            try Output.json(DetectionJSON(model: model.name, detector: names[0], dims: HeadGrid.dims, values: nested(grids[0]),
                                           excludeBos: detection.excludeBOS, excludeCurrentToken: detection.excludeCurrentToken,
-                                          prompts: prompts, nonFinite: nonFinite([grid])))
+                                          prompts: prompts, nonFinite: nonFinite(grids)))
+        case .json:
+            try Output.json(DetectorsJSON(model: model.name, detectors: zip(names, grids).map { .init(detector: $0, dims: HeadGrid.dims, values: nested($1)) },
+                                          excludeBos: detection.excludeBOS, excludeCurrentToken: detection.excludeCurrentToken,
+                                          prompts: prompts, nonFinite: nonFinite(grids)))
         case .csv:
-            print("layer,head,value")
-            for layer in 0..<grid.layers { for head in 0..<grid.heads {
-                print("\(layer),\(head),\(grid.values[layer * grid.heads + head].map { "\($0)" } ?? "")")
-            } }
+            print(grids.count == 1 ? "layer,head,value" : "detector,layer,head,value")
+            for (name, grid) in zip(names, grids) {
+                for layer in 0..<grid.layers { for head in 0..<grid.heads {
+                    print((grids.count == 1 ? "" : name + ",") + "\(layer),\(head),\(grid.values[layer * grid.heads + head].map { "\($0)" } ?? "")")
+                } }
+            }
         case .table:
-            var how = detection.detector == .sameFamily ? "share of attention on earlier tokens of the same family" : "TransformerLens detect_head, error measure mul"
-            if detection.excludeBOS { how += ", BOS excluded" }
-            if detection.excludeCurrentToken { how += ", current token excluded" }
-            print("\(detection.detector.rawValue) scores (\(how)) over \(prompts) prompt\(prompts == 1 ? "" : "s")")
-            if let families = detection.families, detection.detector == .sameFamily { print("families: \(families.names.joined(separator: ", "))") }
-            gridTable(grid)
-            print("top \(top):")
-            for entry in grid.top(top) { print("  \(entry.head)".padding(toLength: 9, withPad: " ", startingAt: 0) + String(format: "%.4f", entry.value)) }
+            if let partial { print(partial) }
+            var exclusions = ""
+            if detection.excludeBOS { exclusions += ", BOS excluded" }
+            if detection.excludeCurrentToken { exclusions += ", current token excluded" }
+            for (d, (detector, grid)) in zip(detection.detectors, grids).enumerated() {
+                if d > 0 { print("") }
+                let how = (detector == .sameFamily ? "share of attention on earlier tokens of the same family" : "TransformerLens detect_head, error measure mul") + exclusions
+                print("\(detector.rawValue) scores (\(how)) over \(prompts) prompt\(prompts == 1 ? "" : "s")")
+                if let families = detection.families, detector == .sameFamily { print("families: \(families.names.joined(separator: ", "))") }
+                gridTable(grid)
+                print("top \(top):")
+                for entry in grid.top(top) { print("  \(entry.head)".padding(toLength: 9, withPad: " ", startingAt: 0) + String(format: "%.4f", entry.value)) }
+            }
         }
     }
 
@@ -68,7 +152,8 @@ enum HeadsOutput {
         enum CodingKeys: String, CodingKey { case model, dims, copy, next, positions, sign, k, tables; case nonFinite = "non_finite" }
     }
 
-    static func copyScores(_ result: CopyScores.Result, model: Model, format: OutputFormat, top: Int) throws {
+    static func copyScores(_ result: CopyScores.Result, model: Model, format: OutputFormat, top: Int, partial: String? = nil) throws {
+        if let partial, format != .table { FileHandle.standardError.write(Data((partial + "\n").utf8)) }
         let tables = result.tables.sorted { $0.key < $1.key }.map { head, rows in
             CopyJSON.Table(head: head.description, rows: zip(result.rows, rows).map { row, ids in
                 CopyJSON.TableRow(prompt: row.prompt, pos: row.pos, token: model.tokenText(row.token), top: ids.map(model.tokenText),
@@ -87,6 +172,7 @@ enum HeadsOutput {
                 print("\(layer),\(head),\(result.copy.values[i].map { "\($0)" } ?? ""),\(result.next.values[i].map { "\($0)" } ?? ""),\(result.positions)")
             } }
         case .table:
+            if let partial { print(partial) }
             print("OV copy scores (sign \(Int(result.sign))): share of \(result.positions) positions whose own token is in the top \(result.k)")
             gridTable(result.copy)
             print("next scores: share whose following token (the answer at the last position) is in the top \(result.k)")

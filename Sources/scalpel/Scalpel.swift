@@ -9,7 +9,7 @@ struct ScalpelCommand: ParsableCommand {
         abstract: "A workbench for mechanistic interpretability on GPT-2.",
         discussion: "Without --model, commands use the small sequence model bundled with Scalpel.",
         version: ScalpelVersion.string,
-        subcommands: [Inspect.self, Tokenize.self, Run.self, Datasets.self, Lens.self, Trace.self, Paths.self, Patch.self, Attribute.self, Heads.self, HeadsPattern.self, CircuitCommand.self, Classify.self, Build.self, ExportHF.self, Init.self, Bench.self, Merge.self]
+        subcommands: [Inspect.self, Tokenize.self, Run.self, Datasets.self, Lens.self, Trace.self, Paths.self, Patch.self, Attribute.self, Heads.self, CircuitCommand.self, Classify.self, Build.self, ExportHF.self, Init.self, Bench.self, Merge.self]
     )
 
     /// Exit status: 0 success, 1 bad input (the message says what and where), 2 internal error.

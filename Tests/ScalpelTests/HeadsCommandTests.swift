@@ -18,7 +18,7 @@ final class HeadsCommandTests: CLITestCase {
         // The library on the same seeded prompts gives the same numbers.
         let model = try ModelLocation.load(nil)
         let prompts = HeadDetection.randomRepeatedPrompts(count: 4, length: 10, seed: 3, vocabSize: model.vocabSize, bos: model.bosID)
-        let grid = try HeadDetection(detector: .induction).run(model, prompts: prompts)
+        let grid = try HeadDetection(detector: .induction).run(model, prompts: prompts)[0]
         for layer in 0..<6 { for head in 0..<4 { XCTAssertEqual(values[layer][head], grid[HeadIndex(layer: layer, head: head)]!, accuracy: 1e-12) } }
 
         let file = try HDF5File.open(scratch.appendingPathComponent("induction.h5"))
@@ -36,6 +36,46 @@ final class HeadsCommandTests: CLITestCase {
         let table = try scalpel(["heads", "--detect", "same-family", "--dataset", "names-is-digit", "--top", "3"])
         XCTAssertEqual(table.status, 0, table.stderr)
         XCTAssertTrue(table.stdout.contains("top 3") && table.stdout.contains("numbers"), table.stdout)
+    }
+
+    /// Several detectors from one run give each one's own grid, in every output.
+    func testSeveralDetectorsInOneRun() throws {
+        let json = try scalpel(["heads", "--detect", "all", "--random-repeated", "4", "--seed", "3", "--format", "json", "-o", "all.h5", "--plot", "all.svg"])
+        XCTAssertEqual(json.status, 0, json.stderr)
+        let object = try XCTUnwrap(JSONSerialization.jsonObject(with: Data(json.stdout.utf8)) as? [String: Any])
+        let grids = try XCTUnwrap(object["detectors"] as? [[String: Any]])
+        XCTAssertEqual(grids.map { $0["detector"] as? String }, ["previous-token", "duplicate-token", "induction", "same-family"])
+        XCTAssertEqual(object["prompts"] as? Int, 4)
+        let file = try HDF5File.open(scratch.appendingPathComponent("all.h5"))
+        let stored = try file.root.group("heads").dataset("values").readTensor()
+        XCTAssertEqual(stored.shape, [4, 6, 4])
+        XCTAssertEqual(try file.root.group("heads").readStrings("detector_labels"), ["previous-token", "duplicate-token", "induction", "same-family"])
+        for (d, grid) in grids.enumerated() {
+            let name = try XCTUnwrap(grid["detector"] as? String)
+            let values = try XCTUnwrap(grid["values"] as? [[Double]])
+            let alone = try scalpel(["heads", "--detect", name, "--random-repeated", "4", "--seed", "3", "--format", "json"])
+            XCTAssertEqual(alone.status, 0, alone.stderr)
+            let single = try XCTUnwrap(JSONSerialization.jsonObject(with: Data(alone.stdout.utf8)) as? [String: Any])
+            XCTAssertEqual(single["values"] as? [[Double]], values, "\(name) alone and together: the same bits")
+            for i in 0..<24 { XCTAssertEqual(stored[flat: d * 24 + i], Float(values[i / 4][i % 4]), name) }
+        }
+        let svg = try String(contentsOf: scratch.appendingPathComponent("all.svg"), encoding: .utf8)
+        XCTAssertTrue(svg.contains("induction") && svg.contains("same-family"))
+
+        let csv = try scalpel(["heads", "--detect", "induction,previous-token", "--random-repeated", "2", "--format", "csv"])
+        XCTAssertEqual(csv.status, 0, csv.stderr)
+        let lines = csv.stdout.split(separator: "\n")
+        XCTAssertEqual(lines.first, "detector,layer,head,value")
+        XCTAssertEqual(lines.count, 1 + 2 * 24)
+        XCTAssertTrue(lines[1].hasPrefix("induction,0,0,") && lines[25].hasPrefix("previous-token,0,0,"))
+        let table = try scalpel(["heads", "--detect", "induction,previous-token", "--random-repeated", "2", "--top", "2"])
+        XCTAssertTrue(table.stdout.contains("induction scores") && table.stdout.contains("previous-token scores"), table.stdout)
+
+        try expectBadInput(["heads", "--detect", "induction,induction", "--random-repeated", "2"], mentions: ["induction twice"])
+        try expectBadInput(["heads", "--detect", "induction,", "--random-repeated", "2"], mentions: ["\"\"", "all"])
+        try expectBadInput(["heads", "--detect", "all", "--prompt", "1 2 3 4", "-o", "none.h5"], mentions: ["repeat"])
+        try expectBadInput(["heads", "--detect", "induction", "--random-repeated", "2", "--families", "f.yaml"], mentions: ["--families"])
+        XCTAssertFalse(FileManager.default.fileExists(atPath: scratch.appendingPathComponent("none.h5").path))
     }
 
     func testCopyScoresAndWriting() throws {

@@ -36,7 +36,7 @@ final class HeadsParityTests: XCTestCase {
                                 refused += 1
                                 continue
                             }
-                            let grid = try detection.run(model, prompts: prompts)
+                            let grid = try detection.run(model, prompts: prompts)[0]
                             XCTAssertEqual([grid.layers, grid.heads], expected.shape, what)
                             for (i, value) in grid.values.enumerated() {
                                 XCTAssertEqual(try XCTUnwrap(value), Double(expected[flat: i]), accuracy: 1e-5, "\(what) cell \(i)")
@@ -48,6 +48,23 @@ final class HeadsParityTests: XCTestCase {
             }
         }
         XCTAssertGreaterThanOrEqual(compared, 2 * 3 * 4 * 2 + 2)
+        // The three detectors from one forward pass give each one's fixture too.
+        for (name, info) in models.sorted(by: { $0.key < $1.key }) {
+            let model = try Checkpoint.load(from: TestFiles.model(name))
+            let tensors = try SafetensorsFile(url: folder.appendingPathComponent("\(name).safetensors"))
+            let sets = try XCTUnwrap(info["detector_prompts"] as? [String: [[Int]]])
+            for (set, prompts) in sets where Self.detectors.allSatisfy({ d in prompts.contains { HeadDetection.detectionPattern(d.1, tokens: $0).contains(true) } }) {
+                let grids = try HeadDetection(detectors: Self.detectors.map(\.1)).run(model, prompts: prompts)
+                for ((tlName, _), grid) in zip(Self.detectors, grids) {
+                    let expected = try tensors.tensor("\(name)/heads/\(tlName)/plain/\(set)")
+                    for (i, value) in grid.values.enumerated() {
+                        XCTAssertEqual(try XCTUnwrap(value), Double(expected[flat: i]), accuracy: 1e-5, "\(name) \(tlName) together, \(set) cell \(i)")
+                    }
+                    compared += 1
+                }
+            }
+        }
+        XCTAssertGreaterThanOrEqual(compared, 2 * 3 * 4 * 2 + 2 + 3)
         XCTAssertGreaterThan(refused, 0, "a single prompt without a repeat is refused for duplicate and induction heads")
     }
 
@@ -111,6 +128,60 @@ final class HeadsParityTests: XCTestCase {
             }
         }
         XCTAssertEqual(compared, 2 * 2 * (8 + 12))
+    }
+
+    /// Without table heads the scores come from the early-exit scan (targets' logits first, the
+    /// vocabulary in blocks, a target out once k tokens beat it): the same counts as the fixture's
+    /// full top 5, with blocks of every size from a few tokens (many blocks, both routes) to one.
+    func testCopyAndNextScoresByEarlyExitMatchTheStudysProcedure() throws {
+        var compared = 0
+        for (name, info) in try HeadCases().models.sorted(by: { $0.key < $1.key }) {
+            let model = try Checkpoint.load(from: TestFiles.model(name))
+            for (variant, noBOS) in [("bos", false), ("no_bos", true)] {
+                let (tokens, answers) = prompts(info, noBOS: noBOS)
+                let expectedSets = info[variant] as! [String: Any]
+                for (key, sign) in [("copy", Float(1)), ("copy_negative", Float(-1))] {
+                    let expected = expectedSets[key] as! [String: Any]
+                    let positions = expected["positions"] as! Int
+                    let copyHits = expected["copy_hits"] as! [[Int]], nextHits = expected["next_hits"] as! [[Int]]
+                    for block in [1, 3, 16, 50, 512] {
+                        var scores = CopyScores(sign: sign)
+                        scores.firstBlock = block
+                        let result = try scores.run(model, prompts: tokens, answers: answers, firstScored: noBOS ? 0 : 1)
+                        XCTAssertTrue(result.tables.isEmpty)
+                        for head in HeadGrid.heads(of: model) {
+                            let what = "\(name) \(variant) \(key) \(head) block \(block)"
+                            XCTAssertEqual(result.copy[head], Double(copyHits[head.layer][head.head]) / Double(positions), what + " copy")
+                            XCTAssertEqual(result.next[head], Double(nextHits[head.layer][head.head]) / Double(positions), what + " next")
+                        }
+                        compared += 1
+                    }
+                }
+            }
+        }
+        XCTAssertEqual(compared, 2 * 2 * 2 * 5)
+    }
+
+    /// On the bundled (trained) model, where many positions are in the top 5, the early-exit counts
+    /// equal those read from every head's full top-5 table.
+    func testEarlyExitEqualsTheFullTopFiveOnTheBundledModel() throws {
+        let model = try ModelLocation.load(nil)
+        let items = try DatasetFiles.resolve("digits").items + DatasetFiles.resolve("months").items
+        let tokens = try items.map { try model.encode(prompt: $0.prompt, prependBOS: true) }
+        let answers = try items.map { try model.answerID($0.answer!) }
+        var hits = 0
+        for sign in [Float(1), -1] {
+            let full = try CopyScores(sign: sign, tableHeads: HeadGrid.heads(of: model)).run(model, prompts: tokens, answers: answers, firstScored: 1)
+            for block in [7, 512] {
+                var scores = CopyScores(sign: sign)
+                scores.firstBlock = block
+                let fast = try scores.run(model, prompts: tokens, answers: answers, firstScored: 1)
+                XCTAssertEqual(fast.copy, full.copy, "sign \(sign) block \(block)")
+                XCTAssertEqual(fast.next, full.next, "sign \(sign) block \(block)")
+            }
+            hits += full.copy.values.compactMap { $0 }.filter { $0 > 0 }.count + full.next.values.compactMap { $0 }.filter { $0 > 0 }.count
+        }
+        XCTAssertGreaterThan(hits, 10, "heads with tokens in their top 5")
     }
 
     func testWritingScatterMatchesTheStudysProcedureAndScipy() throws {

@@ -1,13 +1,12 @@
 import XCTest
 @testable import Scalpel
 
-/// `scalpel heads-pattern` (to be wired as `scalpel heads pattern`) end to end on the bundled model.
+/// `scalpel heads --pattern` end to end on the bundled model.
 final class HeadsPatternCommandTests: CLITestCase {
-    /// `["heads", "pattern"]` once the command is wired under `scalpel heads`.
-    static let command = ["heads-pattern"]
+    static let command = ["heads"]
 
     func testOutputsAgreeWithEachOther() throws {
-        let result = try scalpel(Self.command + ["--prompt", "one two three four", "--heads", "5.1,0.3", "--format", "json",
+        let result = try scalpel(Self.command + ["--prompt", "one two three four", "--pattern", "5.1,0.3", "--format", "json",
                                   "-o", "attn.h5", "--plot", "attn.svg", "--html", "attn.html"])
         XCTAssertEqual(result.status, 0, result.stderr)
         let object = try XCTUnwrap(JSONSerialization.jsonObject(with: Data(result.stdout.utf8)) as? [String: Any])
@@ -39,14 +38,33 @@ final class HeadsPatternCommandTests: CLITestCase {
         let html = try String(contentsOf: scratch.appendingPathComponent("attn.html"), encoding: .utf8)
         XCTAssertTrue(html.contains("id=\"attention-data\"") && html.contains("\"label\":\"5.1\""))
 
-        let table = try scalpel(Self.command + ["--prompt", "one two three four", "--heads", "5.1", "--dest", "2", "--top", "2"])
+        let table = try scalpel(Self.command + ["--prompt", "one two three four", "--pattern", "5.1", "--dest", "2", "--top", "2"])
         XCTAssertEqual(table.status, 0, table.stderr)
         XCTAssertTrue(table.stdout.contains("(position 2)") && table.stdout.contains("5.1"), table.stdout)
         XCTAssertEqual(table.stdout.split(separator: "\n").count, 2, table.stdout)
+
+        // CSV: one row per head, query and key of the same mean pattern.
+        let csv = try scalpel(Self.command + ["--prompt", "one two three four", "--pattern", "5.1,0.3", "--format", "csv"])
+        XCTAssertEqual(csv.status, 0, csv.stderr)
+        let lines = csv.stdout.split(separator: "\n")
+        XCTAssertEqual(lines.first, "head,query_pos,key_pos,value")
+        XCTAssertEqual(lines.count, 1 + 2 * n * n)
+        for (i, line) in lines.dropFirst().enumerated() {
+            let fields = line.split(separator: ",")
+            XCTAssertEqual(fields[0], i < n * n ? "5.1" : "0.3")
+            XCTAssertEqual(Float(String(fields[3])), values[i], "row \(i)")
+        }
+
+        // Seeded random repeated tokens (the usual induction picture) are prompts of one length.
+        let random = try scalpel(Self.command + ["--random-repeated", "3", "--seed", "1", "--pattern", "1.2", "--format", "json"])
+        XCTAssertEqual(random.status, 0, random.stderr)
+        let randomObject = try XCTUnwrap(JSONSerialization.jsonObject(with: Data(random.stdout.utf8)) as? [String: Any])
+        XCTAssertEqual(randomObject["prompts"] as? Int, 3)
+        XCTAssertEqual(randomObject["shape"] as? [Int], [1, 21, 21])
     }
 
     func testADatasetIsAveragedAndNeedsOneLength() throws {
-        let result = try scalpel(Self.command + ["--dataset", "digits", "--heads", "2.0", "--format", "json", "-o", "digits.h5"])
+        let result = try scalpel(Self.command + ["--dataset", "digits", "--pattern", "2.0", "--format", "json", "-o", "digits.h5"])
         XCTAssertEqual(result.status, 0, result.stderr)
         let object = try XCTUnwrap(JSONSerialization.jsonObject(with: Data(result.stdout.utf8)) as? [String: Any])
         XCTAssertEqual(object["prompts"] as? Int, 20)
@@ -61,32 +79,36 @@ final class HeadsPatternCommandTests: CLITestCase {
         }
         let unequal = scratch.appendingPathComponent("unequal.txt")
         try "1 2 3\n1 2 3 4\n".write(to: unequal, atomically: true, encoding: .utf8)
-        try expectBadInput(Self.command + ["--prompts", unequal.path, "--heads", "1.1", "--html", "u.html"], mentions: ["item 1 has", "item 2 has"])
+        try expectBadInput(Self.command + ["--prompts", unequal.path, "--pattern", "1.1", "--html", "u.html"], mentions: ["item 1 has", "item 2 has"])
         XCTAssertFalse(FileManager.default.fileExists(atPath: scratch.appendingPathComponent("u.html").path))
     }
 
     func testBadInputIsRefusedAndNothingIsWritten() throws {
         let outputs = ["-o", "x.h5", "--plot", "x.svg", "--html", "x.html"]
-        try expectBadInput(Self.command + ["--prompt", "1 2 3", "--heads", "6.1"] + outputs, mentions: ["6.1", "6 blocks"])
-        try expectBadInput(Self.command + ["--prompt", "1 2 3", "--heads", "0.4"] + outputs, mentions: ["0.4", "4 heads"])
-        try expectBadInput(Self.command + ["--prompt", "1 2 3", "--heads", "9"] + outputs, mentions: ["\"9\"", "9.1,6.1"])
-        try expectBadInput(Self.command + ["--prompt", "1 2 3", "--heads", "1.1,1.1"] + outputs, mentions: ["1.1 twice"])
-        try expectBadInput(Self.command + ["--prompt", "1 2 3", "--heads", "1.1", "--dest", "4"] + outputs, mentions: ["--dest 4", "4 tokens"])
-        try expectBadInput(Self.command + ["--prompt", "1 2 3", "--heads", "1.1", "--dest", "-5"] + outputs, mentions: ["--dest -5"])
-        try expectBadInput(Self.command + ["--prompt", "1 2 3", "--heads", "1.1", "--top", "0"], mentions: ["--top"])
-        try expectBadInput(Self.command + ["--prompt", "1 2 3", "--heads", "1.1", "--format", "csv"], mentions: ["csv"])
-        try expectBadInput(Self.command + ["--prompt", "1 2 3"], mentions: ["--heads"])
-        try expectBadInput(Self.command + ["--prompt", "", "--no-bos", "--heads", "1.1"] + outputs, mentions: ["empty"])
-        try expectBadInput(Self.command + ["--prompt", "1 2 3", "--heads", "1.1", "--plot", "same.svg", "--html", "same.svg"], mentions: ["same.svg"])
+        try expectBadInput(Self.command + ["--prompt", "1 2 3", "--pattern", "6.1"] + outputs, mentions: ["6.1", "6 blocks"])
+        try expectBadInput(Self.command + ["--prompt", "1 2 3", "--pattern", "0.4"] + outputs, mentions: ["0.4", "4 heads"])
+        try expectBadInput(Self.command + ["--prompt", "1 2 3", "--pattern", "9"] + outputs, mentions: ["\"9\"", "9.1,6.1"])
+        try expectBadInput(Self.command + ["--prompt", "1 2 3", "--pattern", "1.1,1.1"] + outputs, mentions: ["1.1 twice"])
+        try expectBadInput(Self.command + ["--prompt", "1 2 3", "--pattern", "1.1", "--dest", "4"] + outputs, mentions: ["--dest 4", "4 tokens"])
+        try expectBadInput(Self.command + ["--prompt", "1 2 3", "--pattern", "1.1", "--dest", "-5"] + outputs, mentions: ["--dest -5"])
+        try expectBadInput(Self.command + ["--prompt", "1 2 3", "--pattern", "1.1", "--top", "0"], mentions: ["--top"])
+        try expectBadInput(Self.command + ["--prompt", "1 2 3", "--pattern", "1.1", "--format", "xml"], mentions: ["xml"])
+        try expectBadInput(Self.command + ["--prompt", "1 2 3"], mentions: ["--pattern"])
+        try expectBadInput(Self.command + ["--prompt", "1 2 3", "--pattern", "1.1", "--heads", "1.1"], mentions: ["--pattern 9.1,6.1"])
+        try expectBadInput(Self.command + ["--prompt", "1 2 3", "--detect", "induction", "--dest", "1"], mentions: ["--dest"])
+        try expectBadInput(Self.command + ["--prompt", "1 2 3", "--copy-scores", "--html", "x.html"], mentions: ["--html"])
+        try expectBadInput(Self.command + ["--prompt", "1 2 3", "--pattern", "1.1", "--exclude-bos"], mentions: ["--exclude-bos"])
+        try expectBadInput(Self.command + ["--prompt", "", "--no-bos", "--pattern", "1.1"] + outputs, mentions: ["empty"])
+        try expectBadInput(Self.command + ["--prompt", "1 2 3", "--pattern", "1.1", "--plot", "same.svg", "--html", "same.svg"], mentions: ["same.svg"])
         for name in ["x.h5", "x.svg", "x.html", "same.svg"] {
             XCTAssertFalse(FileManager.default.fileExists(atPath: scratch.appendingPathComponent(name).path), name)
         }
         FileManager.default.createFile(atPath: scratch.appendingPathComponent("exists.html").path, contents: Data("mine".utf8))
-        try expectBadInput(Self.command + ["--prompt", "1 2 3", "--heads", "1.1", "--plot", "new.svg", "--html", "exists.html"],
+        try expectBadInput(Self.command + ["--prompt", "1 2 3", "--pattern", "1.1", "--plot", "new.svg", "--html", "exists.html"],
                            mentions: ["exists.html", "--force"])
         XCTAssertEqual(try String(contentsOf: scratch.appendingPathComponent("exists.html"), encoding: .utf8), "mine")
         XCTAssertFalse(FileManager.default.fileExists(atPath: scratch.appendingPathComponent("new.svg").path), "all or none")
-        let forced = try scalpel(Self.command + ["--prompt", "1 2 3", "--heads", "1.1", "--html", "exists.html", "--force"])
+        let forced = try scalpel(Self.command + ["--prompt", "1 2 3", "--pattern", "1.1", "--html", "exists.html", "--force"])
         XCTAssertEqual(forced.status, 0, forced.stderr)
         XCTAssertNotEqual(try String(contentsOf: scratch.appendingPathComponent("exists.html"), encoding: .utf8), "mine")
     }

@@ -1,4 +1,4 @@
-"""The HTML attention viewer (`scalpel heads-pattern --html`) in headless Chromium.
+"""The HTML attention viewer (`scalpel heads --pattern HEADS --html FILE`) in headless Chromium.
 
 The page, loaded with `#selftest`, hovers the destination token itself (dispatchEvent), toggles the
 first head off and on, and writes what it then shows into <pre id="selftest">; Chromium's
@@ -21,7 +21,6 @@ import pytest
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 SCALPEL = os.path.join(ROOT, ".build", "debug", "scalpel")
-COMMAND = ["heads-pattern"]  # ["heads", "pattern"] once wired under `scalpel heads`
 PROMPT = 'Tom said "<b>1 & 2</b>"\nthen \'3\''
 HEADS = "5.1,0.3,2.2"
 
@@ -48,7 +47,7 @@ def page(tmp_path_factory):
         pytest.skip(f"{SCALPEL} is not built (swift build --product scalpel)")
     folder = tmp_path_factory.mktemp("viewer")
     path = folder / "attention.html"
-    result = subprocess.run([SCALPEL, *COMMAND, "--prompt", PROMPT, "--heads", HEADS, "--html", str(path), "--format", "json"],
+    result = subprocess.run([SCALPEL, "heads", "--prompt", PROMPT, "--pattern", HEADS, "--html", str(path), "--format", "json"],
                             capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stderr
     return folder, path, json.loads(result.stdout)

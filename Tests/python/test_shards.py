@@ -37,6 +37,13 @@ def attribution_dataset(folder):
     return str(path)
 
 
+def repeated_prompts(folder):
+    """40 prompts that repeat their numbers (every detector has something to find): three of the detectors' batches of 16."""
+    path = folder / "repeated.txt"
+    path.write_text("".join(f"{i} {i + 1} {i + 2} {i} {i + 1} {i + 2}\n" for i in range(1, 41)))
+    return str(path)
+
+
 SWEEPS = {
     "patch": lambda tmp: ["patch", "--dataset", "months", "--target", "z", "--layers", "0-1"],
     "trace": lambda tmp: ["trace", "--dataset", "digits", "--hooks", "blocks.0.hook_resid_post,blocks.1.attn.hook_pattern",
@@ -44,6 +51,8 @@ SWEEPS = {
     "lens": lambda tmp: ["lens", "--prompts", lens_prompts(tmp), "--positions", "all"],
     "attribute": lambda tmp: ["attribute", "--dataset", attribution_dataset(tmp), "--by", "neuron", "--layers", "4,5"],
     "paths": lambda tmp: ["paths", "--from", "digits", "--to", "number-words", "--layers", "0,2,5", "--alphas", "0:1:1"],
+    "heads-detect": lambda tmp: ["heads", "--detect", "all", "--prompts", repeated_prompts(tmp)],
+    "heads-copy": lambda tmp: ["heads", "--copy-scores", "--dataset", "digits", "--heads", "2.1,5.3"],
 }
 
 
@@ -79,7 +88,7 @@ def test_several_attribution_groupings_merged_equal_unsharded(tmp_path):
                              "--layers", "1,5", "--mid"])
 
 
-@pytest.mark.parametrize("sweep", ["patch", "trace", "attribute", "paths"])
+@pytest.mark.parametrize("sweep", ["patch", "trace", "attribute", "paths", "heads-detect", "heads-copy"])
 def test_interrupted_shard_leaves_nothing_and_reruns(tmp_path, sweep):
     out = run_shards(tmp_path, 3, SWEEPS[sweep](tmp_path), kill=2)
     assert "interrupted while writing: exit 1, nothing left" in out
@@ -157,6 +166,35 @@ def test_parts_of_different_runs_are_refused(tmp_path):
         result = subprocess.run([SCALPEL, "merge", a1, other, "-o", str(merged)], capture_output=True, text=True)
         assert result.returncode == 1 and mention in result.stderr and other in result.stderr, result.stderr
         assert not merged.exists()
+def test_heads_partial_files_read_alone_and_say_so(tmp_path):
+    import h5py
+    import numpy as np
+    part = tmp_path / "detect.h5"
+    result = subprocess.run([SCALPEL, "heads", "--detect", "induction,previous-token", "--prompts", repeated_prompts(tmp_path),
+                             "--shard", "2/3", "-o", str(part)], capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
+    assert "partial result: shard 2/3" in result.stdout and "16 of the 40 prompts" in result.stdout
+    with h5py.File(part, "r") as f:
+        assert f.attrs["format"] == "scalpel-partial" and f.attrs["final_format"] == "scalpel-heads"
+        assert f.attrs["partial_kind"] == "heads" and f.attrs["shard"] == "2/3"
+        assert list(f["shard/indices"][...]) == list(range(16, 32))
+        values = f["heads/values"][...]
+        assert values.shape == (2, 6, 4) and np.isfinite(values).all()
+        assert len(f["prompts/tokens"][...]) == len(f["shard/indices"][...])
+    part = tmp_path / "copy.h5"
+    result = subprocess.run([SCALPEL, "heads", "--copy-scores", "--dataset", "digits", "--shard", "2/4", "-o", str(part)],
+                            capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
+    assert "partial result: shard 2/4 of a sharded run, layers 1, 5 of 6" in result.stdout
+    with h5py.File(part, "r") as f:
+        assert f.attrs["partial_kind"] == "heads" and list(f["shard/indices"][...]) == [1, 5]
+        copy = f["heads/copy"][...]
+        assert np.isfinite(copy[[1, 5]]).all() and np.isnan(np.delete(copy, [1, 5], axis=0)).all()
+    for analysis in (["--pattern", "1.1"], ["--writing", "1.1"]):
+        refused = subprocess.run([SCALPEL, "heads", *analysis, "--dataset", "digits", "--shard", "1/2", "-o", str(tmp_path / "x.h5")],
+                                 capture_output=True, text=True)
+        assert refused.returncode == 1 and "--shard is for" in refused.stderr
+    assert not (tmp_path / "x.h5").exists()
 
 
 def test_size_hint(tmp_path):

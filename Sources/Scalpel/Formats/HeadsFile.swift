@@ -2,7 +2,9 @@ import Foundation
 
 /// Results of `scalpel heads` as HDF5 (`-o FILE.h5`, format `scalpel-heads`): the prompts (text,
 /// token ids and strings, answers) and a `heads/` group whose attribute `analysis` says which:
-/// - `detect`: `values` float32 [layer, head], attributes `detector`, `exclude_bos`, `exclude_current_token`;
+/// - `detect`: `values` float32 [layer, head] for one detector, [detector, layer, head] with
+///   `detector_labels` for several; attributes `detector` (the names, comma-separated), `exclude_bos`,
+///   `exclude_current_token`, `families`;
 /// - `copy-scores`: `copy`, `next` float32 [layer, head], `copy_hits`, `next_hits` int32 [layer, head],
 ///   the scored rows `row_prompt`, `row_pos`, `row_token`, `row_next` int32 [position], and per table
 ///   head `top_tokens_L_H` int32 [position, k]; attributes `positions`, `sign`, `k`;
@@ -10,23 +12,35 @@ import Foundation
 ///   attributes `head`, `r`, `p_value` (NaN when undefined).
 /// Labelled axes are HDF5 dimension scales (`layer`, `head`, `position`, `point`).
 public enum HeadsFile {
-    public static func write(_ grid: HeadGrid, detection: HeadDetection, prompts: PromptsGroup, to target: OutputTarget,
-                             attributes: [String: String]) throws {
-        try ScalpelFile.write(to: target, format: "scalpel-heads", attributes: attributes) { root in
+    /// Detector grids, one per detector of `detection` (in its order). `partial`: a shard's mark.
+    public static func write(_ grids: [HeadGrid], detection: HeadDetection, prompts: PromptsGroup, to target: OutputTarget,
+                             attributes: [String: String], partial: PartialFile.Mark? = nil) throws {
+        precondition(grids.count == detection.detectors.count, "one grid per detector")
+        try ScalpelFile.write(to: target, format: "scalpel-heads", attributes: attributes, partial: partial) { root in
             try prompts.write(root)
             let group = try root.createGroup("heads")
             try group.setAttribute("analysis", "detect")
-            try group.setAttribute("detector", detection.detector.rawValue)
+            try group.setAttribute("detector", detection.detectors.map(\.rawValue).joined(separator: ","))
             try group.setAttribute("exclude_bos", detection.excludeBOS ? 1 : 0)
             try group.setAttribute("exclude_current_token", detection.excludeCurrentToken ? 1 : 0)
-            if let families = detection.families, detection.detector == .sameFamily { try group.setAttribute("families", families.names.joined(separator: ",")) }
-            _ = try group.writeTensor("values", tensor(grid), dims: HeadGrid.dims)
+            if let families = detection.families, detection.detectors.contains(.sameFamily) {
+                try group.setAttribute("families", families.names.joined(separator: ","))
+            }
+            if grids.count == 1 {
+                _ = try group.writeTensor("values", tensor(grids[0]), dims: HeadGrid.dims)
+            } else {
+                let data = grids.flatMap { $0.values.map { Float($0 ?? .nan) } }
+                _ = try group.writeTensor("values", Tensor(shape: [grids.count, grids[0].layers, grids[0].heads], data: data),
+                                          dims: ["detector"] + HeadGrid.dims)
+                try group.writeStrings("detector_labels", detection.detectors.map(\.rawValue), dims: ["detector"])
+            }
             try root.attachDimensionScales(to: ["prompts", "heads"])
         }
     }
 
-    public static func write(_ result: CopyScores.Result, prompts: PromptsGroup, to target: OutputTarget, attributes: [String: String]) throws {
-        try ScalpelFile.write(to: target, format: "scalpel-heads", attributes: attributes) { root in
+    public static func write(_ result: CopyScores.Result, prompts: PromptsGroup, to target: OutputTarget, attributes: [String: String],
+                             partial: PartialFile.Mark? = nil) throws {
+        try ScalpelFile.write(to: target, format: "scalpel-heads", attributes: attributes, partial: partial) { root in
             try prompts.write(root)
             let group = try root.createGroup("heads")
             try group.setAttribute("analysis", "copy-scores")

@@ -30,6 +30,7 @@ public enum PartialFile {
         case patch, trace, lens
         case attribution
         case paths
+        case heads
     }
 
     /// Root attributes a partial file adds; the others are the final file's.
@@ -221,6 +222,7 @@ public enum ShardMerge {
         case .lens: try mergeLens(ordered, attributes: attributes, to: target)
         case .attribution: try mergeAttribution(ordered, attributes: attributes, to: target)
         case .paths: try mergePaths(ordered, attributes: attributes, to: target)
+        case .heads: try mergeHeads(ordered, attributes: attributes, to: target)
         }
         return first.kind
     }

@@ -44,9 +44,9 @@ public enum AttentionPatternError: UserFacingError, Equatable {
     public var message: String {
         switch self {
         case let .badHeadList(text, part):
-            return "--heads \"\(SVG.visibleText(text))\": \"\(SVG.visibleText(part))\" is not a head. Give layer.head pairs separated by commas, e.g. 9.1,6.1."
+            return "--pattern \"\(SVG.visibleText(text))\": \"\(SVG.visibleText(part))\" is not a head. Give layer.head pairs separated by commas, e.g. 9.1,6.1."
         case let .repeatedHead(head):
-            return "--heads names head \(head) twice."
+            return "--pattern names head \(head) twice."
         case let .layerOutOfRange(head, blocks):
             return "Head \(head): the model has \(blocks) blocks (layers 0…\(blocks - 1))."
         case let .noAttention(head):

@@ -62,26 +62,50 @@ public struct TokenFamilies: Sendable {
 }
 
 /// Head detectors over every head of a model, as TransformerLens's `head_detector.detect_head` with
-/// error measure `mul` for the first three: per prompt (run alone; packing changes nothing), with A a
-/// head's pattern [query, key] and D the detector's 0/1 pattern of the prompt's tokens, column 0 of A
-/// zeroed with `excludeBOS` and its diagonal with `excludeCurrentToken`, score = Σ(A ⊙ D) / Σ A; the
-/// result is the mean over prompts. D (lower triangular, from the token ids including BOS):
-/// previous token D[i, i−1] = 1; duplicate token D[i, j] = 1 for j < i with tok[j] = tok[i];
-/// induction D[i, j] = 1 for 1 ≤ j ≤ i with tok[j−1] = tok[i] (TransformerLens includes j = i).
+/// error measure `mul` for the first three: per prompt, with A a head's pattern [query, key] and D the
+/// detector's 0/1 pattern of the prompt's tokens, column 0 of A zeroed with `excludeBOS` and its
+/// diagonal with `excludeCurrentToken`, score = Σ(A ⊙ D) / Σ A; the result is the mean over prompts.
+/// D (lower triangular, from the token ids including BOS): previous token D[i, i−1] = 1; duplicate
+/// token D[i, j] = 1 for j < i with tok[j] = tok[i]; induction D[i, j] = 1 for 1 ≤ j ≤ i with
+/// tok[j−1] = tok[i] (TransformerLens includes j = i).
 ///
 /// `same-family` is Scalpel's: for every query position i whose token has a family and that has an
 /// earlier token of the same family, the share of i's attention (after the same exclusions) on
 /// earlier tokens j < i of that family; the score is the mean over all such query positions of all
 /// prompts.
+///
+/// Several detectors share one forward pass: the patterns of every layer are captured once per batch
+/// of `batchSize` prompts and every detector reads them.
 public struct HeadDetection: Sendable {
-    public var detector: HeadDetector
+    public var detectors: [HeadDetector]
     public var excludeBOS: Bool
     public var excludeCurrentToken: Bool
     /// Needed by `same-family`; ignored by the others.
     public var families: TokenFamilies?
+    /// Prompts per forward pass. Shards deal whole batches (`--shard`), so a prompt's scores are
+    /// computed in the same batch, and have the same bits, sharded or not.
+    public static let batchSize = 16
+
+    public init(detectors: [HeadDetector], excludeBOS: Bool = false, excludeCurrentToken: Bool = false, families: TokenFamilies? = nil) {
+        precondition(!detectors.isEmpty, "at least one detector")
+        self.detectors = detectors; self.excludeBOS = excludeBOS; self.excludeCurrentToken = excludeCurrentToken; self.families = families
+    }
 
     public init(detector: HeadDetector, excludeBOS: Bool = false, excludeCurrentToken: Bool = false, families: TokenFamilies? = nil) {
-        self.detector = detector; self.excludeBOS = excludeBOS; self.excludeCurrentToken = excludeCurrentToken; self.families = families
+        self.init(detectors: [detector], excludeBOS: excludeBOS, excludeCurrentToken: excludeCurrentToken, families: families)
+    }
+
+    /// Parses `--detect`: one detector, several separated by commas (order kept, repeats refused),
+    /// or `all` (the four, in their declaration order).
+    public static func parse(_ text: String) throws -> [HeadDetector] {
+        if text.trimmingCharacters(in: .whitespaces) == "all" { return HeadDetector.allCases }
+        var out: [HeadDetector] = []
+        for part in text.split(separator: ",", omittingEmptySubsequences: false).map({ $0.trimmingCharacters(in: .whitespaces) }) {
+            guard let detector = HeadDetector(rawValue: part) else { throw HeadsError.unknownDetector(text: text, part: part) }
+            guard !out.contains(detector) else { throw HeadsError.repeatedDetector(detector.rawValue) }
+            out.append(detector)
+        }
+        return out
     }
 
     /// D of one prompt, row-major [n, n] (the first three detectors).
@@ -100,23 +124,25 @@ public struct HeadDetection: Sendable {
     }
 
     /// Checks the prompts can be scored: each has 2 tokens or more (as TransformerLens asks), and
-    /// at least one prompt has something to detect (a repeat for duplicate and induction heads, two
-    /// tokens of one family for `same-family`).
+    /// for every detector at least one prompt has something to detect (a repeat for duplicate and
+    /// induction heads, two tokens of one family for `same-family`).
     public func check(_ prompts: [[Int]]) throws {
         if prompts.isEmpty { throw RunError.emptyBatch }
         for (index, prompt) in prompts.enumerated() where prompt.count < 2 { throw HeadsError.promptTooShort(index: index, length: prompt.count) }
-        switch detector {
-        case .previousToken: return
-        case .duplicateToken, .induction:
-            if !prompts.contains(where: { Self.detectionPattern(detector, tokens: $0).contains(true) }) {
-                throw HeadsError.nothingToScore(detector: detector.rawValue, reason: "no prompt repeats a token, so there is no "
-                    + (detector == .induction ? "earlier copy to look after" : "earlier copy to attend to")
-                    + ". Give prompts with a repeat (e.g. --random-repeated 20 --seed 0).")
-            }
-        case .sameFamily:
-            guard let families else { throw HeadsError.nothingToScore(detector: detector.rawValue, reason: "no token families were given.") }
-            if !prompts.contains(where: { !sameFamilyQueries($0, families: families).isEmpty }) {
-                throw HeadsError.nothingToScore(detector: detector.rawValue, reason: "no prompt has two tokens of one family (families: \(families.names.joined(separator: ", "))). Give prompts with several items of a family, or a --families file.")
+        for detector in detectors {
+            switch detector {
+            case .previousToken: continue
+            case .duplicateToken, .induction:
+                if !prompts.contains(where: { Self.detectionPattern(detector, tokens: $0).contains(true) }) {
+                    throw HeadsError.nothingToScore(detector: detector.rawValue, reason: "no prompt repeats a token, so there is no "
+                        + (detector == .induction ? "earlier copy to look after" : "earlier copy to attend to")
+                        + ". Give prompts with a repeat (e.g. --random-repeated 20 --seed 0).")
+                }
+            case .sameFamily:
+                guard let families else { throw HeadsError.nothingToScore(detector: detector.rawValue, reason: "no token families were given.") }
+                if !prompts.contains(where: { !sameFamilyQueries($0, families: families).isEmpty }) {
+                    throw HeadsError.nothingToScore(detector: detector.rawValue, reason: "no prompt has two tokens of one family (families: \(families.names.joined(separator: ", "))). Give prompts with several items of a family, or a --families file.")
+                }
             }
         }
     }
@@ -132,62 +158,86 @@ public struct HeadDetection: Sendable {
         return out
     }
 
-    /// Scores of every head of `model` on token-id prompts (BOS included when wanted).
-    public func run(_ model: Model, prompts: [[Int]]) throws -> HeadGrid {
+    /// Every detector's grid over all the prompts (BOS included when wanted), in `detectors` order.
+    public func run(_ model: Model, prompts: [[Int]]) throws -> [HeadGrid] {
+        try scores(model, prompts: prompts).grids()
+    }
+
+    /// Per-prompt scores of the prompts at `selected` (default all; a shard's share, whole batches of
+    /// `batchSize`) — the whole list is checked, so every shard refuses the same runs.
+    public func scores(_ model: Model, prompts: [[Int]], selected: [Int]? = nil,
+                       progress: ((Int, Int) -> Void)? = nil) throws -> DetectionScores {
         for (index, prompt) in prompts.enumerated() where prompt.count > model.config.nPositions {
             throw RunError.promptTooLong(index: index, length: prompt.count, limit: model.config.nPositions)
         }
         try check(prompts)
+        let selected = selected ?? Array(prompts.indices)
         let layers = model.blocks.indices.filter { model.blocks[$0].attention != nil }
-        var grid = HeadGrid(model: model)
-        guard let last = layers.last else { return grid }
-        let hooks = layers.map { HookPoint.pattern($0) }
-        let result = try model.run(prompts, capture: HookFilter(hooks), span: RunSpan(stop: .pattern(last)))
-        var sums = Array(repeating: 0.0, count: grid.values.count), counts = Array(repeating: 0, count: grid.values.count)
-        for (p, tokens) in prompts.enumerated() {
-            let n = tokens.count
-            let d = detector == .sameFamily ? [] : Self.detectionPattern(detector, tokens: tokens)
-            let queries = detector == .sameFamily ? sameFamilyQueries(tokens, families: families!) : []
-            for layer in layers {
-                let pattern = try result.cache.require(.pattern(layer), prompt: p)
-                let nHead = model.blocks[layer].attention!.nHead
-                for head in 0..<nHead {
-                    let a = pattern.pointer + head * n * n
-                    func kept(_ i: Int, _ j: Int) -> Double {
-                        if excludeBOS && j == 0 { return 0 }
-                        if excludeCurrentToken && i == j { return 0 }
-                        return Double(a[i * n + j])
-                    }
-                    let cell = layer * grid.heads + head
-                    if detector == .sameFamily {
-                        for (i, keys) in queries {
-                            let total = (0...i).reduce(0.0) { $0 + kept(i, $1) }
-                            let same = keys.reduce(0.0) { $0 + kept(i, $1) }
-                            sums[cell] += total > 0 ? same / total : 0
-                            counts[cell] += 1
+        let shape = HeadGrid(model: model)
+        var out = DetectionScores(detectors: detectors, layers: shape.layers, heads: shape.heads, prompts: selected)
+        let cells = shape.values.count, width = detectors.count * cells
+        out.sums = Array(repeating: 0, count: selected.count * width)
+        out.counts = Array(repeating: 0, count: selected.count * width)
+        guard let last = layers.last else { return out }
+        let hooks = HookFilter(layers.map { HookPoint.pattern($0) })
+        // The batches of the whole run (prompt p in batch p / batchSize) that hold selected prompts.
+        var start = 0
+        while start < selected.count {
+            let batchNumber = selected[start] / Self.batchSize
+            var end = start
+            while end < selected.count && selected[end] / Self.batchSize == batchNumber { end += 1 }
+            let batch = selected[start..<end].map { prompts[$0] }
+            let result = try model.run(batch, capture: hooks, span: RunSpan(stop: .pattern(last)))
+            for (b, tokens) in batch.enumerated() {
+                let row = (start + b) * width
+                for (d, detector) in detectors.enumerated() {
+                    let pattern = detector == .sameFamily ? [] : Self.detectionPattern(detector, tokens: tokens)
+                    let queries = detector == .sameFamily ? sameFamilyQueries(tokens, families: families!) : []
+                    for layer in layers {
+                        let captured = try result.cache.require(.pattern(layer), prompt: b)
+                        for head in 0..<model.blocks[layer].attention!.nHead {
+                            let slot = row + d * cells + layer * shape.heads + head
+                            let (sum, count) = score(captured.pointer + head * tokens.count * tokens.count, n: tokens.count,
+                                                     detector: detector, pattern: pattern, queries: queries)
+                            out.sums[slot] = sum
+                            out.counts[slot] = count
                         }
-                    } else {
-                        var hit = 0.0, total = 0.0
-                        for i in 0..<n {
-                            for j in 0...i {
-                                let v = kept(i, j)
-                                total += v
-                                if d[i * n + j] { hit += v }
-                            }
-                        }
-                        sums[cell] += hit / total
-                        counts[cell] += 1
                     }
                 }
             }
+            start = end
+            progress?(start, selected.count)
         }
-        for layer in layers {
-            for head in 0..<model.blocks[layer].attention!.nHead {
-                let cell = layer * grid.heads + head
-                grid.values[cell] = counts[cell] > 0 ? sums[cell] / Double(counts[cell]) : nil
+        return out
+    }
+
+    /// One head on one prompt: (Σ score, how many scores) — (Σ(A ⊙ D)/ΣA, 1) for TransformerLens's
+    /// detectors, (Σ shares, query positions) for `same-family`.
+    func score(_ a: UnsafePointer<Float>, n: Int, detector: HeadDetector, pattern d: [Bool],
+               queries: [(query: Int, keys: [Int])]) -> (Double, Int) {
+        func kept(_ i: Int, _ j: Int) -> Double {
+            if excludeBOS && j == 0 { return 0 }
+            if excludeCurrentToken && i == j { return 0 }
+            return Double(a[i * n + j])
+        }
+        if detector == .sameFamily {
+            var sum = 0.0
+            for (i, keys) in queries {
+                let total = (0...i).reduce(0.0) { $0 + kept(i, $1) }
+                let same = keys.reduce(0.0) { $0 + kept(i, $1) }
+                sum += total > 0 ? same / total : 0
+            }
+            return (sum, queries.count)
+        }
+        var hit = 0.0, total = 0.0
+        for i in 0..<n {
+            for j in 0...i {
+                let v = kept(i, j)
+                total += v
+                if d[i * n + j] { hit += v }
             }
         }
-        return grid
+        return (hit / total, 1)
     }
 
     /// Seeded random repeated tokens, TransformerLens's usual induction test: `count` prompts
@@ -199,5 +249,53 @@ public struct HeadDetection: Sendable {
             let half = (0..<length).map { _ in Int(random.next() % UInt64(vocabSize - 1)) }
             return (bos.map { [$0] } ?? []) + half + half
         }
+    }
+}
+
+/// Detector scores of every head on each prompt of (part of) a run, before the mean over prompts:
+/// what a shard computes and what `merge` adds up, in prompt order, to the unsharded grids.
+public struct DetectionScores: Sendable, Equatable {
+    public var detectors: [HeadDetector]
+    public var layers: Int
+    public var heads: Int
+    /// The run's prompts these scores are of, increasing.
+    public var prompts: [Int]
+    /// Per prompt, per detector, per head (row-major [prompt, detector, layer, head]): the sum of its
+    /// scores and how many there are (0 for a head the block does not have).
+    public var sums: [Double] = []
+    public var counts: [Int] = []
+
+    public init(detectors: [HeadDetector], layers: Int, heads: Int, prompts: [Int], sums: [Double] = [], counts: [Int] = []) {
+        self.detectors = detectors; self.layers = layers; self.heads = heads; self.prompts = prompts
+        self.sums = sums; self.counts = counts
+    }
+
+    /// Each detector's mean over the prompts: Σ sums / Σ counts, summed prompt after prompt; nil
+    /// where nothing was scored.
+    public func grids() -> [HeadGrid] {
+        let cells = layers * heads, width = detectors.count * cells
+        return detectors.indices.map { d in
+            var grid = HeadGrid(layers: layers, heads: heads, values: Array(repeating: nil, count: cells))
+            for cell in 0..<cells {
+                var sum = 0.0, count = 0
+                for p in prompts.indices { sum += sums[p * width + d * cells + cell]; count += counts[p * width + d * cells + cell] }
+                grid.values[cell] = count > 0 ? sum / Double(count) : nil
+            }
+            return grid
+        }
+    }
+
+    /// The scores of several parts of one run, as one (prompts in increasing order).
+    public static func joined(_ parts: [DetectionScores]) -> DetectionScores {
+        let first = parts[0], width = first.detectors.count * first.layers * first.heads
+        var rows: [(prompt: Int, part: Int, local: Int)] = []
+        for (i, part) in parts.enumerated() { for (j, p) in part.prompts.enumerated() { rows.append((p, i, j)) } }
+        rows.sort { $0.prompt < $1.prompt }
+        var out = DetectionScores(detectors: first.detectors, layers: first.layers, heads: first.heads, prompts: rows.map(\.prompt))
+        for row in rows {
+            out.sums += parts[row.part].sums[(row.local * width)..<((row.local + 1) * width)]
+            out.counts += parts[row.part].counts[(row.local * width)..<((row.local + 1) * width)]
+        }
+        return out
     }
 }

@@ -86,6 +86,8 @@ public enum HeadsError: UserFacingError, Equatable {
     case missingAnswer(item: Int)
     case tooFewPoints(count: Int)
     case noPositions
+    case unknownDetector(text: String, part: String)
+    case repeatedDetector(String)
 
     public var message: String {
         switch self {
@@ -100,6 +102,9 @@ public enum HeadsError: UserFacingError, Equatable {
             return "Item \(item + 1) has no answer: the \"next\" score at the last position needs the token that follows it. Give answers (the study's families have them)."
         case let .tooFewPoints(count):
             return "The writing scatter has \(count) point\(count == 1 ? "" : "s"); Pearson's r and its p-value need at least 3."
+        case let .unknownDetector(text, part):
+            return "--detect \"\(SVG.visibleText(text))\": \"\(SVG.visibleText(part))\" is not a detector. Give previous-token, duplicate-token, induction or same-family, several separated by commas, or all."
+        case let .repeatedDetector(name): return "--detect names \(name) twice."
         case .noPositions: return "No positions to score: every prompt is only its <|endoftext|> token. Give longer prompts."
         }
     }
