@@ -123,17 +123,20 @@ public struct HeadClassifier: Sendable {
         let repeated = HeadDetection.randomRepeatedPrompts(count: repeatedPrompts, length: length, seed: detectorSeed,
                                                            vocabSize: model.vocabSize, bos: prependBOS ? model.bosID : nil)
         let clean = items.items.map(\.clean), answers = items.items.map(\.answer)
-        func detect(_ detector: HeadDetector, on prompts: [[Int]], families: TokenFamilies? = nil) throws -> HeadGrid? {
-            do { return try HeadDetection(detector: detector, families: families).run(model, prompts: prompts) }
-            catch HeadsError.nothingToScore { return nil }
+        // Detectors on the same prompts share one forward pass; one with nothing to score gives nil.
+        func detect(_ detectors: [HeadDetector], on prompts: [[Int]], families: TokenFamilies? = nil) throws -> [HeadGrid?] {
+            do { return try HeadDetection(detectors: detectors, families: families).run(model, prompts: prompts) }
+            catch HeadsError.nothingToScore {
+                return detectors.count == 1 ? [nil] : try detectors.flatMap { try detect([$0], on: prompts, families: families) }
+            }
         }
+        let onRepeated = try detect([.previousToken, .duplicateToken, .induction], on: repeated)
         let families = TokenFamilies.byText(tokens: clean + [answers], text: model.tokenText)
         let copy = try CopyScores().run(model, prompts: clean, answers: answers, firstScored: prependBOS ? 1 : 0)
         let end = try EndAttention.run(model, prompts: clean, answers: answers, families: families)
         let answerFamilies = Set(answers.compactMap { families.family[$0] }).sorted().map { families.names[$0] }
-        return ClassificationGrids(previousToken: try detect(.previousToken, on: repeated), duplicateToken: try detect(.duplicateToken, on: repeated),
-                                   induction: try detect(.induction, on: repeated),
-                                   sameFamily: try detect(.sameFamily, on: clean, families: families),
+        return ClassificationGrids(previousToken: onRepeated[0], duplicateToken: onRepeated[1], induction: onRepeated[2],
+                                   sameFamily: try detect([.sameFamily], on: clean, families: families)[0],
                                    copy: copy.copy, next: copy.next, endAttention: end, answerFamilies: answerFamilies,
                                    repeated: (repeated.count, length, detectorSeed))
     }
