@@ -93,6 +93,7 @@ struct CircuitCommand: ParsableCommand {
     func printTable(_ result: CircuitResult, items count: Int, controls: [CircuitResult]) {
         let c = result.circuit
         print("circuit \(c.name): \(c.size) head\(c.size == 1 ? "" : "s")\(c.isEmpty ? " (none kept: the all-mean model)" : "")")
+        if let mlps = c.mlpsText { print("MLPs kept \(mlps); every other MLP output mean-ablated") }
         print("\(result.metric.rawValue) on \(result.dataset) (\(count) item\(count == 1 ? "" : "s")), \(result.meanKind.rawValue) means over \(result.meansDataset)")
         print(String(format: "score     %.4f", result.score))
         print(String(format: "full      %.4f", result.full))
@@ -129,18 +130,18 @@ struct CircuitCommand: ParsableCommand {
 }
 
 /// The JSON of DESIGN.md: `{circuit, metric, score, full, fraction, baselines: {n, seed, mean, sd,
-/// values}}`, plus the circuit's name and size, the datasets, the means and the controls.
+/// values}}`, plus the MLPs it keeps (`mlps`, null when the file has no `mlps:`), the circuit's name and size, the datasets, the means and the controls.
 struct CircuitJSON: Encodable {
     struct Baselines: Encodable { let n: Int; let seed: UInt64; let mean: Double; let sd: Double; let values: [Double] }
     struct Control: Encodable { let dataset: String; let score: Double; let full: Double; let fraction: Double }
-    let circuit: String, name: String, size: Int
+    let circuit: String, mlps: String?, name: String, size: Int
     let dataset: String, meansDataset: String, means: String, metric: String
     let score: Double, full: Double, fraction: Double
     let baselines: Baselines?
     let controls: [Control]
 
     init(_ result: CircuitResult, controls: [CircuitResult]) {
-        circuit = "{" + result.circuit.headsText + "}"; name = result.circuit.name; size = result.circuit.size
+        circuit = "{" + result.circuit.headsText + "}"; mlps = result.circuit.mlpsText; name = result.circuit.name; size = result.circuit.size
         dataset = result.dataset; meansDataset = result.meansDataset; means = result.meanKind.rawValue; metric = result.metric.rawValue
         score = result.score; full = result.full; fraction = result.fraction
         baselines = result.baselines.map { Baselines(n: $0.n, seed: $0.seed, mean: $0.mean, sd: $0.sd, values: $0.values) }
@@ -149,7 +150,7 @@ struct CircuitJSON: Encodable {
 
     func encode(to encoder: Encoder) throws {
         var c = encoder.container(keyedBy: CodingKeys.self)
-        try c.encode(circuit, forKey: .circuit); try c.encode(name, forKey: .name); try c.encode(size, forKey: .size)
+        try c.encode(circuit, forKey: .circuit); try c.encode(mlps, forKey: .mlps); try c.encode(name, forKey: .name); try c.encode(size, forKey: .size)
         try c.encode(dataset, forKey: .dataset); try c.encode(meansDataset, forKey: .meansDataset); try c.encode(means, forKey: .means)
         try c.encode(metric, forKey: .metric); try c.encode(score, forKey: .score); try c.encode(full, forKey: .full)
         try c.encode(fraction, forKey: .fraction)
@@ -157,5 +158,5 @@ struct CircuitJSON: Encodable {
         try c.encode(controls, forKey: .controls)
     }
 
-    enum CodingKeys: String, CodingKey { case circuit, name, size, dataset, meansDataset, means, metric, score, full, fraction, baselines, controls }
+    enum CodingKeys: String, CodingKey { case circuit, mlps, name, size, dataset, meansDataset, means, metric, score, full, fraction, baselines, controls }
 }

@@ -2,7 +2,7 @@ import Foundation
 
 /// `scalpel circuit -o FILE.h5`: the scored prompts (tokens, answers, corrupted prompts), the circuit
 /// and its scores. Group `circuit`: attributes `circuit` (its heads as the circuit file writes them),
-/// `name`, `description`, `dataset`, `means_dataset`, `means`, `metric`, `score`, `full`, `fraction`,
+/// `mlps` (the MLPs kept, only for a circuit with `mlps:`), `name`, `description`, `dataset`, `means_dataset`, `means`, `metric`, `score`, `full`, `fraction`,
 /// and, with baselines, `seed`, `baselines_mean`, `baselines_sd` and the dataset `baselines` (float32,
 /// one score per random circuit). Controls: the same attributes in `controls/FAMILY`.
 public enum CircuitFile {
@@ -28,6 +28,7 @@ public enum CircuitFile {
 
     static func describe(_ result: CircuitResult, in group: HDF5Group) throws {
         try group.setAttribute("circuit", "{" + result.circuit.headsText + "}")
+        if let mlps = result.circuit.mlpsText { try group.setAttribute("mlps", mlps) }
         try group.setAttribute("name", result.circuit.name)
         try group.setAttribute("description", result.circuit.description)
         try group.setAttribute("dataset", result.dataset)
