@@ -26,7 +26,7 @@ struct CircuitCommand: ParsableCommand {
     @Option(parsing: .unconditional, help: "Random circuits of the same size to score as baselines.") var baselines = 0
     @Option(parsing: .unconditional, help: "Seed of the random baselines.") var seed: UInt64 = 0
     @Option(help: "Other families to score on the same circuit, comma-separated (e.g. ioi); each uses its own prompts as means.") var controls: String?
-    @Option(help: "table or json.") var format: SummaryFormat = .table
+    @Option(help: "table, json, or csv (one row per scored circuit: the circuit, each baseline, each control).") var format: OutputFormat = .table
     @Option(name: .shortAndLong, help: "Also write the results to this .h5 file.") var output: String?
     @Option(help: "Also draw the baselines' histogram to this .svg file.") var plot: String?
     @Option(name: .customLong("save-model"), help: "Also write the circuit's mean-ablated model to this .h5 archive.") var saveModel: String?
@@ -85,6 +85,7 @@ struct CircuitCommand: ParsableCommand {
         }
         switch format {
         case .json: try Output.json(CircuitJSON(result, controls: controlResults))
+        case .csv: try RecordList(records: CircuitRecord.rows(result, controls: controlResults)).print(.csv)
         case .table: printTable(result, items: contrast.items.count, controls: controlResults)
         }
         for path in [output, plot, saveModel].compactMap({ $0 }) { FileHandle.standardError.write(Data("wrote \(path)\n".utf8)) }
@@ -159,4 +160,32 @@ struct CircuitJSON: Encodable {
     }
 
     enum CodingKeys: String, CodingKey { case circuit, mlps, name, size, dataset, meansDataset, means, metric, score, full, fraction, baselines, controls }
+}
+
+/// `--format csv`: one row per scored circuit — the circuit (`role` circuit), each random baseline
+/// (`baseline`, numbered from 1, with its heads) and each control (`control`) — with the JSON's
+/// scalar keys as columns; `seed` only on baseline rows.
+struct CircuitRecord: Record {
+    static let columns = ["role", "index", "name", "circuit", "mlps", "size", "dataset", "means_dataset", "means", "metric", "seed",
+                          "score", "full", "fraction"]
+    let role: String, index: Int?, circuit: Circuit, result: CircuitResult, seed: UInt64?, score: Double
+
+    var fields: [(name: String, value: FieldValue)] {
+        [("role", .text(role)), ("index", .int(index)), ("name", .text(circuit.name)), ("circuit", .text("{" + circuit.headsText + "}")),
+         ("mlps", .text(circuit.mlpsText)), ("size", .int(circuit.size)), ("dataset", .text(result.dataset)),
+         ("means_dataset", .text(result.meansDataset)), ("means", .text(result.meanKind.rawValue)), ("metric", .text(result.metric.rawValue)),
+         ("seed", .text(seed.map { String($0) })), ("score", .double(score)), ("full", .double(result.full)), ("fraction", .double(score / result.full))]
+    }
+
+    static func rows(_ result: CircuitResult, controls: [CircuitResult]) -> [CircuitRecord] {
+        var rows = [CircuitRecord(role: "circuit", index: nil, circuit: result.circuit, result: result, seed: nil, score: result.score)]
+        if let baselines = result.baselines {
+            for (i, value) in baselines.values.enumerated() {
+                let circuit = i < baselines.circuits.count ? baselines.circuits[i] : Circuit(name: "random \(i + 1)", heads: [:])
+                rows.append(CircuitRecord(role: "baseline", index: i + 1, circuit: circuit, result: result, seed: baselines.seed, score: value))
+            }
+        }
+        rows += controls.map { CircuitRecord(role: "control", index: nil, circuit: $0.circuit, result: $0, seed: nil, score: $0.score) }
+        return rows
+    }
 }

@@ -275,6 +275,8 @@ public struct CircuitResult: Sendable {
     public struct Baselines: Sendable {
         public var seed: UInt64
         public var values: [Double]
+        /// The random circuits the values are of, in order.
+        public var circuits: [Circuit] = []
         public var n: Int { values.count }
         public var mean: Double { values.isEmpty ? .nan : values.reduce(0, +) / Double(values.count) }
         /// Sample standard deviation (n − 1, torch.std's default); nan below two values.
@@ -304,6 +306,6 @@ public struct CircuitResult: Sendable {
         let scores = try scorer.score([circuit] + randoms, progress: progress)
         return CircuitResult(circuit: circuit, dataset: scorer.items.name, meansDataset: scorer.meansName, meanKind: scorer.meanKind,
                              metric: scorer.metric, score: scores[0], full: full,
-                             baselines: baselines > 0 ? Baselines(seed: seed, values: Array(scores.dropFirst())) : nil)
+                             baselines: baselines > 0 ? Baselines(seed: seed, values: Array(scores.dropFirst()), circuits: randoms) : nil)
     }
 }
