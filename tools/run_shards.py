@@ -101,7 +101,7 @@ def check_partial(path, k, n):
     with h5py.File(path, "r") as f:
         attrs = dict(f.attrs)
         assert attrs["format"] == "scalpel-partial", attrs["format"]
-        assert attrs["final_format"] in ("scalpel-patch", "scalpel-activations"), attrs["final_format"]
+        assert attrs["final_format"] in ("scalpel-patch", "scalpel-activations", "scalpel-circuit"), attrs["final_format"]
         assert attrs["shard"] == f"{k}/{n}" and int(attrs["shard_index"]) == k and int(attrs["shard_count"]) == n
         assert attrs["model_sha256"] and attrs["run_parameters"] and "--shard" not in attrs["run_parameters"]
         assert "shard/indices" in f and "shard/payload" in f

@@ -30,10 +30,16 @@ struct CircuitCommand: ParsableCommand {
     @Option(name: .shortAndLong, help: "Also write the results to this .h5 file.") var output: String?
     @Option(help: "Also draw the baselines' histogram to this .svg file.") var plot: String?
     @Option(name: .customLong("save-model"), help: "Also write the circuit's mean-ablated model to this .h5 archive.") var saveModel: String?
+    @Option(name: .customLong("batch-size"), parsing: .unconditional,
+            help: "Circuits per packed run (default: as many as fit 4,096 token rows). Shards split the baselines by these batches.")
+    var batchSize: Int?
     @Flag(help: "Overwrite existing output files.") var force = false
+    @OptionGroup var sharding: ShardOption
 
     func validate() throws {
         try FlagCheck.count(baselines, "--baselines", in: 0...1_000_000)
+        if let batchSize { try FlagCheck.count(batchSize, "--batch-size", in: 1...1_000_000) }
+        try sharding.requireOutput(output)
         _ = try items.map { try Self.range($0, flag: "--items") }
         _ = try meansItems.map { try Self.range($0, flag: "--means-items") }
     }
@@ -47,8 +53,9 @@ struct CircuitCommand: ParsableCommand {
         let meansFamily = try Self.family(means ?? dataset, items: meansItems, flag: "--means-items")
         let contrast = try ContrastItems(dataset: scored, model: model, prependBOS: bos.prependBOS)
         let meansPrompts = try meansFamily.items.map { try model.encode(prompt: $0.prompt, prependBOS: bos.prependBOS) }
-        let scorer = try CircuitScorer(model: model, items: contrast, meansPrompts: meansPrompts, meansName: meansFamily.name,
+        var scorer = try CircuitScorer(model: model, items: contrast, meansPrompts: meansPrompts, meansName: meansFamily.name,
                                        meanKind: kind, metric: metric)
+        if let batchSize { scorer.rowsPerBatch = batchSize * contrast.items.reduce(0) { $0 + $1.length } }
         try scorer.validate(circuitValue)
         // Baselines are drawn before any run, so "too many" fails fast.
         if baselines > 0 {
@@ -66,15 +73,19 @@ struct CircuitCommand: ParsableCommand {
         if circuitValue.isEmpty {
             FileHandle.standardError.write(Data("note: circuit \(circuitValue.name) keeps no head: its score is the all-mean model's (every head replaced by its mean everywhere).\n".utf8))
         }
+        sharding.hint(work: (1 + baselines) * contrast.items.count, unit: "scored circuits × items", limit: ShardAdvice.circuitRunsAbove, output: output)
         let progress = ProgressBar(total: 1 + baselines, label: "circuit")
-        let result = try CircuitResult.compute(circuitValue, scorer: scorer, baselines: baselines, seed: seed) { done, total in progress.update(done, of: total) }
+        let result = try CircuitResult.compute(circuitValue, scorer: scorer, baselines: baselines, seed: seed, shard: sharding.value) { done, total in
+            progress.update(done, of: total)
+        }
         progress.finish()
-        let controlResults = try controlScorers.map { try CircuitResult.compute(circuitValue, scorer: $0) }
+        // A sharded run's controls are scored by shard 1 only (docs/cluster.md).
+        let controlResults = sharding.value.map { $0.index == 1 } ?? true ? try controlScorers.map { try CircuitResult.compute(circuitValue, scorer: $0) } : []
         try OutputTarget.together {
             if let target = targets[0] {
                 try CircuitFile.write(result, prompts: PromptsGroup(items: scored.items, tokens: contrast.items.map(\.clean), tokenText: model.tokenText),
                                       corruptedTokens: contrast.items.map(\.corrupted), controls: controlResults, to: target,
-                                      attributes: try provenanceAttributes(model: model, plan: plan))
+                                      attributes: try provenanceAttributes(model: model, plan: plan), shard: sharding.run(block: scorer.circuitsPerBatch))
             }
             if let target = targets[1] {
                 try target.write(Data(CircuitPlot.svg(result, title: "Circuit \(circuitValue.name) · \(model.name)").utf8))
@@ -83,10 +94,13 @@ struct CircuitCommand: ParsableCommand {
                 try ModelArchive.write(try scorer.ablatedModel(circuitValue), plan: plan, to: target, commandLine: CommandLine.arguments.joined(separator: " "))
             }
         }
+        let part = sharding.value.map { PartPrint(shard: $0, total: 1 + baselines, block: scorer.circuitsPerBatch) }
         switch format {
-        case .json: try Output.json(CircuitJSON(result, controls: controlResults))
-        case .csv: try RecordList(records: CircuitRecord.rows(result, controls: controlResults)).print(.csv)
-        case .table: printTable(result, items: contrast.items.count, controls: controlResults)
+        case .json: try Output.json(CircuitJSON(result, controls: controlResults, shard: part?.shard))
+        case .csv: try RecordList(records: CircuitRecord.rows(result, controls: controlResults).filter { $0.score.isFinite || part == nil }).print(.csv)
+        case .table:
+            if let part { print(part.note) }
+            printTable(result, items: contrast.items.count, controls: controlResults)
         }
         for path in [output, plot, saveModel].compactMap({ $0 }) { FileHandle.standardError.write(Data("wrote \(path)\n".utf8)) }
     }
@@ -99,11 +113,15 @@ struct CircuitCommand: ParsableCommand {
         print(String(format: "score     %.4f", result.score))
         print(String(format: "full      %.4f", result.full))
         print(String(format: "fraction  %.4f", result.fraction))
-        if let b = result.baselines {
-            print(String(format: "baselines %d random circuits (seed %llu): mean %.4f, sd %.4f, min %.4f, max %.4f", b.n, b.seed, b.mean, b.sd,
-                         b.values.min() ?? .nan, b.values.max() ?? .nan))
-            let above = b.values.filter { $0 >= result.score }.count
-            print("          \(above) of \(b.n) score at least the circuit's")
+        if var b = result.baselines {
+            let all = b.n
+            b.values = b.values.filter(\.isFinite)  // a shard's own baselines
+            print(String(format: "baselines %d%@ random circuits (seed %llu): mean %.4f, sd %.4f, min %.4f, max %.4f", b.n,
+                         b.n == all ? "" : " of \(all)", b.seed, b.mean, b.sd, b.values.min() ?? .nan, b.values.max() ?? .nan))
+            if result.score.isFinite {
+                let above = b.values.filter { $0 >= result.score }.count
+                print("          \(above) of \(b.n) score at least the circuit's")
+            }
         }
         for control in controls {
             print(String(format: "control %@: score %.4f, full %.4f, fraction %.4f", control.dataset, control.score, control.full, control.fraction))
@@ -140,8 +158,11 @@ struct CircuitJSON: Encodable {
     let score: Double, full: Double, fraction: Double
     let baselines: Baselines?
     let controls: [Control]
+    /// `K/N` for one shard's part (its own scores only, the others null); nil for a whole run.
+    let shard: String?
 
-    init(_ result: CircuitResult, controls: [CircuitResult]) {
+    init(_ result: CircuitResult, controls: [CircuitResult], shard: Shard? = nil) {
+        self.shard = shard?.description
         circuit = "{" + result.circuit.headsText + "}"; mlps = result.circuit.mlpsText; name = result.circuit.name; size = result.circuit.size
         dataset = result.dataset; meansDataset = result.meansDataset; means = result.meanKind.rawValue; metric = result.metric.rawValue
         score = result.score; full = result.full; fraction = result.fraction
@@ -157,9 +178,10 @@ struct CircuitJSON: Encodable {
         try c.encode(fraction, forKey: .fraction)
         if let baselines { try c.encode(baselines, forKey: .baselines) } else { try c.encodeNil(forKey: .baselines) }
         try c.encode(controls, forKey: .controls)
+        try c.encode(shard, forKey: .shard)
     }
 
-    enum CodingKeys: String, CodingKey { case circuit, mlps, name, size, dataset, meansDataset, means, metric, score, full, fraction, baselines, controls }
+    enum CodingKeys: String, CodingKey { case circuit, mlps, name, size, dataset, meansDataset, means, metric, score, full, fraction, baselines, controls, shard }
 }
 
 /// `--format csv`: one row per scored circuit — the circuit (`role` circuit), each random baseline
@@ -187,5 +209,17 @@ struct CircuitRecord: Record {
         }
         rows += controls.map { CircuitRecord(role: "control", index: nil, circuit: $0.circuit, result: $0, seed: nil, score: $0.score) }
         return rows
+    }
+}
+
+/// What a sharded run's printout says first: it is one part, which scored circuits it holds.
+struct PartPrint {
+    let shard: Shard, total: Int, block: Int
+
+    var note: String {
+        let held = shard.indices(of: total, block: block)
+        let circuit = held.first == 0 ? "the circuit and " : "not the circuit's own score (shard 1 has it), "
+        return "partial: shard \(shard) of a sharded run holds \(circuit)\(held.count - (held.first == 0 ? 1 : 0)) of \(total - 1) baselines; "
+            + "merge every part with `scalpel merge` for the whole result."
     }
 }

@@ -27,11 +27,21 @@ def lens_prompts(folder):
     return str(path)
 
 
+def circuit_file(folder):
+    """A circuit with heads and MLPs for the bundled model (6 layers x 4 heads)."""
+    path = folder / "circuit.yaml"
+    path.write_text('heads: {"4.0": all, "5.1": [end], "2.3": [1, end]}\nmlps: {"5": [end]}\n')
+    return str(path)
+
+
 SWEEPS = {
     "patch": lambda tmp: ["patch", "--dataset", "months", "--target", "z", "--layers", "0-1"],
     "trace": lambda tmp: ["trace", "--dataset", "digits", "--hooks", "blocks.0.hook_resid_post,blocks.1.attn.hook_pattern",
                           "--batch-size", "2"],
     "lens": lambda tmp: ["lens", "--prompts", lens_prompts(tmp), "--positions", "all"],
+    # 21 scored circuits (the circuit + 20 baselines) in packed batches of 3: 7 units.
+    "circuit": lambda tmp: ["circuit", circuit_file(tmp), "--dataset", "digits", "--baselines", "20", "--batch-size", "3",
+                            "--controls", "months"],
 }
 
 
@@ -57,7 +67,7 @@ def test_neuron_sweep_merged_equals_unsharded(tmp_path):
     run_shards(tmp_path, 2, ["patch", "--dataset", "months", "--target", "mlp_post", "--layers", "1", "--metric", "prob"])
 
 
-@pytest.mark.parametrize("sweep", ["patch", "trace"])
+@pytest.mark.parametrize("sweep", ["patch", "trace", "circuit"])
 def test_interrupted_shard_leaves_nothing_and_reruns(tmp_path, sweep):
     out = run_shards(tmp_path, 3, SWEEPS[sweep](tmp_path), kill=2)
     assert "interrupted while writing: exit 1, nothing left" in out
@@ -80,6 +90,30 @@ def test_partial_file_reads_alone(tmp_path):
         assert raw.shape == (2, 4) and 0 < len(computed) < raw.size
         assert np.isfinite(raw.ravel()[computed]).all()
         assert np.isnan(np.delete(raw.ravel(), computed)).all()
+
+
+def test_circuit_partial_file_reads_alone(tmp_path):
+    import h5py
+    import numpy as np
+    part = tmp_path / "part.h5"
+    result = subprocess.run([SCALPEL, "circuit", circuit_file(tmp_path), "--dataset", "digits", "--baselines", "20", "--batch-size", "3",
+                             "--shard", "2/3", "-o", str(part)], capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
+    # The printed table says it is one part and what it holds.
+    assert "partial: shard 2/3" in result.stdout and "6 of 20 baselines" in result.stdout, result.stdout
+    with h5py.File(part, "r") as f:
+        assert f.attrs["format"] == "scalpel-partial" and f.attrs["final_format"] == "scalpel-circuit"
+        assert f.attrs["partial_kind"] == "circuit" and f.attrs["shard"] == "2/3"
+        assert f.attrs["run_parameters"].startswith("circuit ") and "--shard" not in f.attrs["run_parameters"]
+        held = f["shard/indices"][...]
+        # Batches 1 and 4 of 7 (3 scored circuits each; entry 0 is the circuit, i the i-th baseline).
+        assert list(held) == [3, 4, 5, 12, 13, 14]
+        baselines = f["circuit/baselines"][...]
+        assert baselines.shape == (20,)
+        assert np.isfinite(baselines[held - 1]).all()
+        assert np.isnan(np.delete(baselines, held - 1)).all()
+        assert np.isnan(f["circuit"].attrs["score"]), "the circuit's own score is shard 1's"
+        assert np.isfinite(f["circuit"].attrs["full"])
 
 
 def test_size_hint(tmp_path):

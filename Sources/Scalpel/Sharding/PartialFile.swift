@@ -26,7 +26,7 @@ public struct ShardRun: Sendable, Hashable {
 public enum PartialFile {
     public static let format = "scalpel-partial"
 
-    public enum Kind: String, Sendable, Codable { case patch, trace, lens }
+    public enum Kind: String, Sendable, Codable { case patch, trace, lens, circuit }
 
     /// Root attributes a partial file adds; the others are the final file's.
     static let ownAttributes: Set<String> = ["format", "tool_version", "final_format", "partial_kind", "shard", "shard_index",
@@ -215,6 +215,7 @@ public enum ShardMerge {
         case .patch: try mergePatch(ordered, attributes: attributes, to: target)
         case .trace: try mergeTrace(ordered, attributes: attributes, to: target)
         case .lens: try mergeLens(ordered, attributes: attributes, to: target)
+        case .circuit: try mergeCircuit(ordered, attributes: attributes, to: target)
         }
         return first.kind
     }

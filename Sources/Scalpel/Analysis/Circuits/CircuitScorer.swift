@@ -74,16 +74,18 @@ public struct CircuitScorer {
         return max(1, rowsPerBatch / max(rowsPerCircuit, 1))
     }
 
-    /// Every circuit's score, in order, as packed batches of `circuitsPerBatch` circuits.
-    public func score(_ circuits: [Circuit], progress: ((Int, Int) -> Void)? = nil) throws -> [Double] {
+    /// Every circuit's score, in order, as packed batches of `circuitsPerBatch` circuits. With a
+    /// shard, only its batches (batch j runs in shard j mod N + 1) are run, the others' scores are
+    /// NaN: a batch packed as in the unsharded run gives the same bits.
+    public func score(_ circuits: [Circuit], shard: Shard? = nil, progress: ((Int, Int) -> Void)? = nil) throws -> [Double] {
         for circuit in circuits { try validate(circuit) }
         let perBatch = circuitsPerBatch
         var scores: [Double] = []
-        var start = 0
+        var start = 0, batchIndex = 0
         while start < circuits.count {
             let batch = Array(circuits[start..<min(start + perBatch, circuits.count)])
-            scores += try runBatch(batch)
-            start += batch.count
+            if shard?.contains(batchIndex) ?? true { scores += try runBatch(batch) } else { scores += batch.map { _ in .nan } }
+            start += batch.count; batchIndex += 1
             progress?(start, circuits.count)
         }
         return scores
@@ -298,12 +300,14 @@ public struct CircuitResult: Sendable {
     public var fraction: Double { score / full }
 
     /// Scores `circuit` (and `baselines` random circuits like it, drawn with `seed`) with `scorer`.
-    public static func compute(_ circuit: Circuit, scorer: CircuitScorer, baselines: Int = 0, seed: UInt64 = 0,
+    /// With a shard, only its batches of the list [circuit] + baselines are scored (`CircuitScorer.score`);
+    /// the others' scores are NaN (the circuit's own is in batch 0, shard 1).
+    public static func compute(_ circuit: Circuit, scorer: CircuitScorer, baselines: Int = 0, seed: UInt64 = 0, shard: Shard? = nil,
                                progress: ((Int, Int) -> Void)? = nil) throws -> CircuitResult {
         try scorer.validate(circuit)
         let randoms = baselines > 0 ? try RandomCircuits.draw(like: circuit, from: scorer.model.circuitHeads, count: baselines, seed: seed) : []
         let full = try scorer.full()
-        let scores = try scorer.score([circuit] + randoms, progress: progress)
+        let scores = try scorer.score([circuit] + randoms, shard: shard, progress: progress)
         return CircuitResult(circuit: circuit, dataset: scorer.items.name, meansDataset: scorer.meansName, meanKind: scorer.meanKind,
                              metric: scorer.metric, score: scores[0], full: full,
                              baselines: baselines > 0 ? Baselines(seed: seed, values: Array(scores.dropFirst()), circuits: randoms) : nil)
