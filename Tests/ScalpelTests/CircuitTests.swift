@@ -191,4 +191,23 @@ final class CircuitTests: XCTestCase {
         refuses("heads: {}\nmlps: {\"9\": [end, end]}", ["mlps.9", "none twice"])
         refuses("heads: {}\nmlps: {\"-1\": all}", ["mlps.-1"])
     }
+
+    func testSharedPrefixIsReusedAndChangesNothing() throws {
+        for c in try Self.cases() {
+            let scorer = try CircuitScorer(model: c.model, items: c.items, meansPrompts: c.meansPrompts, meansName: "means")
+            let n = c.items.items[0].length
+            let end = Circuit(heads: [Circuit.Head(layer: 1, head: 2): .only([-1])], mlps: [1: .only([-1])])
+            let randoms = try RandomCircuits.draw(like: end, from: c.model.circuitHeads, count: 6, seed: 4)
+            // Kept only at the last position: every earlier position is one run's, reused.
+            XCTAssertEqual(try scorer.sharedPrefix([end] + randoms)?.lengths, Array(repeating: n - 1, count: c.items.items.count))
+            let middle = Circuit(heads: [Circuit.Head(layer: 0, head: 1): .only([2, -1])])
+            XCTAssertEqual(try scorer.sharedPrefix([end, middle])?.lengths, nil, "different MLPs: nothing shared")
+            XCTAssertEqual(try scorer.sharedPrefix([middle])?.lengths, Array(repeating: 2, count: c.items.items.count))
+            XCTAssertNil(try scorer.sharedPrefix([Circuit.everyHead(of: c.model)]))
+            // With the prefix or computing every position: the same scores (to float rounding).
+            let withPrefix = try scorer.score([end] + randoms), without = try scorer.runBatch([end] + randoms)
+            for (a, b) in zip(withPrefix, without) { XCTAssertEqual(a, b, accuracy: 1e-5) }
+            XCTAssertEqual(try scorer.score(middle), try scorer.runBatch([middle])[0], accuracy: 1e-5)
+        }
+    }
 }

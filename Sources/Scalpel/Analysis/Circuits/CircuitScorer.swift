@@ -80,32 +80,85 @@ public struct CircuitScorer {
     public func score(_ circuits: [Circuit], shard: Shard? = nil, progress: ((Int, Int) -> Void)? = nil) throws -> [Double] {
         for circuit in circuits { try validate(circuit) }
         let perBatch = circuitsPerBatch
+        // Computed once from the whole list (not per batch), so every shard's batches run alike.
+        let prefix = try sharedPrefix(circuits)
         var scores: [Double] = []
         var start = 0, batchIndex = 0
         while start < circuits.count {
             let batch = Array(circuits[start..<min(start + perBatch, circuits.count)])
-            if shard?.contains(batchIndex) ?? true { scores += try runBatch(batch) } else { scores += batch.map { _ in .nan } }
+            if shard?.contains(batchIndex) ?? true { scores += try runBatch(batch, prefix: prefix) } else { scores += batch.map { _ in .nan } }
             start += batch.count; batchIndex += 1
             progress?(start, circuits.count)
         }
         return scores
     }
 
-    func runBatch(_ circuits: [Circuit]) throws -> [Double] {
+    /// The first positions of each item that every circuit of the list computes identically: where no
+    /// circuit keeps any head, every head of every layer gets its mean, and the MLPs are ablated alike
+    /// (the circuits share their `mlps`, as baselines do). Their residuals are one run's (every head
+    /// ablated), whose keys and values the circuits' runs then reuse (`KeyValuePrefix`): a circuit
+    /// kept only at `end` computes one position per item instead of all. Nil when no position is shared.
+    struct SharedPrefix { let lengths: [Int]; let cache: ActivationCache }
+
+    func sharedPrefix(_ circuits: [Circuit]) throws -> SharedPrefix? {
+        guard let first = circuits.first, circuits.allSatisfy({ $0.mlps == first.mlps }) else { return nil }
+        let lengths = items.items.map { item -> Int in
+            let n = item.length
+            let kept = circuits.flatMap { $0.heads.values.map { $0.keptFirst(length: n) } }
+            return min(kept.min() ?? n, n - 1)  // at least the last position is computed
+        }
+        guard lengths.contains(where: { $0 > 0 }) else { return nil }
+        let allMean = Circuit(name: "every head ablated", heads: [:], mlps: first.mlps)
+        let keysAndValues = HookFilter(replacements.heads.keys.sorted().flatMap { [HookPoint.k($0), .v($0)] })
+        let run = try model.run(items.items.map(\.clean), capture: keysAndValues, interventions: interventions([allMean], first: { _ in 0 }),
+                                span: RunSpan(columns: columns))
+        return SharedPrefix(lengths: lengths, cache: run.cache)
+    }
+
+    /// Run-time patches applying circuit v's ablations to its copies of the items (prompts v·n …
+    /// v·n + n − 1); `first(p)`: the first position prompt p computes.
+    func interventions(_ circuits: [Circuit], first: @escaping (Int) -> Int) -> [(HookFilter, Intervention)] {
+        let n = items.items.count
+        let heads: [[Int: [Int: Ablation]]] = circuits.map { ablations($0) }
+        let mlps: [[Int: Ablation]] = circuits.map { mlpAblations($0) }
+        var interventions: [(HookFilter, Intervention)] = replacements.heads.keys.sorted().map { i in
+            (HookFilter([.z(i)]), { _, p, z in
+                guard let ablations = heads[p / n][i] else { return }
+                ablations.apply(to: &z, unitWidth: z.shape[z.shape.count - 1], promptOffsets: [0, z.shape[0]], firstPositions: [first(p)])
+            })
+        }
+        interventions += Set(mlps.flatMap(\.keys)).sorted().map { i in
+            (HookFilter([.mlpOut(i)]), { hook, p, out in
+                guard let ablation = mlps[p / n][i] else { return }
+                Ablation.outputIntervention(ablation, first: first)(hook, p, &out)
+            })
+        }
+        return interventions
+    }
+
+    func runBatch(_ circuits: [Circuit], prefix: SharedPrefix? = nil) throws -> [Double] {
         let n = items.items.count
         let prompts = circuits.flatMap { _ in items.items.map(\.clean) }
-        // Per circuit, per block: the run-time patch of its hook_z and hook_mlp_out (nil: nothing ablated there).
-        let patches: [[Int: Intervention]] = circuits.map { ablations($0).mapValues { Ablation.intervention($0) } }
-        let mlpPatches: [[Int: Intervention]] = circuits.map { mlpAblations($0).mapValues { Ablation.outputIntervention($0) } }
-        var interventions: [(HookFilter, Intervention)] = replacements.heads.keys.sorted().map { i in
-            (HookFilter([.z(i)]), { hook, p, activation in patches[p / n][i]?(hook, p, &activation) })
-        }
-        let mlpBlocks = Set(mlpPatches.flatMap(\.keys)).sorted()
-        interventions += mlpBlocks.map { i in
-            (HookFilter([.mlpOut(i)]), { hook, p, activation in mlpPatches[p / n][i]?(hook, p, &activation) })
-        }
-        let run = try model.run(prompts, interventions: interventions, span: RunSpan(columns: columns))
+        let first: (Int) -> Int = prefix.map { prefix in { prefix.lengths[$0 % n] } } ?? { _ in 0 }
+        let span = RunSpan(columns: columns, prefix: prefix.map { prefix in
+            KeyValuePrefix(lengths: prompts.indices.map { prefix.lengths[$0 % n] }, sources: prompts.indices.map { $0 % n }, cache: prefix.cache)
+        })
+        let run = try model.run(prompts, interventions: interventions(circuits, first: first), span: span)
         return circuits.indices.map { v in metric.mean(Array(run.logits[(v * n)..<((v + 1) * n)]), items: items.items, columns: columns) }
+    }
+}
+
+extension AblationPositions {
+    /// The first position a head kept at these positions keeps, in a prompt of `length` tokens
+    /// (`length` when none).
+    func keptFirst(length: Int) -> Int {
+        switch self {
+        case .all: return 0
+        case let .only(list): return list.map { $0 < 0 ? length + $0 : $0 }.filter { (0..<length).contains($0) }.min() ?? length
+        case let .allBut(list):
+            let skipped = Set(list.map { $0 < 0 ? length + $0 : $0 })
+            return (0..<length).first { !skipped.contains($0) } ?? length
+        }
     }
 }
 
