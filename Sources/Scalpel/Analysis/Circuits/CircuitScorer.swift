@@ -60,10 +60,10 @@ public struct CircuitScorer {
         return replacements.bake(circuit, into: model)
     }
 
-    /// The metric of the model as it is.
+    /// The metric of the model as it is, run as circuits are (sharing the items' first tokens), so
+    /// that keeping every head scores exactly this.
     public func full() throws -> Double {
-        let run = try model.run(items.items.map(\.clean), span: RunSpan(columns: columns))
-        return metric.mean(run.logits, items: items.items, columns: columns)
+        try runBatch([Circuit.everyHead(of: model)])[0]
     }
 
     public func score(_ circuit: Circuit) throws -> Double { try score([circuit])[0] }
@@ -116,9 +116,9 @@ public struct CircuitScorer {
     }
 
     /// Run-time patches applying circuit v's ablations to its copies of the items (prompts v·n …
-    /// v·n + n − 1); `first(p)`: the first position prompt p computes.
-    func interventions(_ circuits: [Circuit], first: @escaping (Int) -> Int) -> [(HookFilter, Intervention)] {
-        let n = items.items.count
+    /// v·n + n − 1, n = `perCircuit`, all items by default); `first(p)`: the first position prompt p computes.
+    func interventions(_ circuits: [Circuit], perCircuit: Int? = nil, first: @escaping (Int) -> Int) -> [(HookFilter, Intervention)] {
+        let n = perCircuit ?? items.items.count
         let heads: [[Int: [Int: Ablation]]] = circuits.map { ablations($0) }
         let mlps: [[Int: Ablation]] = circuits.map { mlpAblations($0) }
         var interventions: [(HookFilter, Intervention)] = replacements.heads.keys.sorted().map { i in
@@ -136,7 +136,18 @@ public struct CircuitScorer {
         return interventions
     }
 
+    /// The number of first tokens every item shares (BOS, at least, when it is prepended), when the
+    /// items have one length (so a circuit ablates their positions alike); 0 otherwise.
+    var commonTokens: Int {
+        let prompts = items.items.map(\.clean)
+        guard prompts.count > 1, let first = prompts.first, prompts.allSatisfy({ $0.count == first.count }) else { return 0 }
+        let shared = (0..<first.count).first { p in prompts.contains { $0[p] != first[p] } } ?? first.count
+        return min(shared, first.count - 1)
+    }
+
     func runBatch(_ circuits: [Circuit], prefix: SharedPrefix? = nil) throws -> [Double] {
+        let common = commonTokens
+        if common > 0, (prefix?.lengths.min() ?? 0) < common { return try runBatch(circuits, sharingFirstTokens: common) }
         let n = items.items.count
         let prompts = circuits.flatMap { _ in items.items.map(\.clean) }
         let first: (Int) -> Int = prefix.map { prefix in { prefix.lengths[$0 % n] } } ?? { _ in 0 }
@@ -145,6 +156,23 @@ public struct CircuitScorer {
         })
         let run = try model.run(prompts, interventions: interventions(circuits, first: first), span: span)
         return circuits.indices.map { v in metric.mean(Array(run.logits[(v * n)..<((v + 1) * n)]), items: items.items, columns: columns) }
+    }
+
+    /// Items sharing their first `common` tokens (BOS): within one circuit those positions are the
+    /// same for every item, so each circuit runs its first item whole, and its other items compute
+    /// only the positions after `common`, attending to that run's keys and values.
+    func runBatch(_ circuits: [Circuit], sharingFirstTokens common: Int) throws -> [Double] {
+        let n = items.items.count, rest = items.items.dropFirst().map(\.clean)
+        let keysAndValues = HookFilter(replacements.heads.keys.sorted().flatMap { [HookPoint.k($0), .v($0)] })
+        let firsts = try model.run(circuits.map { _ in items.items[0].clean }, capture: keysAndValues,
+                                   interventions: interventions(circuits, perCircuit: 1, first: { _ in 0 }), span: RunSpan(columns: columns))
+        let prompts = circuits.flatMap { _ in rest }
+        let span = RunSpan(columns: columns, prefix: KeyValuePrefix(lengths: prompts.map { _ in common },
+                                                                    sources: prompts.indices.map { $0 / (n - 1) }, cache: firsts.cache))
+        let others = try model.run(prompts, interventions: interventions(circuits, perCircuit: n - 1, first: { _ in common }), span: span)
+        return circuits.indices.map { v in
+            metric.mean([firsts.logits[v]] + Array(others.logits[(v * (n - 1))..<((v + 1) * (n - 1))]), items: items.items, columns: columns)
+        }
     }
 }
 
