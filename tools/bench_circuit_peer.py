@@ -2,13 +2,14 @@
 """Benchmark circuit scoring with random baselines: `scalpel circuit` vs the equivalent PyTorch-hook loop.
 
     python3 tools/bench_circuit_peer.py [--model DIR] [--runs 3] [--threads 2] [--baselines 100]
-                                        [--scalpel .build/release/scalpel]
+                                        [--scalpel .build/release/scalpel] [--circuit FILE]
 
 Model: a GPT-2-small-shaped checkpoint with random weights made by `scalpel init --config gpt2 -o DIR`
 (when DIR has no model.safetensors). Dataset: the built-in `digits` family, 20 prompts ("1 2 3 4" ->
 " 5" ... "20 21 22 23" -> " 24"; 5 tokens with BOS), scored and used as means (per-position means).
-Circuit: circuits/study/split-means/top10-pos.yaml (10 heads kept at every position); 100 random
-circuits of 10 heads as baselines.
+Circuit: circuits/study/split-means/top10-pos.yaml (10 heads kept at every position; --circuit
+circuits/study/same-means/top10-pos.yaml keeps them at `end` only, Table 2b); 100 random circuits of
+10 heads (kept where the circuit's are) as baselines.
 
   Scalpel:  scalpel circuit CIRCUIT --model DIR --dataset digits --baselines N --seed 0 --format json
             (wall clock of the whole process: loading the model, means, full model, 1 + N circuits)
@@ -47,19 +48,24 @@ def cpu_model():
 
 
 def circuit_heads(path):
-    heads = []
+    """The circuit's heads and where they are kept: "all" or "end", the same for every head."""
+    heads, kept = [], set()
     for line in open(path):
         line = line.strip()
         if line.startswith('"') and ":" in line:
             key, value = line.split(":", 1)
             layer, head = map(int, key.strip('"').split("."))
-            if value.strip() != "all":
-                raise SystemExit("the benchmark circuit keeps every head at all positions")
+            value = value.split("#")[0].strip()
+            if value not in ("all", "[end]"):
+                raise SystemExit("the benchmark circuit keeps every head at all positions or at [end]")
+            kept.add("all" if value == "all" else "end")
             heads.append((layer, head))
-    return heads
+    if len(kept) != 1:
+        raise SystemExit("the benchmark circuit keeps all its heads at the same positions")
+    return heads, kept.pop()
 
 
-def bench_torch(model_dir, tokens, answers, foils, kept, baselines, runs, threads):
+def bench_torch(model_dir, tokens, answers, foils, kept, where, baselines, runs, threads):
     import torch
     from transformers import GPT2LMHeadModel
 
@@ -97,7 +103,10 @@ def bench_torch(model_dir, tokens, answers, foils, kept, baselines, runs, thread
             seq = toks.shape[1]
             masks = [torch.zeros(seq, n_head, dtype=torch.bool) for _ in range(n_layer)]
             for l, h in circuit:
-                masks[l][:, h] = True
+                if where == "all":
+                    masks[l][:, h] = True
+                else:
+                    masks[l][-1, h] = True
             handles = []
             for layer, block in enumerate(model.transformer.h):
                 def mask_z(module, args, layer=layer):
@@ -127,6 +136,7 @@ def main():
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--baselines", type=int, default=100)
+    parser.add_argument("--circuit", default=CIRCUIT)
     args = parser.parse_args()
 
     if not os.path.exists(os.path.join(args.model, "model.safetensors")):
@@ -147,7 +157,9 @@ def main():
         answers.append(answer[0])
         foils.append(foil[0])
 
-    cmd = [args.scalpel, "circuit", CIRCUIT, "--model", args.model, "--dataset", "digits", "--baselines", str(args.baselines),
+    global LOAD_BEFORE
+    LOAD_BEFORE = os.getloadavg()
+    cmd = [args.scalpel, "circuit", args.circuit, "--model", args.model, "--dataset", "digits", "--baselines", str(args.baselines),
            "--seed", "0", "--format", "json"]
     env = dict(os.environ)
     s_times, s_json = [], None
@@ -160,14 +172,16 @@ def main():
         s_json = json.loads(out.stdout)
     s_median = statistics.median(s_times)
 
-    kept = circuit_heads(CIRCUIT)
-    t_median, t_times, (full, scores), torch_version, threads = bench_torch(args.model, tokens, answers, foils, kept, args.baselines, args.runs, args.threads)
+    kept, where = circuit_heads(args.circuit)
+    t_median, t_times, (full, scores), torch_version, threads = bench_torch(args.model, tokens, answers, foils, kept, where, args.baselines,
+                                                                            args.runs, args.threads)
     if abs(scores[0] - s_json["score"]) > 1e-3 or abs(full - s_json["full"]) > 1e-3:
         raise SystemExit(f"scores differ: PyTorch circuit {scores[0]} full {full}; Scalpel {s_json['score']} {s_json['full']}")
 
     report = {
         "cpu": cpu_model(), "cores": os.cpu_count(), "torch": torch_version, "torch_threads": threads,
         "prompts": len(tokens), "tokens_per_prompt": len(tokens[0]), "baselines": args.baselines, "circuit_heads": len(kept),
+        "kept_at": where, "load_average_before_after": [LOAD_BEFORE, os.getloadavg()],
         "scalpel": {"median_seconds": s_median, "runs_seconds": s_times, "command": " ".join(cmd), "score": s_json["score"],
                     "full": s_json["full"], "baselines_mean": s_json["baselines"]["mean"]},
         "pytorch_hooks": {"median_seconds": t_median, "runs_seconds": t_times, "score": scores[0], "full": full,
