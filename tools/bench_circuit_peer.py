@@ -18,7 +18,8 @@ circuits/study/same-means/top10-pos.yaml keeps them at `end` only, Table 2b); 10
             unablated run, then per circuit (1 + N) a keep-mask and a forward pass of the 20 prompts
             with a torch.where hook on every layer's z; float32, torch.no_grad, --threads threads.
 
-Prints medians of --runs, the ratio Scalpel / PyTorch (lower is better for Scalpel), the CPU (lscpu)
+Runs are interleaved (Scalpel, PyTorch, Scalpel, …) so both see the same load. Prints medians of
+--runs (wall clock and CPU time), the ratio Scalpel / PyTorch (lower is better for Scalpel), the CPU (lscpu)
 and checks that both give the circuit's score within 1e-3 (random weights: the numbers are small).
 """
 
@@ -27,6 +28,7 @@ import json
 import os
 import platform
 import random
+import resource
 import statistics
 import subprocess
 import sys
@@ -65,7 +67,8 @@ def circuit_heads(path):
     return heads, kept.pop()
 
 
-def bench_torch(model_dir, tokens, answers, foils, kept, where, baselines, runs, threads):
+def setup_torch(model_dir, tokens, answers, foils, kept, where, baselines, threads):
+    """The PyTorch loop, ready to time (model loaded), with the torch version and thread count."""
     import torch
     from transformers import GPT2LMHeadModel
 
@@ -121,12 +124,7 @@ def bench_torch(model_dir, tokens, answers, foils, kept, where, baselines, runs,
                 h.remove()
         return full, scores
 
-    times, result = [], None
-    for _ in range(runs):
-        start = time.perf_counter()
-        result = loop()
-        times.append(time.perf_counter() - start)
-    return statistics.median(times), times, result, torch.__version__, torch.get_num_threads()
+    return loop, torch.__version__, torch.get_num_threads()
 
 
 def main():
@@ -162,19 +160,26 @@ def main():
     cmd = [args.scalpel, "circuit", args.circuit, "--model", args.model, "--dataset", "digits", "--baselines", str(args.baselines),
            "--seed", "0", "--format", "json"]
     env = dict(os.environ)
-    s_times, s_json = [], None
+    kept, where = circuit_heads(args.circuit)
+    loop, torch_version, threads = setup_torch(args.model, tokens, answers, foils, kept, where, args.baselines, args.threads)
+    # Runs interleaved (Scalpel, PyTorch, Scalpel, …) so both see the same load; wall clock and CPU
+    # time (user + sys: Scalpel's process, PyTorch's own) of each.
+    s_times, s_cpu, t_times, t_cpu, s_json = [], [], [], [], None
     for _ in range(args.runs):
+        before = resource.getrusage(resource.RUSAGE_CHILDREN)
         start = time.perf_counter()
         out = subprocess.run(cmd, capture_output=True, text=True, env=env)
         s_times.append(time.perf_counter() - start)
+        after = resource.getrusage(resource.RUSAGE_CHILDREN)
+        s_cpu.append(after.ru_utime - before.ru_utime + after.ru_stime - before.ru_stime)
         if out.returncode != 0:
             raise SystemExit(out.stderr)
         s_json = json.loads(out.stdout)
-    s_median = statistics.median(s_times)
-
-    kept, where = circuit_heads(args.circuit)
-    t_median, t_times, (full, scores), torch_version, threads = bench_torch(args.model, tokens, answers, foils, kept, where, args.baselines,
-                                                                            args.runs, args.threads)
+        start, cpu = time.perf_counter(), time.process_time()
+        full, scores = loop()
+        t_times.append(time.perf_counter() - start)
+        t_cpu.append(time.process_time() - cpu)
+    s_median, t_median = statistics.median(s_times), statistics.median(t_times)
     if abs(scores[0] - s_json["score"]) > 1e-3 or abs(full - s_json["full"]) > 1e-3:
         raise SystemExit(f"scores differ: PyTorch circuit {scores[0]} full {full}; Scalpel {s_json['score']} {s_json['full']}")
 
@@ -182,11 +187,14 @@ def main():
         "cpu": cpu_model(), "cores": os.cpu_count(), "torch": torch_version, "torch_threads": threads,
         "prompts": len(tokens), "tokens_per_prompt": len(tokens[0]), "baselines": args.baselines, "circuit_heads": len(kept),
         "kept_at": where, "load_average_before_after": [LOAD_BEFORE, os.getloadavg()],
-        "scalpel": {"median_seconds": s_median, "runs_seconds": s_times, "command": " ".join(cmd), "score": s_json["score"],
+        "scalpel": {"median_seconds": s_median, "runs_seconds": s_times, "median_cpu_seconds": statistics.median(s_cpu),
+                    "runs_cpu_seconds": s_cpu, "command": " ".join(cmd), "score": s_json["score"],
                     "full": s_json["full"], "baselines_mean": s_json["baselines"]["mean"]},
-        "pytorch_hooks": {"median_seconds": t_median, "runs_seconds": t_times, "score": scores[0], "full": full,
-                          "baselines_mean": statistics.mean(scores[1:])},
+        "pytorch_hooks": {"median_seconds": t_median, "runs_seconds": t_times, "median_cpu_seconds": statistics.median(t_cpu),
+                          "runs_cpu_seconds": t_cpu, "score": scores[0], "full": full, "baselines_mean": statistics.mean(scores[1:])},
         "ratio_scalpel_over_pytorch": s_median / t_median,
+        "ratio_cpu_scalpel_over_pytorch": statistics.median(s_cpu) / statistics.median(t_cpu),
+        "ratios_of_paired_runs": [a / b for a, b in zip(s_times, t_times)],
     }
     print(json.dumps(report, indent=1))
 
