@@ -1185,7 +1185,29 @@ def circuit_cases(assets: Assets) -> tuple[list[Case], Fuzzer]:
         circuit("head-not-layer-dot-head", 'heads: {"10": all}\n', d, ("layer.head",)),
         circuit("head-negative", 'heads: {"-1.0": all}\n', d, ("layer.head",)),
         circuit("head-huge", 'heads: {"99999999999999999999.0": all}\n', d, ("layer.head",)),
-        circuit("unknown-field", 'heads: {}\nmlps: {}\n', d, ("mlps", "unknown field")),
+        circuit("unknown-field", 'heads: {}\nextra: {}\n', d, ("extra", "unknown field")),
+        # MLPs (`mlps:`): layers the model lacks, positions outside the prompts, keys that are not layers.
+        circuit("mlp-no-such-layer", 'heads: {}\nmlps: {"6": all}\n', d, ("MLP 6", "does not exist", "0–5")),
+        circuit("mlp-huge-layer", 'heads: {}\nmlps: {"99999999999999999999": all}\n', d, ("mlps.", "layer number")),
+        circuit("mlp-position-outside", 'heads: {}\nmlps: {"1": [9]}\n', d, ("MLP 1", "position 9", "tokens")),
+        circuit("mlp-position-twice", 'heads: {}\nmlps: {"1": [end, -1]}\n', d, ("mlps.1", "none twice")),
+        circuit("mlp-head-syntax", 'heads: {}\nmlps: {"1.0": all}\n', d, ("mlps.1.0", "layer number")),
+        circuit("mlp-negative", 'heads: {}\nmlps: {"-1": all}\n', d, ("mlps.-1",)),
+        circuit("mlps-list", 'heads: {}\nmlps: [1]\n', d, ("mlps", "mapping")),
+        circuit("mlps-scalar", 'heads: {}\nmlps: all\n', d, ("mlps", "mapping")),
+        circuit("mlps-twice", 'heads: {}\nmlps: {}\nmlps: {}\n', d, ("mlps", "duplicate")),
+        circuit("mlps-empty-ok", 'heads: {"5.0": all}\nmlps: {}\n', d + ["--baselines", "3"], (), exits=frozenset({0})),
+        # New flags: --batch-size, --shard, --format csv.
+        circuit("batch-size-zero", 'heads: {}\n', d + ["--batch-size", "0"], ("--batch-size",)),
+        circuit("batch-size-negative", 'heads: {}\n', d + ["--batch-size", "-4"], ("--batch-size",)),
+        circuit("batch-size-huge", 'heads: {}\n', d + ["--batch-size", str(1 << 62)], ("--batch-size",)),
+        circuit("batch-size-text", 'heads: {}\n', d + ["--batch-size", "x"], ("--batch-size",)),
+        circuit("shard-zero", 'heads: {"1.0": all}\n', d + ["--baselines", "4", "--shard", "0/2"], ("0/2", "K/N")),
+        circuit("shard-beyond", 'heads: {"1.0": all}\n', d + ["--baselines", "4", "--shard", "3/2"], ("3/2",)),
+        circuit("shard-ok", 'heads: {"1.0": all}\n', d + ["--baselines", "4", "--batch-size", "2", "--shard", "2/2"], (), exits=frozenset({0})),
+        circuit("csv-ok", 'heads: {"1.0": all}\nmlps: {"5": [end]}\n', d + ["--baselines", "2", "--format", "csv"], (), exits=frozenset({0})),
+        Case(cat, "shard-without-output", ["circuit", "c.yaml", *d, "--baselines", "4", "--shard", "1/2"],
+             lambda w: write(w / "c.yaml", 'heads: {"1.0": all}\n'), ("-o",)),
         circuit("heads-list", 'heads: ["1.0"]\n', d, ("heads", "mapping")),
         circuit("heads-missing", 'description: x\n', d, ("heads", "missing")),
         circuit("empty-file", '', d, ("empty",)),
@@ -1203,6 +1225,24 @@ def circuit_cases(assets: Assets) -> tuple[list[Case], Fuzzer]:
         circuit("empty-circuit-ok", 'heads: {}\n', d, ("all-mean",), exits=frozenset({0}), warn_on_success=True),
     ]
 
+    # Plans that build a circuit (`edits: [{circuit: FILE, dataset: D}]`).
+    def build(name, edit, mentions, circuit_text='heads: {"1.0": all}\n'):
+        def setup(work):
+            write(work / "c.yaml", circuit_text)
+            write(work / "plan.yaml", 'blocks: ["0-5"]\nedits:\n  - ' + edit + "\n")
+        return Case(cat, name, ["build", "plan.yaml", "-o", "out.h5"], setup, mentions)
+    cases += [
+        build("plan-circuit-missing", "{circuit: nowhere.yaml, dataset: digits}", ("nowhere.yaml",)),
+        build("plan-circuit-mode-zero", "{circuit: c.yaml, dataset: digits, mode: zero}", ("plan.yaml:3", "mode", "zero")),
+        build("plan-circuit-positions", "{circuit: c.yaml, dataset: digits, positions: [end]}", ("positions", "circuit file lists")),
+        build("plan-circuit-no-dataset", "{circuit: c.yaml}", ("plan.yaml:3", "dataset")),
+        build("plan-circuit-means-bad", "{circuit: c.yaml, dataset: digits, means: median}", ("means", "median")),
+        build("plan-circuit-no-mlp", "{circuit: c.yaml, dataset: digits}", ("MLP 7", "does not exist"), 'heads: {}\nmlps: {"7": all}\n'),
+        build("plan-circuit-bad-file", "{circuit: c.yaml, dataset: digits}", ("c.yaml", "heads"), 'heads: [1]\n'),
+        build("plan-circuit-list", "{circuit: [c.yaml], dataset: digits}", ("plan.yaml:3", "circuit")),
+        build("plan-circuit-and-heads", '{circuit: c.yaml, ablate_heads: ["1.0"], dataset: digits}', ("exactly one of",)),
+    ]
+
     def fuzz(rng: random.Random, n: int) -> Case:
         keys = ['"0.0"', '"5.3"', '"6.0"', '"1.4"', '"a.b"', '"1"', "1.0", '""', "null", '"0.0.0"']
         values = ["all", "[end]", "[0]", "[4]", "[5]", "[-6]", "[]", "[end, end]", "none", "null", "[0, 1, 2]", "{}"]
@@ -1212,7 +1252,16 @@ def circuit_cases(assets: Assets) -> tuple[list[Case], Fuzzer]:
             args += ["--baselines", rng.choice(["0", "1", "5", "600", "-3", "x"]), "--seed", rng.choice(["0", "7", "-1"])]
         if rng.random() < 0.3:
             args.append("--pooled-means")
-        return circuit(f"fuzz{n}", f"heads: {{{heads}}}\n", args, ("error", "heads", "head", "position", "baselines", "seed", "d.yaml", "c.yaml"),
+        if rng.random() < 0.3:
+            args += ["--batch-size", rng.choice(["1", "2", "0", "-1", "x"])]
+        if rng.random() < 0.2:
+            args += ["--shard", rng.choice(["1/2", "2/2", "0/2", "3/2"])]
+        text = f"heads: {{{heads}}}\n"
+        if rng.random() < 0.4:
+            mlp_keys = ['"0"', '"5"', '"6"', '"a"', '"1.0"', "1", '""', "null", '"-2"']
+            text += "mlps: {" + ", ".join(f"{rng.choice(mlp_keys)}: {rng.choice(values)}" for _ in range(rng.randint(0, 3))) + "}\n"
+        return circuit(f"fuzz{n}", text, args, ("error", "heads", "head", "mlps", "MLP", "position", "baselines", "batch-size", "shard",
+                                                "seed", "d.yaml", "c.yaml"),
                        data='name: d\nitems: [{prompt: "1 2 3", answer: " 4", corrupted_prompt: "1 2 2", corrupted_answer: " 3"}]\n',
                        exits=frozenset({0, 1}), timeout=60)
 

@@ -11,6 +11,10 @@ For `scalpel circuit` (DESIGN.md "Causal analyses"): ARENA 3.0's `ioi_circuit_ex
 - keep-mask: mask[layer][:, pos, head] = 1 for every circuit head at its kept positions;
 - hook: z = torch.where(mask[layer].unsqueeze(-1), z, means[layer]) on every layer's hook_z;
 - score: mean over the scored items of logits[last, answer] - logits[last, corrupted_answer].
+- MLPs (circuit files' `mlps:`): a circuit with "mlps" mean-ablates every MLP's output
+  (`hook_mlp_out`, the output of `h[l].mlp`, per-position or pooled means likewise) except the
+  listed MLPs at their kept positions: out = torch.where(mlp_mask[layer].unsqueeze(-1), out,
+  mlp_means[layer]); a circuit without "mlps" leaves every MLP alone.
 
 Hugging Face's GPT2Attention has no hook_z; its `c_proj` input is z with heads merged
 ([batch, seq, head * d_head]), so a forward pre-hook on `attn.c_proj` reshapes it to
@@ -62,6 +66,11 @@ def circuits(n_layer: int, n_head: int) -> list[dict]:
         {"name": "mixed", "heads": {"0.1": "all", "1.0": [-1], f"{n_layer - 1}.3": [1, 2], "0.3": [0, -2]}},
         {"name": "layer-0-all", "heads": {f"0.{h}": "all" for h in range(n_head)}},
         {"name": "every-head-end", "heads": {k: [-1] for k in every}},
+        # MLP circuits (`mlps:`): listed MLPs keep their output at their positions, the others get their mean.
+        {"name": "every-head-every-mlp", "heads": every, "mlps": {str(l): "all" for l in range(n_layer)}},
+        {"name": "no-mlp", "heads": {"1.2": [-1], "0.1": "all"}, "mlps": {}},
+        {"name": "heads-all-mlp-last-end", "heads": every, "mlps": {str(n_layer - 1): [-1]}},
+        {"name": "mixed-mlps", "heads": {"0.1": "all", "1.0": [-1], "0.3": [0, -2]}, "mlps": {"0": "all", str(n_layer - 1): [1, -2]}},
     ]
 
 
@@ -87,26 +96,38 @@ def z_hooks(model: GPT2LMHeadModel, fn):
     return handles
 
 
-def compute_means_by_template(model, tokens: torch.Tensor, pooled: bool) -> list[torch.Tensor]:
-    """ARENA's compute_means_by_template with one template group: per layer [seq, head, d_head]."""
+def mlp_hooks(model: GPT2LMHeadModel, fn):
+    """A forward hook on every h[l].mlp calling fn(layer, out [batch, seq, d_model]) -> out (hook_mlp_out)."""
+    return [block.mlp.register_forward_hook(lambda module, args, out, layer=layer: fn(layer, out))
+            for layer, block in enumerate(model.transformer.h)]
+
+
+def compute_means_by_template(model, tokens: torch.Tensor, pooled: bool) -> tuple[list[torch.Tensor], list[torch.Tensor]]:
+    """ARENA's compute_means_by_template with one template group: per layer [seq, head, d_head] of
+    hook_z, and likewise [seq, d_model] of hook_mlp_out."""
     captured: dict[int, torch.Tensor] = {}
+    captured_mlp: dict[int, torch.Tensor] = {}
 
     def capture(layer, z):
         captured[layer] = z.detach().clone()
         return z
-    handles = z_hooks(model, capture)
+
+    def capture_mlp(layer, out):
+        captured_mlp[layer] = out.detach().clone()
+        return out
+    handles = z_hooks(model, capture) + mlp_hooks(model, capture_mlp)
     with torch.no_grad():
         model(tokens)
     for h in handles:
         h.remove()
-    means = []
-    for layer in range(model.config.n_layer):
-        z = captured[layer].double()
-        m = z.mean(dim=0)  # einops.reduce("batch seq head d_head -> seq head d_head", "mean")
+
+    def reduce(x: torch.Tensor) -> torch.Tensor:
+        m = x.double().mean(dim=0)  # einops.reduce("batch seq ... -> seq ...", "mean")
         if pooled:
             m = m.mean(dim=0, keepdim=True).expand_as(m)
-        means.append(m.float())
-    return means
+        return m.float()
+    layers = range(model.config.n_layer)
+    return [reduce(captured[l]) for l in layers], [reduce(captured_mlp[l]) for l in layers]
 
 
 def heads_and_posns_to_keep(n_layer, n_head, seq, heads: dict) -> list[torch.Tensor]:
@@ -119,13 +140,26 @@ def heads_and_posns_to_keep(n_layer, n_head, seq, heads: dict) -> list[torch.Ten
     return masks
 
 
-def score(model, items, means=None, masks=None) -> float:
+def mlps_and_posns_to_keep(n_layer, seq, mlps: dict) -> list[torch.Tensor]:
+    """As heads_and_posns_to_keep, for MLP outputs: per layer a bool mask [seq]."""
+    masks = [torch.zeros(seq, dtype=torch.bool) for _ in range(n_layer)]
+    for key, positions in mlps.items():
+        idx = list(range(seq)) if positions == "all" else [p % seq for p in positions]
+        masks[int(key)][idx] = True
+    return masks
+
+
+def score(model, items, means=None, masks=None, mlp_means=None, mlp_masks=None) -> float:
     tokens = torch.tensor([it["clean"] for it in items])
     handles = []
     if means is not None:
         def mask_z(layer, z):  # ARENA's hook_fn_mask_z
             return torch.where(masks[layer].unsqueeze(0).unsqueeze(-1), z, means[layer].unsqueeze(0))
         handles = z_hooks(model, mask_z)
+    if mlp_masks is not None:
+        def mask_mlp(layer, out):  # the same keep-mask on hook_mlp_out
+            return torch.where(mlp_masks[layer].unsqueeze(0).unsqueeze(-1), out, mlp_means[layer].unsqueeze(0))
+        handles += mlp_hooks(model, mask_mlp)
     with torch.no_grad():
         logits = model(tokens).logits.double()
     for h in handles:
@@ -156,14 +190,17 @@ def main() -> None:
         rows = []
         for circuit in circuits(cfg.n_layer, cfg.n_head):
             masks = heads_and_posns_to_keep(cfg.n_layer, cfg.n_head, seq, circuit["heads"])
+            mlp_masks = mlps_and_posns_to_keep(cfg.n_layer, seq, circuit["mlps"]) if "mlps" in circuit else None
             row = dict(circuit)
-            row["per_position"] = score(model, items, per_position, masks)
-            row["pooled"] = score(model, items, pooled, masks)
+            row["per_position"] = score(model, items, per_position[0], masks, per_position[1], mlp_masks)
+            row["pooled"] = score(model, items, pooled[0], masks, pooled[1], mlp_masks)
             rows.append(row)
         by_name = {r["name"]: r for r in rows}
         # Checks: keeping every head at every position is the full model, bit for bit in PyTorch too.
         assert abs(by_name["every-head"]["per_position"] - full) < 1e-6, (name, by_name["every-head"], full)
         assert abs(by_name["empty"]["per_position"] - by_name["layer-0-all"]["per_position"]) > 1e-3, "layer 0 should matter"
+        assert abs(by_name["every-head-every-mlp"]["per_position"] - full) < 1e-6, "every MLP kept everywhere is the full model"
+        assert abs(by_name["heads-all-mlp-last-end"]["per_position"] - full) > 1e-3, "ablating MLPs should matter"
         out["models"][name] = {"checkpoint": f"models/{name}", "bos": bos, "items": items, "means_prompts": means_prompts,
                                "full": full, "circuits": rows}
         print(name, "full", round(full, 5), {r["name"]: (round(r["per_position"], 5), round(r["pooled"], 5)) for r in rows})

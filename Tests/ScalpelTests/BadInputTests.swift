@@ -276,7 +276,7 @@ final class BadInputTests: ScratchTestCase {
         try file.root.setAttribute("format", "scalpel-model")
         try file.root.setAttribute("format_version", 99)
         try file.close()
-        assertError(try ModelArchive.load(from: url), ArchiveError.self, equals: .version(path: url.path, found: 99, supported: 2),
+        assertError(try ModelArchive.load(from: url), ArchiveError.self, equals: .version(path: url.path, found: 99, supported: 3),
                     mentions: [url.path, "version 99", "scalpel build"])
         assertError(try ModelLocation.load(url.path), ArchiveError.self, mentions: ["version 99"])
     }

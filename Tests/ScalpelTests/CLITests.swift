@@ -273,7 +273,7 @@ final class CLITests: CLITestCase {
         try file.root.setAttribute("format", "scalpel-model")
         try file.root.setAttribute("format_version", 7)
         try file.close()
-        try expectBadInput(["run", "--model", future.path, "--prompt", "x"], mentions: [future.path, "format version 7", "reads versions 1–2"])
+        try expectBadInput(["run", "--model", future.path, "--prompt", "x"], mentions: [future.path, "format version 7", "reads versions 1–3"])
 
         let plan = try writePlan("blocks: [\"0-1\"]")
         let archive = scratch.appendingPathComponent("model.h5")

@@ -91,4 +91,29 @@ final class CircuitCommandTests: CLITestCase {
         XCTAssertEqual(empty.status, 0, empty.stderr)
         XCTAssertTrue(empty.stderr.contains("all-mean model") && empty.stdout.contains("all-mean model"), empty.stderr + empty.stdout)
     }
+
+    func testCSVHasOneRowPerScoredCircuit() throws {
+        try writeCircuit("c.yaml", "heads: {\"4.0\": all, \"5.1\": [end]}\nmlps: {\"5\": all}\n")
+        let args = ["circuit", "c.yaml", "--dataset", "digits", "--baselines", "4", "--seed", "2", "--controls", "months"]
+        let csv = try scalpel(args + ["--format", "csv"]), json = try scalpel(args + ["--format", "json"])
+        XCTAssertEqual(csv.status, 0, csv.stderr)
+        let object = try XCTUnwrap(JSONSerialization.jsonObject(with: Data(json.stdout.utf8)) as? [String: Any])
+        let lines = csv.stdout.split(separator: "\n").map(String.init)
+        XCTAssertEqual(lines.first, "role,index,name,circuit,mlps,size,dataset,means_dataset,means,metric,seed,score,full,fraction")
+        XCTAssertEqual(lines.count, 1 + 1 + 4 + 1, "header, the circuit, 4 baselines, 1 control")
+        // The last three columns hold no commas or quotes: score, full, fraction.
+        func tail(_ line: String) -> [String] { Array(line.split(separator: ",", omittingEmptySubsequences: false).suffix(3).map(String.init)) }
+        XCTAssertTrue(lines[1].hasPrefix("circuit,,c,\"{\"\"4.0\"\": all, \"\"5.1\"\": [end]}\",\"{\"\"5\"\": all}\",2,digits,digits,per-position,logit-diff,,"), lines[1])
+        XCTAssertEqual(try XCTUnwrap(Double(tail(lines[1])[0])), try XCTUnwrap(object["score"] as? Double), accuracy: 1e-12)
+        XCTAssertEqual(try XCTUnwrap(Double(tail(lines[1])[1])), try XCTUnwrap(object["full"] as? Double), accuracy: 1e-12)
+        let values = try XCTUnwrap((object["baselines"] as? [String: Any])?["values"] as? [Double])
+        for (i, value) in values.enumerated() {
+            XCTAssertTrue(lines[2 + i].hasPrefix("baseline,\(i + 1),random \(i + 1),"), lines[2 + i])
+            XCTAssertTrue(lines[2 + i].contains(",2,\(tail(lines[2 + i])[0]),"), "seed 2 beside the score: \(lines[2 + i])")
+            XCTAssertEqual(try XCTUnwrap(Double(tail(lines[2 + i])[0])), value, accuracy: 1e-12)
+        }
+        XCTAssertTrue(lines[6].hasPrefix("control,,c,") && lines[6].contains(",months,months,"), lines[6])
+        let control = try XCTUnwrap((object["controls"] as? [[String: Any]])?.first)
+        XCTAssertEqual(try XCTUnwrap(Double(tail(lines[6])[0])), try XCTUnwrap(control["score"] as? Double), accuracy: 1e-12)
+    }
 }

@@ -27,7 +27,10 @@ final class CircuitTests: XCTestCase {
                 for (key, value) in row["heads"] as! [String: Any] {
                     heads[Circuit.Head(key)!] = (value as? String) == "all" ? .all : .only(value as! [Int])
                 }
-                return (row["name"] as! String, Circuit(name: row["name"] as! String, heads: heads), row["per_position"] as! Double, row["pooled"] as! Double)
+                let mlps = (row["mlps"] as? [String: Any]).map { listed in
+                    Dictionary(uniqueKeysWithValues: listed.map { (Int($0.key)!, ($0.value as? String) == "all" ? AblationPositions.all : .only($0.value as! [Int])) })
+                }
+                return (row["name"] as! String, Circuit(name: row["name"] as! String, heads: heads, mlps: mlps), row["per_position"] as! Double, row["pooled"] as! Double)
             }
             return Case(model: model, items: try ContrastItems(name: name, items: items), meansPrompts: entry["means_prompts"] as! [[Int]],
                         full: entry["full"] as! Double, circuits: circuits)
@@ -136,5 +139,75 @@ final class CircuitTests: XCTestCase {
         let files = try XCTUnwrap(FileManager.default.enumerator(at: folder, includingPropertiesForKeys: nil)?.compactMap { $0 as? URL }.filter { $0.pathExtension == "yaml" })
         XCTAssertGreaterThanOrEqual(files.count, 11)
         for file in files where !file.path.contains("/datasets/") { XCTAssertNoThrow(try Circuit.load(file.path), file.path) }
+    }
+
+    func testMLPCircuitsBakeIntoArchivesAndRefuseWhatIsMissing() throws {
+        let c = try Self.cases().first { $0.items.name == "tiny-hub" }!
+        let circuit = try Circuit.parse("""
+        heads: {"0.1": all, "1.0": [end]}
+        mlps: {"1": [end]}
+        """, path: "m.yaml")
+        XCTAssertEqual(circuit.mlps, [1: .only([-1])])
+        XCTAssertEqual(circuit.mlpsText, "{\"1\": [end]}")
+        XCTAssertNil(try Circuit.parse("heads: {}", path: "e.yaml").mlps, "no mlps: every MLP kept")
+        XCTAssertEqual(try Circuit.parse("heads: {}\nmlps: {}", path: "e.yaml").mlps, [:], "mlps: {} ablates every MLP")
+        for kind in MeanKind.allCases {
+            let scorer = try CircuitScorer(model: c.model, items: c.items, meansPrompts: c.meansPrompts, meansName: "means", meanKind: kind)
+            // Baked into the model and through an archive: the run-time score.
+            let baked = try scorer.ablatedModel(circuit)
+            XCTAssertNotNil(baked.blocks[0].mlp?.outputAblation)
+            let url = FileManager.default.temporaryDirectory.appendingPathComponent("circuit-mlp-\(UUID().uuidString).h5")
+            defer { try? FileManager.default.removeItem(at: url) }
+            try ModelArchive.write(baked, plan: nil, to: try OutputTarget(url.path, overwrite: false))
+            let loaded = try ModelArchive.load(from: url)
+            XCTAssertEqual(loaded.blocks[1].mlp?.outputAblation?.positions, .allBut([-1]))
+            let expected = try scorer.score(circuit)
+            for model in [baked, loaded] {
+                let run = try model.run(c.items.items.map(\.clean))
+                XCTAssertEqual(CausalMetric.logitDiff.mean(run.logits, items: c.items.items, columns: nil), expected, accuracy: 1e-5)  // the scorer shares the BOS row: other row counts, other rounding
+            }
+            // Without the ablations, as run-time patches: the same.
+            let patched = try loaded.withoutAblations.run(c.items.items.map(\.clean), interventions: loaded.ablationInterventions)
+            XCTAssertEqual(CausalMetric.logitDiff.mean(patched.logits, items: c.items.items, columns: nil), expected, accuracy: 1e-5)  // the scorer shares the BOS row: other row counts, other rounding
+            // Random baselines keep the circuit's MLPs.
+            for random in try RandomCircuits.draw(like: circuit, from: c.model.circuitHeads, count: 5, seed: 3) { XCTAssertEqual(random.mlps, circuit.mlps) }
+            // An MLP the model lacks, a position outside the prompts.
+            XCTAssertThrowsError(try scorer.validate(Circuit(name: "x", heads: [:], mlps: [2: .all]))) {
+                XCTAssertEqual($0 as? CircuitError, .noSuchMLP(circuit: "x", layer: 2, layers: "0–1"))
+                XCTAssertTrue(($0 as? CircuitError)?.message.contains("MLP 2 does not exist") == true)
+            }
+            XCTAssertThrowsError(try scorer.validate(Circuit(name: "x", heads: [:], mlps: [0: .only([6])]))) {
+                XCTAssertEqual($0 as? CircuitError, .mlpPositionOutOfRange(circuit: "x", layer: 0, position: 6, length: 6))
+            }
+        }
+        func refuses(_ text: String, _ words: [String]) {
+            XCTAssertThrowsError(try Circuit.parse(text, path: "bad.yaml")) { error in
+                let message = (error as? UserFacingError)?.message ?? "\(error)"
+                for word in words { XCTAssertTrue(message.contains(word), "\(message) lacks \(word)") }
+            }
+        }
+        refuses("heads: {}\nmlps: {\"9.1\": all}", ["bad.yaml:2", "mlps.9.1", "layer number"])
+        refuses("heads: {}\nmlps: [9]", ["mlps", "mapping"])
+        refuses("heads: {}\nmlps: {\"9\": [end, end]}", ["mlps.9", "none twice"])
+        refuses("heads: {}\nmlps: {\"-1\": all}", ["mlps.-1"])
+    }
+
+    func testSharedPrefixIsReusedAndChangesNothing() throws {
+        for c in try Self.cases() {
+            let scorer = try CircuitScorer(model: c.model, items: c.items, meansPrompts: c.meansPrompts, meansName: "means")
+            let n = c.items.items[0].length
+            let end = Circuit(heads: [Circuit.Head(layer: 1, head: 2): .only([-1])], mlps: [1: .only([-1])])
+            let randoms = try RandomCircuits.draw(like: end, from: c.model.circuitHeads, count: 6, seed: 4)
+            // Kept only at the last position: every earlier position is one run's, reused.
+            XCTAssertEqual(try scorer.sharedPrefix([end] + randoms)?.lengths, Array(repeating: n - 1, count: c.items.items.count))
+            let middle = Circuit(heads: [Circuit.Head(layer: 0, head: 1): .only([2, -1])])
+            XCTAssertEqual(try scorer.sharedPrefix([end, middle])?.lengths, nil, "different MLPs: nothing shared")
+            XCTAssertEqual(try scorer.sharedPrefix([middle])?.lengths, Array(repeating: 2, count: c.items.items.count))
+            XCTAssertNil(try scorer.sharedPrefix([Circuit.everyHead(of: c.model)]))
+            // With the prefix or computing every position: the same scores (to float rounding).
+            let withPrefix = try scorer.score([end] + randoms), without = try scorer.runBatch([end] + randoms)
+            for (a, b) in zip(withPrefix, without) { XCTAssertEqual(a, b, accuracy: 1e-5) }
+            XCTAssertEqual(try scorer.score(middle), try scorer.runBatch([middle])[0], accuracy: 1e-5)
+        }
     }
 }

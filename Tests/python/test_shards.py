@@ -44,6 +44,13 @@ def repeated_prompts(folder):
     return str(path)
 
 
+def circuit_file(folder):
+    """A circuit with heads and MLPs for the bundled model (6 layers x 4 heads)."""
+    path = folder / "circuit.yaml"
+    path.write_text('heads: {"4.0": all, "5.1": [end], "2.3": [1, end]}\nmlps: {"5": [end]}\n')
+    return str(path)
+
+
 SWEEPS = {
     "patch": lambda tmp: ["patch", "--dataset", "months", "--target", "z", "--layers", "0-1"],
     "trace": lambda tmp: ["trace", "--dataset", "digits", "--hooks", "blocks.0.hook_resid_post,blocks.1.attn.hook_pattern",
@@ -53,6 +60,9 @@ SWEEPS = {
     "paths": lambda tmp: ["paths", "--from", "digits", "--to", "number-words", "--layers", "0,2,5", "--alphas", "0:1:1"],
     "heads-detect": lambda tmp: ["heads", "--detect", "all", "--prompts", repeated_prompts(tmp)],
     "heads-copy": lambda tmp: ["heads", "--copy-scores", "--dataset", "digits", "--heads", "2.1,5.3"],
+    # 21 scored circuits (the circuit + 20 baselines) in packed batches of 3: 7 units.
+    "circuit": lambda tmp: ["circuit", circuit_file(tmp), "--dataset", "digits", "--baselines", "20", "--batch-size", "3",
+                            "--controls", "months"],
 }
 
 
@@ -88,7 +98,7 @@ def test_several_attribution_groupings_merged_equal_unsharded(tmp_path):
                              "--layers", "1,5", "--mid"])
 
 
-@pytest.mark.parametrize("sweep", ["patch", "trace", "attribute", "paths", "heads-detect", "heads-copy"])
+@pytest.mark.parametrize("sweep", ["patch", "trace", "attribute", "paths", "heads-detect", "heads-copy", "circuit"])
 def test_interrupted_shard_leaves_nothing_and_reruns(tmp_path, sweep):
     out = run_shards(tmp_path, 3, SWEEPS[sweep](tmp_path), kill=2)
     assert "interrupted while writing: exit 1, nothing left" in out
@@ -195,6 +205,28 @@ def test_heads_partial_files_read_alone_and_say_so(tmp_path):
                                  capture_output=True, text=True)
         assert refused.returncode == 1 and "--shard is for" in refused.stderr
     assert not (tmp_path / "x.h5").exists()
+def test_circuit_partial_file_reads_alone(tmp_path):
+    import h5py
+    import numpy as np
+    part = tmp_path / "part.h5"
+    result = subprocess.run([SCALPEL, "circuit", circuit_file(tmp_path), "--dataset", "digits", "--baselines", "20", "--batch-size", "3",
+                             "--shard", "2/3", "-o", str(part)], capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
+    # The printed table says it is one part and what it holds.
+    assert "partial: shard 2/3" in result.stdout and "6 of 20 baselines" in result.stdout, result.stdout
+    with h5py.File(part, "r") as f:
+        assert f.attrs["format"] == "scalpel-partial" and f.attrs["final_format"] == "scalpel-circuit"
+        assert f.attrs["partial_kind"] == "circuit" and f.attrs["shard"] == "2/3"
+        assert f.attrs["run_parameters"].startswith("circuit ") and "--shard" not in f.attrs["run_parameters"]
+        held = f["shard/indices"][...]
+        # Batches 1 and 4 of 7 (3 scored circuits each; entry 0 is the circuit, i the i-th baseline).
+        assert list(held) == [3, 4, 5, 12, 13, 14]
+        baselines = f["circuit/baselines"][...]
+        assert baselines.shape == (20,)
+        assert np.isfinite(baselines[held - 1]).all()
+        assert np.isnan(np.delete(baselines, held - 1)).all()
+        assert np.isnan(f["circuit"].attrs["score"]), "the circuit's own score is shard 1's"
+        assert np.isfinite(f["circuit"].attrs["full"])
 
 
 def test_size_hint(tmp_path):

@@ -88,6 +88,17 @@ extension Ablation {
     }
 }
 
+extension Ablation {
+    /// A run-time patch replacing a whole activation [pos, width] (an MLP's `hook_mlp_out`) at the
+    /// ablation's positions; `first` is the prompt's first computed position (after a cached prefix).
+    public static func outputIntervention(_ ablation: Ablation, first: @escaping (Int) -> Int = { _ in 0 }) -> Intervention {
+        { _, p, activation in
+            let width = activation.shape.dropFirst().reduce(1, *)
+            ablation.apply(to: activation.mutablePointer, rowWidth: width, rows: 0..<activation.shape[0], first: first(p), unit: 0, width: width)
+        }
+    }
+}
+
 extension Model {
     /// The model's ablations as run-time patches: `withoutAblations.run(…, interventions:
     /// ablationInterventions)` computes what `run(…)` does.
@@ -96,6 +107,7 @@ extension Model {
             var patches: [(HookFilter, Intervention)] = []
             if let heads = block.attention?.headAblations, !heads.isEmpty { patches.append((HookFilter([.z(i)]), Ablation.intervention(heads))) }
             if let neurons = block.mlp?.neuronAblations, !neurons.isEmpty { patches.append((HookFilter([.mlpPost(i)]), Ablation.intervention(neurons))) }
+            if let output = block.mlp?.outputAblation { patches.append((HookFilter([.mlpOut(i)]), Ablation.outputIntervention(output))) }
             return patches
         }
     }
@@ -106,6 +118,7 @@ extension Model {
         for i in model.blocks.indices {
             model.blocks[i].attention?.headAblations = [:]
             model.blocks[i].mlp?.neuronAblations = [:]
+            model.blocks[i].mlp?.outputAblation = nil
         }
         return model
     }
@@ -116,6 +129,7 @@ extension Model {
         for (i, block) in blocks.enumerated() {
             let units = (block.attention?.headAblations ?? [:]).map { ("head \(block.source.layer).\($0.key)", $0.value) }
                 + (block.mlp?.neuronAblations ?? [:]).map { ("neuron \(block.source.layer).\($0.key)", $0.value) }
+                + (block.mlp?.outputAblation.map { [("MLP \(block.source.layer) output", $0)] } ?? [])
             for (unit, ablation) in units.sorted(by: { $0.0 < $1.0 }) {
                 for (p, length) in promptLengths.enumerated() {
                     if let required = ablation.requiredLength, required != length {

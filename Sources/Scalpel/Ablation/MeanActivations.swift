@@ -53,6 +53,19 @@ public struct MeanActivations: Sendable {
         return means
     }
 
+    /// The mean of a hook's whole activation as an ablation's replacement, one unit as wide as the
+    /// activation: an MLP's `hook_mlp_out` ([d_model], or [pos, d_model] per position).
+    public func wholeReplacement(_ kind: MeanKind, hook: HookPoint) throws -> Ablation.Replacement {
+        switch kind {
+        case .pooled:
+            guard let means = pooled[hook] else { throw MeanActivationsError.notCaptured(hook: hook.name) }
+            return .pooledMean(means.reshaped([means.count]))
+        case .perPosition:
+            let means = try perPosition(hook)
+            return .perPositionMean(means.reshaped([means.shape[0], means.count / means.shape[0]]))
+        }
+    }
+
     /// The mean of one unit as an ablation's replacement: head `unit` of a `hook_z` hook
     /// ([d_head] or [pos, d_head]), or neuron `unit` of an `mlp.hook_post` hook ([1] or [pos, 1]).
     public func replacement(_ kind: MeanKind, hook: HookPoint, unit: Int) throws -> Ablation.Replacement {

@@ -89,6 +89,7 @@ public enum HuggingFaceExport {
     static func checkFoldable(_ block: Block, index i: Int) throws {
         let units = (block.attention?.headAblations ?? [:]).map { ("head \(block.source.layer).\($0.key)", $0.value) }
             + (block.mlp?.neuronAblations ?? [:]).map { ("neuron \(block.source.layer).\($0.key)", $0.value) }
+            + (block.mlp?.outputAblation.map { [("MLP \(block.source.layer) output", $0)] } ?? [])
         for (unit, ablation) in units.sorted(by: { $0.0 < $1.0 }) where !ablation.isPositionIndependent {
             let what: String
             if case .perPositionMean = ablation.replacement { what = "is replaced by a different mean at each position" }
@@ -105,7 +106,11 @@ public enum HuggingFaceExport {
     }
 
     static func foldNeurons(_ mlp: MLPHalf) -> (Tensor, Tensor) {
-        foldRows(weight: mlp.outWeight, bias: mlp.outBias, rows: mlp.neuronAblations.mapValues { constant($0, width: 1) }, rowsPerUnit: 1)
+        // A constant output everywhere: c_proj writes nothing and its bias is the constant.
+        if let output = mlp.outputAblation {
+            return (Tensor(zeros: mlp.outWeight.shape), Tensor(shape: mlp.outBias.shape, data: constant(output, width: mlp.outBias.count)))
+        }
+        return foldRows(weight: mlp.outWeight, bias: mlp.outBias, rows: mlp.neuronAblations.mapValues { constant($0, width: 1) }, rowsPerUnit: 1)
     }
 
     /// The constant a position-independent ablation writes (`checkFoldable` has refused the others).

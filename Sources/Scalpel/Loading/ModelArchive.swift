@@ -9,7 +9,11 @@ import Foundation
 /// a pooled mean, or zeros). Format version 2 adds, only when some ablation needs them,
 /// `…/ablation_positions` (one `AblationPositions` text per ablated unit: `all`, `0,-1`, `all but -1`)
 /// and `…/ablation_means_per_position/{unit}` ([pos, d_head] for a head, [pos] for a neuron); an
-/// archive without them is written as version 1, which older Scalpels read.
+/// archive without them is written as version 1, which older Scalpels read. Version 3 adds, only when
+/// an MLP's whole output is mean-ablated (a circuit's `mlps:`), the group `mlp/output` holding that
+/// ablation as one unit d_model wide (`ablated_outputs` = [0], `ablation_values` [1, d_model],
+/// `ablation_positions`, `ablation_means_per_position/0` [pos, d_model]); a version-2 reader would
+/// silently drop it, so it refuses version 3.
 /// With tied embeddings `unembed/W_U` is a hard link to `embed/W_E` and so has W_E's shape [d_vocab, d_model]
 /// (root attribute `tied_embeddings` = 1); untied, it is [d_model, d_vocab] as in TransformerLens.
 ///
@@ -19,7 +23,7 @@ import Foundation
 public enum ModelArchive {
     public static let format = "scalpel-model"
     /// The newest version this Scalpel writes and reads; it reads every version from 1.
-    public static let formatVersion = 2
+    public static let formatVersion = 3
     /// Root attribute holding `WeightChecksum` of the weights, as hex.
     static let checksumAttribute = "weights_sha256"
     /// Scalpel's own paths are at most four levels deep (`blocks/3/attn/W_Q`); links deeper than
@@ -101,6 +105,9 @@ public enum ModelArchive {
             try put(g, "W_out", mlp.outWeight, ["d_mlp", "d_model"])
             try put(g, "b_out", mlp.outBias, ["d_model"])
             try writeAblations(mlp.neuronAblations, into: g, units: "neurons", width: 1, checksum: &checksum)
+            if let output = mlp.outputAblation {
+                try writeAblations([0: output], into: try g.createGroup("output"), units: "outputs", width: d, widthName: "d_model", checksum: &checksum)
+            }
         }
         try group.setAttribute("parts", block.parts)
     }
@@ -108,14 +115,15 @@ public enum ModelArchive {
     /// Version 1 unless some ablation is restricted to positions or holds per-position means, which
     /// a version-1 reader would silently drop.
     static func formatVersion(of model: Model) -> Int {
+        if model.blocks.contains(where: { $0.mlp?.outputAblation != nil }) { return 3 }
         let ablations = model.blocks.flatMap { Array(($0.attention?.headAblations ?? [:]).values) + Array(($0.mlp?.neuronAblations ?? [:]).values) }
-        return ablations.allSatisfy(\.isPositionIndependent) ? 1 : formatVersion
+        return ablations.allSatisfy(\.isPositionIndependent) ? 1 : 2
     }
 
     /// A half's ablations (`units` is "heads" or "neurons", `width` d_head or 1): indices, the
     /// pooled mean or zeros of each, and, when needed, positions and per-position means.
     static func writeAblations(_ ablations: [Int: Ablation], into group: HDF5Group, units: String, width: Int,
-                               checksum: inout WeightChecksum) throws {
+                               widthName: String = "d_head", checksum: inout WeightChecksum) throws {
         let ablated = ablations.keys.sorted()
         guard !ablated.isEmpty else { return }
         let indices = ablated.map { Int32($0) }
@@ -125,7 +133,7 @@ public enum ModelArchive {
             return Array(repeating: 0, count: width)  // zero, or per-position (stored below)
         }
         let values = Tensor(shape: width == 1 ? [ablated.count] : [ablated.count, width], data: pooled)
-        checksum.add(try group.writeTensor("ablation_values", values, dims: width == 1 ? ["ablated"] : ["ablated", "d_head"]).path, values)
+        checksum.add(try group.writeTensor("ablation_values", values, dims: width == 1 ? ["ablated"] : ["ablated", widthName]).path, values)
         if ablated.contains(where: { ablations[$0]!.positions != .all }) {
             let texts = ablated.map { ablations[$0]!.positions.description }
             let dataset = try group.writeStrings("ablation_positions", texts, dims: ["ablated"])
@@ -139,7 +147,7 @@ public enum ModelArchive {
         let means = try group.createGroup("ablation_means_per_position")
         for (unit, values) in perPosition {
             let stored = width == 1 ? values.reshaped([values.shape[0]]) : values
-            checksum.add(try means.writeTensor("\(unit)", stored, dims: width == 1 ? ["pos"] : ["pos", "d_head"]).path, stored)
+            checksum.add(try means.writeTensor("\(unit)", stored, dims: width == 1 ? ["pos"] : ["pos", widthName]).path, stored)
         }
     }
 
@@ -227,6 +235,9 @@ public enum ModelArchive {
                 inWeight: try reader.read(group, "mlp/W_in", [d, inner]), inBias: try reader.read(group, "mlp/b_in", [inner]),
                 outWeight: try reader.read(group, "mlp/W_out", [inner, d]), outBias: try reader.read(group, "mlp/b_out", [d]))
             mlp.neuronAblations = try reader.ablations(group, "mlp", units: "neurons", below: inner, width: 1, maxPositions: config.nPositions)
+            if group.exists("mlp/output") {
+                mlp.outputAblation = try reader.ablations(group, "mlp/output", units: "outputs", below: 1, width: d, maxPositions: config.nPositions)[0]
+            }
             block.mlp = mlp
         }
         return block

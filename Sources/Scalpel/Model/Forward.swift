@@ -478,6 +478,9 @@ struct ForwardPass {
         var out = Tensor(zeros: [tokens, d])
         Kernels.matmul(hidden.pointer, mlp.outWeight.pointer, bias: mlp.outBias.pointer,
                        into: out.mutablePointer, m: tokens, k: width, n: d)
+        if let ablation = mlp.outputAblation {
+            [0: ablation].apply(to: &out, unitWidth: d, promptOffsets: hooks.offsets, firstPositions: computedFrom)
+        }
         return out
     }
 

@@ -110,6 +110,9 @@ public struct MLPHalf: Sendable {
     /// Neurons whose activation (`hook_post`) is replaced (by zero or a mean, at all or some
     /// positions), by neuron; a mean is one value wide.
     public var neuronAblations: [Int: Ablation] = [:]
+    /// The half's whole output (`hook_mlp_out`, d_model wide, as unit 0) replaced by a mean at some
+    /// positions: a circuit's mean-ablated MLP (circuits/README.md, `mlps:`).
+    public var outputAblation: Ablation?
 
     public var dMLP: Int { inBias.count }
     var parameterCount: Int { (ln?.count ?? 0) + inWeight.count + inBias.count + outWeight.count + outBias.count }

@@ -45,6 +45,9 @@ public struct ModelSummary {
         if let neurons = block.mlp?.neuronAblations, !neurons.isEmpty {
             text += "   neurons ablated: \(neurons.count)"
         }
+        if let output = block.mlp?.outputAblation {
+            text += "   MLP output mean-ablated at \(output.positions)"
+        }
         return text
     }
 

@@ -31,6 +31,7 @@ public enum PartialFile {
         case attribution
         case paths
         case heads
+        case circuit
     }
 
     /// Root attributes a partial file adds; the others are the final file's.
@@ -223,6 +224,7 @@ public enum ShardMerge {
         case .attribution: try mergeAttribution(ordered, attributes: attributes, to: target)
         case .paths: try mergePaths(ordered, attributes: attributes, to: target)
         case .heads: try mergeHeads(ordered, attributes: attributes, to: target)
+        case .circuit: try mergeCircuit(ordered, attributes: attributes, to: target)
         }
         return first.kind
     }

@@ -86,6 +86,9 @@ public struct Edit: Sendable {
         /// Ablate every head of the graph except these.
         case keepHeads([UnitRef])
         case ablateNeurons([UnitRef])
+        /// Mean-ablate everything a circuit file does not keep (circuits/README.md): the model
+        /// `scalpel circuit --save-model` writes.
+        case circuit(Circuit)
     }
     public enum Mode: String, Sendable { case zero, mean }
 
@@ -101,15 +104,19 @@ public struct Edit: Sendable {
     /// e.g. `plan.yaml, edits[0]`, for error messages.
     public var location: String
 
-    static let fields = ["ablate_heads", "keep_heads", "ablate_neurons", "mode", "dataset", "positions", "means"]
+    static let fields = ["ablate_heads", "keep_heads", "ablate_neurons", "circuit", "mode", "dataset", "positions", "means"]
 
     init(_ node: Node, reader: YAMLFields, field: String, folder: URL?) throws {
         let here = reader.location(node, field)
         let entries = try reader.mapping(node, at: field, known: Self.fields, expected: "a mapping such as {ablate_heads: [\"9.1\"], mode: zero}")
-        let kinds = ["ablate_heads", "keep_heads", "ablate_neurons"].filter { entries[$0] != nil }
+        let kinds = ["ablate_heads", "keep_heads", "ablate_neurons", "circuit"].filter { entries[$0] != nil }
         guard kinds.count == 1, let kind = kinds.first, let unitList = entries[kind] else {
             throw YAMLFileError.unexpected(location: here, found: kinds.isEmpty ? "none of them" : kinds.joined(separator: " and "),
-                                           expected: "exactly one of ablate_heads, keep_heads, ablate_neurons")
+                                           expected: "exactly one of ablate_heads, keep_heads, ablate_neurons, circuit")
+        }
+        if kind == "circuit" {
+            self = try Self.circuit(unitList, entries: entries, reader: reader, field: field, folder: folder)
+            return
         }
         let units = try reader.strings(unitList, at: "\(field).\(kind)").map { text in
             guard let unit = UnitRef(text) else {
@@ -141,6 +148,37 @@ public struct Edit: Sendable {
         self.location = here
     }
 
+    /// `circuit: FILE` (relative to the plan's folder), always a mean ablation (`mode: mean` may be
+    /// written, `zero` is refused), per-position means unless `means: pooled`, `dataset` required,
+    /// no `positions` (the circuit file lists them). The circuit file is read now, so its errors
+    /// come before any work.
+    private static func circuit(_ node: Node, entries: [String: Node], reader: YAMLFields, field: String, folder: URL?) throws -> Edit {
+        let here = reader.location(node, field)
+        let path = Self.dataset(try reader.string(node, at: "\(field).circuit"), folder: folder, always: true)
+        let circuit = try Circuit.load(path)
+        let modeText = try entries["mode"].map { try reader.string($0, at: "\(field).mode") } ?? "mean"
+        guard modeText == "mean" else {
+            throw PlanError.badValue(location: reader.location(entries["mode"], "\(field).mode"), value: modeText,
+                                     expected: "mean (a circuit replaces what it does not keep by its mean), or no `mode:`")
+        }
+        if let node = entries["positions"] {
+            throw PlanError.badValue(location: reader.location(node, "\(field).positions"), value: (try? reader.string(node, at: "\(field).positions")) ?? "[…]",
+                                     expected: "no `positions:` with `circuit:` (the circuit file lists each head's positions)")
+        }
+        let meansText = try entries["means"].map { try reader.string($0, at: "\(field).means") } ?? MeanKind.perPosition.rawValue
+        guard let means = MeanKind(rawValue: meansText) else {
+            throw PlanError.badValue(location: reader.location(entries["means"], "\(field).means"), value: meansText, expected: "per-position or pooled")
+        }
+        guard let dataset = try entries["dataset"].map({ Self.dataset(try reader.string($0, at: "\(field).dataset"), folder: folder) }) else {
+            throw PlanError.datasetNeeded(location: here)
+        }
+        return Edit(target: .circuit(circuit), mode: .mean, positions: nil, means: means, dataset: dataset, location: here)
+    }
+
+    init(target: Target, mode: Mode, positions: [Int]?, means: MeanKind, dataset: String?, location: String) {
+        self.target = target; self.mode = mode; self.positions = positions; self.means = means; self.dataset = dataset; self.location = location
+    }
+
     /// `positions: all` (nil), or a list of indices and `end`.
     static func positions(_ node: Node, reader: YAMLFields, field: String) throws -> [Int]? {
         let expected = "`all` or a list of positions: indices from 0, negative from the end, or `end`, none twice, e.g. [0, -1] or [end]"
@@ -155,9 +193,10 @@ public struct Edit: Sendable {
 
     /// A built-in name stays a name; a relative file path is read from the plan's folder, so a plan
     /// and its prompts move together.
-    static func dataset(_ text: String, folder: URL?) -> String {
-        guard let folder, StudyDatasets.named(text) == nil, !text.hasPrefix("/"),
-              text.contains("/") || DatasetFiles.fileExtensions.contains(URL(fileURLWithPath: text).pathExtension) else { return text }
+    /// `always`: the text is a file path (a circuit file), never a built-in name.
+    static func dataset(_ text: String, folder: URL?, always: Bool = false) -> String {
+        guard let folder, !text.hasPrefix("/"), always || (StudyDatasets.named(text) == nil
+              && (text.contains("/") || DatasetFiles.fileExtensions.contains(URL(fileURLWithPath: text).pathExtension))) else { return text }
         return folder.appendingPathComponent(text).path
     }
 }

@@ -14,6 +14,7 @@ public enum PlanError: UserFacingError, Equatable {
     case unknownDataset(location: String, name: String)
     case datasetNeeded(location: String)
     case means(location: String, reason: String)
+    case circuit(location: String, reason: String)
     case badValue(location: String, value: String, expected: String)
 
     public var message: String {
@@ -36,7 +37,7 @@ public enum PlanError: UserFacingError, Equatable {
             return "\(location): no dataset \"\(name)\". Use a name from `scalpel datasets` or a dataset file."
         case let .datasetNeeded(location):
             return "\(location): mode \"mean\" needs `dataset:` to average over."
-        case let .means(location, reason):
+        case let .means(location, reason), let .circuit(location, reason):
             return "\(location): \(reason)"
         case let .badValue(location, value, expected):
             return "\(location): \"\(value)\" is not valid; expected \(expected)."

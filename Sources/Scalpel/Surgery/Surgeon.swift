@@ -48,6 +48,11 @@ public enum Surgeon {
                         throw PlanError.neuronOutOfRange(location: edit.location, entry: unit.description, neurons: neurons)
                     }
                 }
+            case let .circuit(circuit):
+                // Against the base here; against the graph built so far when the edit is applied.
+                do { try CircuitMeans.validate(circuit, model: base, lengths: []) } catch let error as CircuitError {
+                    throw PlanError.circuit(location: edit.location, reason: error.message)
+                }
             }
             let longest = base.config.nPositions
             if let position = edit.positions?.first(where: { $0 >= longest || $0 < -longest }) {
@@ -101,6 +106,7 @@ public enum Surgeon {
     }
 
     static func apply(_ edit: Edit, to model: Model, baseName: String, meanPrompts: MeanPrompts) throws -> Model {
+        if case let .circuit(circuit) = edit.target { return try applyCircuit(circuit, edit: edit, to: model, meanPrompts: meanPrompts) }
         var model = model
         // Blocks of the new graph that came from each base layer (a layer may appear more than once).
         func blocks(fromLayer layer: Int, needing half: String) throws -> [Int] {
@@ -149,6 +155,7 @@ public enum Surgeon {
             for (target, ablation) in zip(targets, ablations) {
                 model.blocks[target.block].attention!.headAblations[target.head] = ablation
             }
+        case .circuit: break  // applyCircuit
         case let .ablateNeurons(units):
             var targets: [(block: Int, neuron: Int)] = []
             for unit in units { targets += try blocks(fromLayer: unit.layer, needing: "mlp").map { ($0, unit.index) } }
@@ -162,6 +169,24 @@ public enum Surgeon {
             }
         }
         return model
+    }
+
+    /// A circuit's mean ablation, built in: the same means (`CircuitMeans`, over the edit's dataset on
+    /// the graph built so far) and the same ablations as `scalpel circuit --save-model` writes.
+    static func applyCircuit(_ circuit: Circuit, edit: Edit, to model: Model, meanPrompts: MeanPrompts) throws -> Model {
+        do {
+            try CircuitMeans.validate(circuit, model: model, lengths: [])
+            let prompts = try meanPrompts(edit, model)
+            // Per-position means fit one prompt length: the circuit's positions must exist in it.
+            let lengths = Set(prompts.map(\.count))
+            if edit.means == .perPosition, lengths.count == 1 { try CircuitMeans.validate(circuit, model: model, lengths: Array(lengths)) }
+            let means = try MeanActivations.compute(model: model, prompts: prompts, hooks: CircuitMeans.hooks(of: model))
+            return try CircuitMeans(model: model, means: means, kind: edit.means).bake(circuit, into: model)
+        } catch let error as CircuitError {
+            throw PlanError.circuit(location: edit.location, reason: error.message)
+        } catch let error as MeanActivationsError {
+            throw PlanError.means(location: edit.location, reason: error.message)
+        }
     }
 
     /// The hooks an edit's means are needed at: `hook_z` of every attention block (keep_heads may
