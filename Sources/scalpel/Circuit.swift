@@ -94,12 +94,15 @@ struct CircuitCommand: ParsableCommand {
                 try ModelArchive.write(try scorer.ablatedModel(circuitValue), plan: plan, to: target, commandLine: CommandLine.arguments.joined(separator: " "))
             }
         }
-        let part = sharding.value.map { PartPrint(shard: $0, total: 1 + baselines, block: scorer.circuitsPerBatch) }
+        if let shard = sharding.value {
+            let held = shard.indices(of: 1 + baselines, block: scorer.circuitsPerBatch)
+            let own = held.first == 0 ? "the circuit's score and " : "not the circuit's own score (shard 1 has it) but "
+            sharding.notePartial(share: own + "\(held.count - (held.first == 0 ? 1 : 0)) of \(baselines) baselines", output: output)
+        }
         switch format {
-        case .json: try Output.json(CircuitJSON(result, controls: controlResults, shard: part?.shard))
-        case .csv: try RecordList(records: CircuitRecord.rows(result, controls: controlResults).filter { $0.score.isFinite || part == nil }).print(.csv)
+        case .json: try Output.json(CircuitJSON(result, controls: controlResults, shard: sharding.value))
+        case .csv: try RecordList(records: CircuitRecord.rows(result, controls: controlResults).filter { $0.score.isFinite || sharding.value == nil }).print(.csv)
         case .table:
-            if let part { print(part.note) }
             printTable(result, items: contrast.items.count, controls: controlResults)
         }
         for path in [output, plot, saveModel].compactMap({ $0 }) { FileHandle.standardError.write(Data("wrote \(path)\n".utf8)) }
@@ -158,7 +161,7 @@ struct CircuitJSON: Encodable {
     let score: Double, full: Double, fraction: Double
     let baselines: Baselines?
     let controls: [Control]
-    /// `K/N` for one shard's part (its own scores only, the others null); nil for a whole run.
+    /// `K/N` for one shard's part (its own scores only, the others null); absent for a whole run, as in every sweep's JSON.
     let shard: String?
 
     init(_ result: CircuitResult, controls: [CircuitResult], shard: Shard? = nil) {
@@ -178,7 +181,7 @@ struct CircuitJSON: Encodable {
         try c.encode(fraction, forKey: .fraction)
         if let baselines { try c.encode(baselines, forKey: .baselines) } else { try c.encodeNil(forKey: .baselines) }
         try c.encode(controls, forKey: .controls)
-        try c.encode(shard, forKey: .shard)
+        try c.encodeIfPresent(shard, forKey: .shard)
     }
 
     enum CodingKeys: String, CodingKey { case circuit, mlps, name, size, dataset, meansDataset, means, metric, score, full, fraction, baselines, controls, shard }
@@ -209,17 +212,5 @@ struct CircuitRecord: Record {
         }
         rows += controls.map { CircuitRecord(role: "control", index: nil, circuit: $0.circuit, result: $0, seed: nil, score: $0.score) }
         return rows
-    }
-}
-
-/// What a sharded run's printout says first: it is one part, which scored circuits it holds.
-struct PartPrint {
-    let shard: Shard, total: Int, block: Int
-
-    var note: String {
-        let held = shard.indices(of: total, block: block)
-        let circuit = held.first == 0 ? "the circuit and " : "not the circuit's own score (shard 1 has it), "
-        return "partial: shard \(shard) of a sharded run holds \(circuit)\(held.count - (held.first == 0 ? 1 : 0)) of \(total - 1) baselines; "
-            + "merge every part with `scalpel merge` for the whole result."
     }
 }

@@ -182,10 +182,8 @@ struct Heads: ParsableCommand {
                                                               legend: "score (share of attention)").utf8))
                 }
             }
-            let note = sharding.value.map {
-                "partial result: shard \($0) of a sharded run, \(scores.prompts.count) of the \(tokens.count) prompts; merge every part with scalpel merge for the whole run's scores."
-            }
-            try HeadsOutput.detection(grids, detection: detection, model: model, prompts: scores.prompts.count, format: format, top: top ?? 10, partial: note)
+            sharding.notePartial(share: "\(scores.prompts.count) of \(tokens.count) prompts", output: output)
+            try HeadsOutput.detection(grids, detection: detection, model: model, prompts: scores.prompts.count, format: format, top: top ?? 10)
         case .copyScores:
             let answers = try items.enumerated().map { index, item -> Int in
                 guard let answer = item.answer else { throw HeadsError.missingAnswer(item: index) }
@@ -211,10 +209,8 @@ struct Heads: ParsableCommand {
                                                               legend: "share of \(result.positions) positions in the top \(result.k)").utf8))
                 }
             }
-            let note = sharding.value.map {
-                "partial result: shard \($0) of a sharded run, layers \(layers!.map(String.init).joined(separator: ", ")) of \(model.blocks.count) (the others are blank); merge every part with scalpel merge for every head's scores."
-            }
-            try HeadsOutput.copyScores(result, model: model, format: format, top: top ?? 10, partial: note)
+            sharding.notePartial(share: "layers \(layers?.map(String.init).joined(separator: ", ") ?? "") of \(model.blocks.count) (the other layers' heads are blank)", output: output)
+            try HeadsOutput.copyScores(result, model: model, format: format, top: top ?? 10)
         case let .writing(head):
             try head.check(in: model)
             let result = try WritingScatter(head: head).run(model, prompts: tokens, firstScored: firstScored)

@@ -102,9 +102,7 @@ enum HeadsOutput {
         }
     }
 
-    static func detection(_ grids: [HeadGrid], detection: HeadDetection, model: Model, prompts: Int, format: OutputFormat, top: Int,
-                          partial: String? = nil) throws {
-        if let partial, format != .table { FileHandle.standardError.write(Data((partial + "\n").utf8)) }
+    static func detection(_ grids: [HeadGrid], detection: HeadDetection, model: Model, prompts: Int, format: OutputFormat, top: Int) throws {
         let names = detection.detectors.map(\.rawValue)
         switch format {
         case .json where grids.count == 1:
@@ -123,7 +121,6 @@ enum HeadsOutput {
                 } }
             }
         case .table:
-            if let partial { print(partial) }
             var exclusions = ""
             if detection.excludeBOS { exclusions += ", BOS excluded" }
             if detection.excludeCurrentToken { exclusions += ", current token excluded" }
@@ -152,8 +149,7 @@ enum HeadsOutput {
         enum CodingKeys: String, CodingKey { case model, dims, copy, next, positions, sign, k, tables; case nonFinite = "non_finite" }
     }
 
-    static func copyScores(_ result: CopyScores.Result, model: Model, format: OutputFormat, top: Int, partial: String? = nil) throws {
-        if let partial, format != .table { FileHandle.standardError.write(Data((partial + "\n").utf8)) }
+    static func copyScores(_ result: CopyScores.Result, model: Model, format: OutputFormat, top: Int) throws {
         let tables = result.tables.sorted { $0.key < $1.key }.map { head, rows in
             CopyJSON.Table(head: head.description, rows: zip(result.rows, rows).map { row, ids in
                 CopyJSON.TableRow(prompt: row.prompt, pos: row.pos, token: model.tokenText(row.token), top: ids.map(model.tokenText),
@@ -172,7 +168,6 @@ enum HeadsOutput {
                 print("\(layer),\(head),\(result.copy.values[i].map { "\($0)" } ?? ""),\(result.next.values[i].map { "\($0)" } ?? ""),\(result.positions)")
             } }
         case .table:
-            if let partial { print(partial) }
             print("OV copy scores (sign \(Int(result.sign))): share of \(result.positions) positions whose own token is in the top \(result.k)")
             gridTable(result.copy)
             print("next scores: share whose following token (the answer at the last position) is in the top \(result.k)")

@@ -183,7 +183,7 @@ def test_heads_partial_files_read_alone_and_say_so(tmp_path):
     result = subprocess.run([SCALPEL, "heads", "--detect", "induction,previous-token", "--prompts", repeated_prompts(tmp_path),
                              "--shard", "2/3", "-o", str(part)], capture_output=True, text=True)
     assert result.returncode == 0, result.stderr
-    assert "partial result: shard 2/3" in result.stdout and "16 of the 40 prompts" in result.stdout
+    assert "shard 2/3 of a sharded run" in result.stderr and "16 of 40 prompts" in result.stderr
     with h5py.File(part, "r") as f:
         assert f.attrs["format"] == "scalpel-partial" and f.attrs["final_format"] == "scalpel-heads"
         assert f.attrs["partial_kind"] == "heads" and f.attrs["shard"] == "2/3"
@@ -195,7 +195,7 @@ def test_heads_partial_files_read_alone_and_say_so(tmp_path):
     result = subprocess.run([SCALPEL, "heads", "--copy-scores", "--dataset", "digits", "--shard", "2/4", "-o", str(part)],
                             capture_output=True, text=True)
     assert result.returncode == 0, result.stderr
-    assert "partial result: shard 2/4 of a sharded run, layers 1, 5 of 6" in result.stdout
+    assert "shard 2/4 of a sharded run" in result.stderr and "layers 1, 5 of 6" in result.stderr
     with h5py.File(part, "r") as f:
         assert f.attrs["partial_kind"] == "heads" and list(f["shard/indices"][...]) == [1, 5]
         copy = f["heads/copy"][...]
@@ -213,7 +213,7 @@ def test_circuit_partial_file_reads_alone(tmp_path):
                              "--shard", "2/3", "-o", str(part)], capture_output=True, text=True)
     assert result.returncode == 0, result.stderr
     # The printed table says it is one part and what it holds.
-    assert "partial: shard 2/3" in result.stdout and "6 of 20 baselines" in result.stdout, result.stdout
+    assert "shard 2/3 of a sharded run" in result.stderr and "6 of 20 baselines" in result.stderr, result.stderr
     with h5py.File(part, "r") as f:
         assert f.attrs["format"] == "scalpel-partial" and f.attrs["final_format"] == "scalpel-circuit"
         assert f.attrs["partial_kind"] == "circuit" and f.attrs["shard"] == "2/3"
