@@ -60,13 +60,13 @@ struct Heads: ParsableCommand {
     @Flag(help: "Overwrite existing output files.") var force = false
     @OptionGroup var sharding: ShardOption
 
-    enum Analysis { case pattern([HeadID]), detect([HeadDetector]), copyScores, writing(HeadIndex) }
+    enum Analysis { case pattern([HeadIndex]), detect([HeadDetector]), copyScores, writing(HeadIndex) }
 
     func analysis() throws -> Analysis {
         let chosen = [pattern != nil, detect != nil, copyScores, writing != nil].filter { $0 }.count
         guard chosen == 1 else { throw ValidationError("give one analysis: --pattern HEADS, --detect KIND, --copy-scores or --writing L.H.") }
         if let pattern {
-            do { return .pattern(try HeadID.list(pattern)) } catch let error as AttentionPatternError { throw ValidationError(error.message) }
+            do { return .pattern(try HeadIndex.list(pattern)) } catch let error as AttentionPatternError { throw ValidationError(error.message) }
         }
         if let detect {
             do { return .detect(try HeadDetection.parse(detect)) } catch let error as HeadsError { throw ValidationError(error.message) }

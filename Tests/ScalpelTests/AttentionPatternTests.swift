@@ -14,8 +14,8 @@ final class AttentionPatternTests: XCTestCase {
     func testShapesLabelsAndValuesAreTheCapturedPatterns() throws {
         let model = try model()
         let prompt = try model.encode(prompt: "1 2 3 4 5")
-        let heads = try HeadID.list("5.1, 0.3")
-        XCTAssertEqual(heads, [HeadID(layer: 5, head: 1), HeadID(layer: 0, head: 3)])
+        let heads = try HeadIndex.list("5.1, 0.3")
+        XCTAssertEqual(heads, [HeadIndex(layer: 5, head: 1), HeadIndex(layer: 0, head: 3)])
         let patterns = try AttentionPatterns.collect(model, prompts: [prompt], heads: heads)
         let n = prompt.count
         XCTAssertEqual(patterns.shape, [2, n, n])
@@ -45,7 +45,7 @@ final class AttentionPatternTests: XCTestCase {
     func testADatasetIsAveragedPositionByPositionAndNeedsOneLength() throws {
         let model = try model()
         let prompts = try ["1 2 3 4", "5 6 7 8", "2 4 6 8"].map { try model.encode(prompt: $0) }
-        let heads = [HeadID(layer: 2, head: 0)]
+        let heads = [HeadIndex(layer: 2, head: 0)]
         let patterns = try AttentionPatterns.collect(model, prompts: prompts, heads: heads, batchSize: 2)
         XCTAssertEqual(patterns.promptCount, 3)
         XCTAssertEqual(patterns.perPrompt.count, 3 * patterns.values.count)
@@ -67,16 +67,16 @@ final class AttentionPatternTests: XCTestCase {
     func testHeadListsAreCheckedAgainstTheModel() throws {
         let model = try model()
         for text in ["", "9", "9.", ".1", "1.2.3", "a.b", "1.-1", "1,2", "9.1,", " ", "٣.1", "99999999999999999999.1"] {
-            XCTAssertThrowsError(try HeadID.list(text), text) { XCTAssertTrue($0 is AttentionPatternError, text) }
+            XCTAssertThrowsError(try HeadIndex.list(text), text) { XCTAssertTrue($0 is AttentionPatternError, text) }
         }
-        XCTAssertThrowsError(try HeadID.list("1.1,1.1")) { XCTAssertEqual($0 as? AttentionPatternError, .repeatedHead("1.1")) }
-        XCTAssertThrowsError(try AttentionPatterns.validate([HeadID(layer: 6, head: 1)], in: model)) {
+        XCTAssertThrowsError(try HeadIndex.list("1.1,1.1")) { XCTAssertEqual($0 as? AttentionPatternError, .repeatedHead("1.1")) }
+        XCTAssertThrowsError(try AttentionPatterns.validate([HeadIndex(layer: 6, head: 1)], in: model)) {
             XCTAssertEqual($0 as? AttentionPatternError, .layerOutOfRange(head: "6.1", blocks: 6))
         }
-        XCTAssertThrowsError(try AttentionPatterns.validate([HeadID(layer: 0, head: 4)], in: model)) {
+        XCTAssertThrowsError(try AttentionPatterns.validate([HeadIndex(layer: 0, head: 4)], in: model)) {
             XCTAssertEqual($0 as? AttentionPatternError, .headOutOfRange(head: "0.4", heads: 4))
         }
-        XCTAssertNoThrow(try AttentionPatterns.validate([HeadID(layer: 5, head: 3)], in: model))
+        XCTAssertNoThrow(try AttentionPatterns.validate([HeadIndex(layer: 5, head: 3)], in: model))
         XCTAssertThrowsError(try AttentionPatterns.validate(prompts: [[1, 2], []])) { XCTAssertEqual($0 as? AttentionPatternError, .emptyPrompt(item: 2)) }
         XCTAssertThrowsError(try AttentionPatterns.validate(prompts: [])) { XCTAssertEqual($0 as? AttentionPatternError, .noPrompts) }
     }
@@ -89,7 +89,7 @@ final class AttentionPatternTests: XCTestCase {
         for _ in 0..<2 {
             for q in 0..<n { for k in 0..<n { values.append(k <= q ? 1 / Float(q + 1) : 0) } }
         }
-        return AttentionPatterns(heads: [HeadID(layer: 1, head: 2), HeadID(layer: 0, head: 0)], prompts: [Array(0..<n)],
+        return AttentionPatterns(heads: [HeadIndex(layer: 1, head: 2), HeadIndex(layer: 0, head: 0)], prompts: [Array(0..<n)],
                                  tokenStrings: tokens, values: values, perPrompt: values)
     }
 
@@ -125,7 +125,7 @@ final class AttentionPatternTests: XCTestCase {
     func testViewerNumbersEqualTheTracesPatterns() throws {
         let model = try model()
         let prompt = try model.encode(prompt: "January February March")
-        let heads = try HeadID.list("3.2,0.1,5.0")
+        let heads = try HeadIndex.list("3.2,0.1,5.0")
         let patterns = try AttentionPatterns.collect(model, prompts: [prompt], heads: heads)
         let html = AttentionViewer.html(patterns, destination: prompt.count - 1, title: "t", model: model.name)
         let data = try embeddedJSON(html)

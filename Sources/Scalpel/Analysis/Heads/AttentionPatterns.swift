@@ -1,28 +1,18 @@
 import Foundation
 
-/// One attention head, named as the study and TransformerLens name heads: `9.1` is head 1 of layer 9.
-public struct HeadID: Hashable, Sendable, CustomStringConvertible, Comparable {
-    public var layer: Int
-    public var head: Int
-
-    public init(layer: Int, head: Int) { self.layer = layer; self.head = head }
-
-    public var description: String { "\(layer).\(head)" }
-
-    public static func < (a: HeadID, b: HeadID) -> Bool { (a.layer, a.head) < (b.layer, b.head) }
-
-    /// A comma-separated list such as `9.1,6.1`, in the order given. Syntax only: ranges are checked
-    /// against a model by `AttentionPatterns.validate`. Repeated heads are refused.
-    public static func list(_ text: String) throws -> [HeadID] {
+extension HeadIndex {
+    /// A comma-separated list such as `9.1,6.1`, in the order given (`heads --pattern`). Syntax only:
+    /// ranges are checked against a model by `AttentionPatterns.validate`. Repeated heads are refused.
+    public static func list(_ text: String) throws -> [HeadIndex] {
         let parts = text.split(separator: ",", omittingEmptySubsequences: false).map { $0.trimmingCharacters(in: .whitespaces) }
-        var heads: [HeadID] = []
+        var heads: [HeadIndex] = []
         for part in parts {
             let numbers = part.split(separator: ".", omittingEmptySubsequences: false)
             guard numbers.count == 2, numbers.allSatisfy({ !$0.isEmpty && $0.allSatisfy(\.isASCII) && $0.allSatisfy(\.isNumber) }),
                   let layer = Int(numbers[0]), let head = Int(numbers[1]), layer <= 100_000, head <= 100_000 else {
                 throw AttentionPatternError.badHeadList(text, part: part)
             }
-            let id = HeadID(layer: layer, head: head)
+            let id = HeadIndex(layer: layer, head: head)
             guard !heads.contains(id) else { throw AttentionPatternError.repeatedHead(id.description) }
             heads.append(id)
         }
@@ -70,7 +60,7 @@ public enum AttentionPatternError: UserFacingError, Equatable {
 /// (position by position; token labels are the first item's). Each prompt's own patterns are kept
 /// too (`perPrompt`).
 public struct AttentionPatterns: Sendable {
-    public var heads: [HeadID]
+    public var heads: [HeadIndex]
     /// Token ids of every prompt (all the same length).
     public var prompts: [[Int]]
     /// The first prompt's token strings: the labels of the query and key axes.
@@ -122,7 +112,7 @@ public struct AttentionPatterns: Sendable {
     }
 
     /// Checks the heads against the model: the layer exists, has attention, and has the head.
-    public static func validate(_ heads: [HeadID], in model: Model) throws {
+    public static func validate(_ heads: [HeadIndex], in model: Model) throws {
         for id in heads {
             guard id.layer < model.blocks.count else { throw AttentionPatternError.layerOutOfRange(head: id.description, blocks: model.blocks.count) }
             guard let attention = model.blocks[id.layer].attention else { throw AttentionPatternError.noAttention(head: id.description) }
@@ -140,7 +130,7 @@ public struct AttentionPatterns: Sendable {
     }
 
     /// Runs the model on the prompts (`batchSize` at a time), capturing only the layers the heads need.
-    public static func collect(_ model: Model, prompts: [[Int]], heads: [HeadID], batchSize: Int = 16,
+    public static func collect(_ model: Model, prompts: [[Int]], heads: [HeadIndex], batchSize: Int = 16,
                                progress: ((Int) -> Void)? = nil) throws -> AttentionPatterns {
         try validate(heads, in: model)
         try validate(prompts: prompts)
