@@ -18,6 +18,8 @@ struct Classify: ParsableCommand {
         4. The candidate circuit: detectors, induction and unclassified heads keep all positions, movers \
         and successors [end]; suppressors are left out. 5. Scored by mean ablation (per-position means over \
         the dataset, as `scalpel circuit`) against --baselines random circuits of its size.
+        On a cluster, --shard K/N -o PART.h5 computes only part K of step 1; then \
+        --patch-result PART1.h5 … PARTN.h5 finishes, equal to one unsharded run (docs/cluster.md).
         """)
 
     @OptionGroup var modelOptions: ModelOptions
