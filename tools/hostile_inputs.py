@@ -1308,6 +1308,42 @@ def classify_cases(assets: Assets) -> tuple[list[Case], Fuzzer]:
         classify("report-same-as-page", ["--dataset", "d.yaml", "-o", "c.html"], ("c.html",), data=one),
         classify("ok-one-item", ["--dataset", "d.yaml", "--top-k", "4", "--baselines", "3"], ("error",), data=one,
                  exits=frozenset({0, 1}), timeout=120),
+        # --shard K/N: only the head patching; the finishing run's outputs are refused on a part.
+        classify("shard-with-finishing-outputs", ["--dataset", "d.yaml", "--shard", "1/2", "-o", "p.h5"], ("--circuit-out",), data=one),
+    ]
+
+    def runs(*specs: tuple[str, list[str]]):
+        """Writes d.yaml, then runs each (file, scalpel arguments without -o) with -o file."""
+        def setup(work: Path) -> None:
+            write(work / "d.yaml", one)
+            for name, args in specs:
+                subprocess.run([assets.binary, *args, "-o", name], cwd=work, check=True, capture_output=True)
+        return setup
+
+    def part(k, n, *extra):
+        return ["classify", "--dataset", "d.yaml", *extra, "--shard", f"{k}/{n}"]
+
+    def finish(name, parts, setup, mentions, extra=()):
+        return Case(cat, name, ["classify", "--dataset", "d.yaml", *extra, "--patch-result", *parts, "-o", "r.h5"], setup, mentions, timeout=120)
+
+    cases += [
+        Case(cat, "shard-zero", part(0, 2) + ["-o", "p.h5"], runs(), ("0/2", "K/N")),
+        Case(cat, "shard-k-above-n", part(3, 2) + ["-o", "p.h5"], runs(), ("3/2",)),
+        Case(cat, "shard-not-numbers", part("a", "b") + ["-o", "p.h5"], runs(), ("a/b",)),
+        Case(cat, "shard-without-output", part(1, 2), runs(), ("-o",)),
+        Case(cat, "shard-with-patch-result", part(1, 2) + ["-o", "p.h5", "--patch-result", "x.h5"], runs(), ("--patch-result",)),
+        finish("parts-missing", ["p1.h5"], runs(("p1.h5", part(1, 2))), ("missing shard 2/2",)),
+        finish("parts-repeated", ["p1.h5", "p2.h5", "p1.h5"], runs(("p1.h5", part(1, 2)), ("p2.h5", part(2, 2))), ("more than once",)),
+        finish("parts-other-run", ["p1.h5", "q2.h5"], runs(("p1.h5", part(1, 2)), ("q2.h5", part(2, 2, "--metric", "prob"))),
+               ("q2.h5",)),
+        finish("parts-other-n", ["p1.h5", "q2.h5"], runs(("p1.h5", part(1, 2)), ("q2.h5", part(2, 3))), ("number of shards",)),
+        finish("parts-and-whole-file", ["p1.h5", "z.h5"],
+               runs(("p1.h5", part(1, 2)), ("z.h5", ["patch", "--dataset", "d.yaml", "--target", "z"])), ("not a partial file", "z.h5")),
+        finish("parts-not-hdf5", ["p1.h5", "x.h5"], lambda w: (runs(("p1.h5", part(1, 2)))(w), write(w / "x.h5", "not hdf5")), ("x.h5",)),
+        finish("parts-of-a-trace", ["t1.h5"], runs(("t1.h5", ["trace", "--dataset", "months", "--hooks", "hook_embed", "--shard", "1/1"])),
+               ("not of a patching",)),
+        finish("parts-other-metric", ["p1.h5"], runs(("p1.h5", part(1, 1))), ("prob",), extra=("--metric", "prob")),
+        finish("parts-other-dataset", ["p1.h5"], runs(("p1.h5", ["classify", "--dataset", "digits", "--shard", "1/1"])), ("other prompts",)),
     ]
 
     def fuzz(rng: random.Random, n: int) -> Case:

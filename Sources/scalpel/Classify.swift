@@ -18,6 +18,8 @@ struct Classify: ParsableCommand {
         4. The candidate circuit: detectors, induction and unclassified heads keep all positions, movers \
         and successors [end]; suppressors are left out. 5. Scored by mean ablation (per-position means over \
         the dataset, as `scalpel circuit`) against --baselines random circuits of its size.
+        On a cluster, --shard K/N -o PART.h5 computes only part K of step 1; then \
+        --patch-result PART1.h5 … PARTN.h5 finishes, equal to one unsharded run (docs/cluster.md).
         """)
 
     @OptionGroup var modelOptions: ModelOptions
@@ -29,15 +31,25 @@ struct Classify: ParsableCommand {
     @Flag(name: .customLong("pooled-means"), help: "Score the circuit with one mean per head over every position instead of one per position.") var pooledMeans = false
     @Option(parsing: .unconditional, help: "Random circuits of the candidate's size to score as baselines.") var baselines = 20
     @Option(parsing: .unconditional, help: "Seed of the random baselines and of the detectors' random repeated tokens.") var seed: UInt64 = 0
-    @Option(name: .customLong("patch-result"), help: "Reuse this `scalpel patch --target z -o` result (possibly merged from shards) instead of patching again.") var patchResult: String?
+    @Option(name: .customLong("patch-result"), parsing: .upToNextOption,
+            help: "Reuse this `scalpel patch --target z -o` result instead of patching again, or every part of one sharded run (`classify --shard` or `patch --target z --shard`): --patch-result part1.h5 part2.h5 ….")
+    var patchResult: [String] = []
     @Option(help: "table or json.") var format: SummaryFormat = .table
     @Option(name: .shortAndLong, help: "Also write everything the report shows to this .h5 file.") var output: String?
     @Option(name: .customLong("circuit-out"), help: "Write the candidate circuit to this circuit file (.yaml).") var circuitOut: String?
     @Option(help: "Write a page with the table and the pictures to this .html file.") var html: String?
     @Option(help: "Also draw the baselines' histogram to this .svg file.") var plot: String?
     @Flag(help: "Overwrite existing output files.") var force = false
+    @OptionGroup var sharding: ShardOption
 
     func validate() throws {
+        try sharding.requireOutput(output)
+        if let shard = sharding.shard {
+            let finishing = [("--patch-result", !patchResult.isEmpty), ("--circuit-out", circuitOut != nil), ("--html", html != nil), ("--plot", plot != nil)]
+            if let (flag, _) = finishing.first(where: { $0.1 }) {
+                throw ValidationError("--shard \(shard) computes only part of classify's head patching (written to -o); \(flag) belongs to the run that finishes it: scalpel classify … --patch-result PART1.h5 … PARTN.h5 \(flag) ….")
+            }
+        }
         if threshold != nil && topK != nil { throw ValidationError("give --threshold X or --top-k K, not both.") }
         if let threshold, !(threshold.isFinite && threshold >= 0 && threshold <= 1_000) {
             throw ValidationError("--threshold must be a number from 0 to 1000 (a |normalised effect|, 1 = clean restored; got \(threshold)).")
@@ -48,23 +60,30 @@ struct Classify: ParsableCommand {
 
     var selection: HeadClassifier.Selection { threshold.map { .threshold($0) } ?? .topK(topK ?? 10) }
 
-    func run() throws {
-        let targets = try OutputTarget.files([circuitOut, html, plot, output], overwrite: force)
-        let (model, plan) = try modelOptions.loadWithPlan()
-        let family = try DatasetFiles.resolve(dataset)
-        let items = try ContrastItems(dataset: family, model: model, prependBOS: bos.prependBOS)
+    var classifier: HeadClassifier {
         var classifier = HeadClassifier(selection: selection)
         classifier.metric = metric
         classifier.meanKind = pooledMeans ? .pooled : .perPosition
         classifier.baselines = baselines
         classifier.seed = seed
         classifier.detectorSeed = seed
-        let reused = try patchResult.map { path -> PatchResult in
-            let stored = try PatchFile.read(path)
+        return classifier
+    }
+
+    func run() throws {
+        if let shard = sharding.value, let output { return try runPart(shard, output: output) }
+        let targets = try OutputTarget.files([circuitOut, html, plot, output], overwrite: force)
+        let (model, plan) = try modelOptions.loadWithPlan()
+        let family = try DatasetFiles.resolve(dataset)
+        let items = try ContrastItems(dataset: family, model: model, prependBOS: bos.prependBOS)
+        let classifier = self.classifier
+        // One patch file, or the parts of a sharded run assembled in memory (their exact values).
+        let reused = try patchResult.isEmpty ? nil : { () -> PatchResult in
+            let stored = try PatchFile.read(patchResult)
             let sha = try provenanceAttributes(model: model, plan: nil)["model_sha256"]
-            try classifier.checkReusable(stored, model: model, items: items, modelSHA256: sha, path: path)
+            try classifier.checkReusable(stored, model: model, items: items, modelSHA256: sha, path: patchResult.joined(separator: ", "))
             return stored.result
-        }
+        }()
         let progress = ProgressBar(total: model.blocks.count, label: "classify")
         // One bar whose total follows the step: layers patched, then circuits scored.
         let result = try classifier.run(model, items: items, prependBOS: bos.prependBOS, patch: reused) { _, done, total in
@@ -91,5 +110,23 @@ struct Classify: ParsableCommand {
         case .table: ClassifyTable.print(result, items: items.items.count, circuitFile: circuitOut)
         }
         for path in [circuitOut, html, plot, output].compactMap({ $0 }) { FileHandle.standardError.write(Data("wrote \(path)\n".utf8)) }
+    }
+
+    /// `--shard K/N`: step 1's part K of N (the units of `patch --target z --shard K/N`), written as a
+    /// patch partial file; the run given every part with --patch-result finishes the pipeline.
+    func runPart(_ shard: Shard, output: String) throws {
+        let target = try OutputTarget(output, overwrite: force)
+        let (model, plan) = try modelOptions.loadWithPlan()
+        let family = try DatasetFiles.resolve(dataset)
+        let items = try ContrastItems(dataset: family, model: model, prependBOS: bos.prependBOS)
+        let progress = ProgressBar(total: model.blocks.count, label: "classify \(shard)")
+        let result = try classifier.patchHeads(model, items: items, shard: shard) { done, total in progress.update(done, of: total) }
+        progress.finish()
+        try PatchFile.write(result, prompts: PromptsGroup(items: family.items, tokens: items.items.map(\.clean), tokenText: model.tokenText),
+                            corruptedTokens: items.items.map(\.corrupted), to: target,
+                            attributes: try provenanceAttributes(model: model, plan: plan), shard: sharding.run())
+        let heads = result.raw.compactMap { $0 }.count
+        FileHandle.standardError.write(Data(("wrote \(output): part \(shard) of classify's head patching (\(heads) of \(result.raw.count) heads); "
+            + "when all \(shard.count) parts are written, finish with: scalpel \(ShardedRun.parameters(CommandLine.arguments)) --patch-result PART1.h5 … PART\(shard.count).h5\n").utf8))
     }
 }

@@ -192,9 +192,13 @@ final class ClassifyCommandTests: CLITestCase {
         }
         XCTAssertEqual(try summary(reused.stdout), try summary(fresh.stdout))
 
+        // One part alone is not a whole patching; both parts are, and give the unmerged run's classification.
         let partial = try scalpel(["classify", "--model", modelPath, "--dataset", d, "--patch-result", "p1.h5"])
         XCTAssertEqual(partial.status, 1)
-        XCTAssertTrue(partial.stderr.contains("partial") && partial.stderr.contains("merge"), partial.stderr)
+        XCTAssertTrue(partial.stderr.contains("missing shard 2/2"), partial.stderr)
+        let parts = try scalpel(["classify", "--model", modelPath, "--dataset", d, "--threshold", "0.2", "--format", "json", "--patch-result", "p2.h5", "p1.h5"])
+        XCTAssertEqual(parts.status, 0, parts.stderr)
+        XCTAssertEqual(parts.stdout, fresh.stdout, "the parts' exact values give the unsharded run's JSON")
         let otherModel = try scalpel(["classify", "--dataset", "digits", "--patch-result", "z.h5"])
         XCTAssertEqual(otherModel.status, 1)
         XCTAssertTrue(otherModel.stderr.contains("another model"), otherModel.stderr)

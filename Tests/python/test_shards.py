@@ -1,8 +1,8 @@
 """Sharded sweeps (DESIGN.md "Sweeps across machines"), run the way a job array runs them:
 tools/run_shards.py launches N shards as N processes, merges their partial files and compares the
 merged file's contents (every dataset's values, dtype and shape, every attribute) with the
-unsharded run's, for patch, trace, lens, attribute (neurons; and several groupings in one run) and
-paths with N = 1, 2, 3 and 7; one shard interrupted while it writes leaves nothing, merging without
+unsharded run's, for patch, trace, lens, attribute (neurons; and several groupings in one run),
+paths, heads and classify (finished by `classify --patch-result PARTS…`) with N = 1, 2, 3 and 7; one shard interrupted while it writes leaves nothing, merging without
 it fails, and rerunning it completes the merge.
 
 Runs the debug binary (`swift build --product scalpel` first) on the bundled model.
@@ -63,6 +63,8 @@ SWEEPS = {
     # 21 scored circuits (the circuit + 20 baselines) in packed batches of 3: 7 units.
     "circuit": lambda tmp: ["circuit", circuit_file(tmp), "--dataset", "digits", "--baselines", "20", "--batch-size", "3",
                             "--controls", "months"],
+    # Finished by `classify --patch-result PARTS…` (tools/run_shards.py), not by merge; its JSON is compared too.
+    "classify": lambda tmp: ["classify", "--dataset", "digits", "--baselines", "2", "--format", "json"],
 }
 
 
@@ -98,7 +100,7 @@ def test_several_attribution_groupings_merged_equal_unsharded(tmp_path):
                              "--layers", "1,5", "--mid"])
 
 
-@pytest.mark.parametrize("sweep", ["patch", "trace", "attribute", "paths", "heads-detect", "heads-copy", "circuit"])
+@pytest.mark.parametrize("sweep", ["patch", "trace", "attribute", "paths", "heads-detect", "heads-copy", "circuit", "classify"])
 def test_interrupted_shard_leaves_nothing_and_reruns(tmp_path, sweep):
     out = run_shards(tmp_path, 3, SWEEPS[sweep](tmp_path), kill=2)
     assert "interrupted while writing: exit 1, nothing left" in out
@@ -245,3 +247,43 @@ def test_paths_size_hint(tmp_path):
                             capture_output=True, text=True, env=dict(os.environ, SCALPEL_SHARD_HINT_ABOVE="5"))
     assert result.returncode == 0, result.stderr
     assert "path points" in result.stderr and "--shard 1/" in result.stderr and "scalpel merge" in result.stderr
+
+
+def test_classify_parts_say_how_to_finish_and_bad_parts_are_refused(tmp_path):
+    import h5py
+    base = ["classify", "--dataset", "digits", "--baselines", "2"]
+    def part(name, k, n, *extra):
+        result = subprocess.run([SCALPEL, *base, *extra, "--shard", f"{k}/{n}", "-o", str(tmp_path / name)], capture_output=True, text=True)
+        assert result.returncode == 0, result.stderr
+        return result, str(tmp_path / name)
+    first, p1 = part("p1.h5", 1, 3)
+    assert first.stdout == ""
+    assert "part 1/3 of classify's head patching" in first.stderr and "--patch-result PART1.h5" in first.stderr, first.stderr
+    with h5py.File(p1, "r") as f:
+        assert f.attrs["format"] == "scalpel-partial" and f.attrs["final_format"] == "scalpel-patch"
+        assert f.attrs["run_parameters"] == "classify --dataset digits --baselines 2"
+    _, p2 = part("p2.h5", 2, 3)
+    _, p3 = part("p3.h5", 3, 3)
+    _, foreign = part("q2.h5", 2, 3, "--metric", "prob")
+    patch2 = str(tmp_path / "z2.h5")
+    subprocess.run([SCALPEL, "patch", "--dataset", "digits", "--target", "z", "--shard", "2/3", "-o", patch2], check=True, capture_output=True)
+    out = tmp_path / "out.h5"
+    cases = [([p1, p3], ("missing shard 2/3",)), ([p1, p2, p3, p2], ("given more than once", p2)),
+             ([p1, foreign, p3], (foreign, "run parameters")), ([p1, patch2, p3], (patch2, "run parameters")),
+             ([p1, str(tmp_path / "none.h5"), p3], ("none.h5",))]
+    for parts, mentions in cases:
+        result = subprocess.run([SCALPEL, *base, "--patch-result", *parts, "-o", str(out)], capture_output=True, text=True)
+        assert result.returncode == 1, result.stderr
+        assert all(m in result.stderr for m in mentions), (mentions, result.stderr)
+        assert not out.exists()
+    # merge makes the patch file of the parts; classify reuses it (its float32 values).
+    merged = tmp_path / "merged.h5"
+    assert subprocess.run([SCALPEL, "merge", p1, p2, p3, "-o", str(merged)], capture_output=True).returncode == 0
+    with h5py.File(merged, "r") as f:
+        assert f.attrs["format"] == "scalpel-patch" and f["patch"].attrs["target"] == "z"
+    reused = subprocess.run([SCALPEL, *base, "--patch-result", str(merged)], capture_output=True, text=True)
+    assert reused.returncode == 0, reused.stderr
+    for finishing in (["--html", "x.html"], ["--circuit-out", "x.yaml"], ["--patch-result", p1]):
+        refused = subprocess.run([SCALPEL, *base, "--shard", "1/2", "-o", str(out), *finishing], capture_output=True, text=True)
+        assert refused.returncode == 1 and finishing[0] in refused.stderr, refused.stderr
+        assert not out.exists()

@@ -12,6 +12,16 @@ extension PatchFile {
         public var modelSHA256: String?
     }
 
+    /// One complete patch file (`read(_:)`), or every partial file of one sharded patching run
+    /// (`scalpel classify --shard` or `scalpel patch --shard`), checked as `scalpel merge` checks them
+    /// and assembled in memory with their exact raw metrics (`ShardMerge.patchResult`).
+    public static func read(_ paths: [String]) throws -> Stored {
+        if paths.count == 1 {
+            do { return try read(paths[0]) } catch PatchFileError.partial { return try ShardMerge.patchResult(paths) }
+        }
+        return try ShardMerge.patchResult(paths)
+    }
+
     /// Reads a patch file. Raw metrics come back as the file stores them (float32); a cell the
     /// file leaves empty (NaN: no such unit) is nil. A shard's partial file is refused: merge first.
     public static func read(_ path: String) throws -> Stored {
@@ -71,7 +81,7 @@ public enum PatchFileError: UserFacingError, Equatable {
     public var message: String {
         switch self {
         case let .partial(path):
-            return "\(path) is one shard's partial file. Merge every shard first: scalpel merge PARTS… -o FILE.h5, then give FILE.h5."
+            return "\(path) is one shard's partial file. Merge every shard first: scalpel merge PARTS… -o FILE.h5, then give FILE.h5 (scalpel classify takes the parts themselves: --patch-result PARTS…)."
         case let .notAPatchFile(path, format):
             return "\(path) is not a patching result (its format is \"\(format)\"). Give a file written by `scalpel patch --target z -o FILE.h5`."
         case let .damaged(path, what):

@@ -183,9 +183,30 @@ public enum ShardMerge {
     /// its `command_line` is the unsharded command with `-o` naming `output`. Returns the parts' kind.
     @discardableResult
     public static func merge(_ paths: [String], to target: OutputTarget, output: String) throws -> PartialFile.Kind {
+        let ordered = try openRun(paths)
+        defer { ordered.forEach { $0.close() } }
+        let first = ordered[0]
+        var attributes = first.attributes
+        if let line = attributes["command_line"] { attributes["command_line"] = ShardedRun.unsharded(line, output: output) }
+        switch first.kind {
+        case .patch: try mergePatch(ordered, attributes: attributes, to: target)
+        case .trace: try mergeTrace(ordered, attributes: attributes, to: target)
+        case .lens: try mergeLens(ordered, attributes: attributes, to: target)
+        case .attribution: try mergeAttribution(ordered, attributes: attributes, to: target)
+        case .paths: try mergePaths(ordered, attributes: attributes, to: target)
+        case .heads: try mergeHeads(ordered, attributes: attributes, to: target)
+        case .circuit: try mergeCircuit(ordered, attributes: attributes, to: target)
+        }
+        return first.kind
+    }
+
+    /// Opens `paths` and checks that they are every part of one run, once (same kind, final format,
+    /// run parameters, model, plan, N and size): the parts in shard order, open (the caller closes them).
+    static func openRun(_ paths: [String]) throws -> [PartialFile.Part] {
         guard !paths.isEmpty else { throw ShardError.noParts }
         var parts: [PartialFile.Part] = []
-        defer { parts.forEach { $0.close() } }
+        var checked = false
+        defer { if !checked { parts.forEach { $0.close() } } }
         for path in paths { parts.append(try PartialFile.Part.open(path)) }
         let first = parts[0]
         for part in parts.dropFirst() {
@@ -214,22 +235,30 @@ public enum ShardMerge {
         guard missing.isEmpty else {
             throw ShardError.missing(shards: missing.map { "\($0)/\(n)" }, count: n, have: byIndex.keys.sorted().map { "\($0)/\(n)" })
         }
-        let ordered = (1...n).map { byIndex[$0]! }
-        var attributes = first.attributes
-        if let line = attributes["command_line"] { attributes["command_line"] = ShardedRun.unsharded(line, output: output) }
-        switch first.kind {
-        case .patch: try mergePatch(ordered, attributes: attributes, to: target)
-        case .trace: try mergeTrace(ordered, attributes: attributes, to: target)
-        case .lens: try mergeLens(ordered, attributes: attributes, to: target)
-        case .attribution: try mergeAttribution(ordered, attributes: attributes, to: target)
-        case .paths: try mergePaths(ordered, attributes: attributes, to: target)
-        case .heads: try mergeHeads(ordered, attributes: attributes, to: target)
-        case .circuit: try mergeCircuit(ordered, attributes: attributes, to: target)
-        }
-        return first.kind
+        checked = true
+        return (1...n).map { byIndex[$0]! }
     }
 
     static func mergePatch(_ parts: [PartialFile.Part], attributes: [String: String], to target: OutputTarget) throws {
+        let (result, first) = try patchResult(parts)
+        try PatchFile.write(result, prompts: first.prompts.group, corruptedTokens: first.corruptedTokens, to: target, attributes: attributes)
+    }
+
+    /// The parts of one sharded patching run (`scalpel patch --shard`, or `scalpel classify --shard`,
+    /// whose parts are its head patching), checked as `merge` checks them and assembled in memory:
+    /// the result one unsharded run computes, its raw metrics the exact doubles (a patch file stores
+    /// float32). For `scalpel classify --patch-result PARTS…`.
+    public static func patchResult(_ paths: [String]) throws -> PatchFile.Stored {
+        let parts = try openRun(paths)
+        defer { parts.forEach { $0.close() } }
+        guard parts[0].kind == .patch else { throw ShardError.notPatching(path: parts[0].path, kind: parts[0].kind.rawValue) }
+        let (result, payload) = try patchResult(parts)
+        return PatchFile.Stored(result: result, tokens: payload.prompts.tokens, corruptedTokens: payload.corruptedTokens,
+                                modelSHA256: parts[0].attributes["model_sha256"])
+    }
+
+    /// The whole grid from checked parts, and the first part's payload (prompts, tokens).
+    static func patchResult(_ parts: [PartialFile.Part]) throws -> (PatchResult, PatchPayload) {
         let payloads = try parts.map { try $0.decode(PatchPayload.self) }
         let first = payloads[0], total = parts[0].total
         var raw = [Double?](repeating: nil, count: total)
@@ -248,7 +277,7 @@ public enum ShardMerge {
         let result = PatchResult(target: first.target, direction: direction, metric: metric, dims: first.dims, shape: first.shape,
                                  raw: raw, clean: Double(bitPattern: first.clean), corrupted: Double(bitPattern: first.corrupted),
                                  labels: Array(repeating: "", count: total), axisLabels: first.axisLabels)
-        try PatchFile.write(result, prompts: first.prompts.group, corruptedTokens: first.corruptedTokens, to: target, attributes: attributes)
+        return (result, first)
     }
 
     /// For each prompt of the whole run, the part holding it and its place there.

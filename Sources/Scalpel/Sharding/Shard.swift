@@ -57,6 +57,7 @@ public enum ShardError: UserFacingError, Equatable {
     case missing(shards: [String], count: Int, have: [String])
     case noParts
     case inconsistent(path: String, reason: String)
+    case notPatching(path: String, kind: String)
 
     public var message: String {
         switch self {
@@ -74,6 +75,8 @@ public enum ShardError: UserFacingError, Equatable {
             return "give the partial files to merge, e.g. scalpel merge out.part*.h5 -o out.h5."
         case let .inconsistent(path, reason):
             return "\(path) is not a complete partial file: \(reason). Rerun that shard."
+        case let .notPatching(path, kind):
+            return "\(path) is a part of a sharded \(kind) run, not of a patching: give the parts written by `scalpel classify --shard K/N` (or `scalpel patch --target z --shard K/N`)."
         }
     }
 }

@@ -63,9 +63,12 @@ public struct HeadClassifier: Sendable {
                               circuit: circuit, score: score)
     }
 
-    /// Step 1: every head's `z`, all positions, denoising.
-    public func patchHeads(_ model: Model, items: ContrastItems, progress: ((Int, Int) -> Void)? = nil) throws -> PatchResult {
-        let sweep = PatchSweep(target: .z, direction: .denoise, metric: metric)
+    /// Step 1: every head's `z`, all positions, denoising. `shard`: compute only that part of the
+    /// sweep (`scalpel classify --shard K/N`; the units of `scalpel patch --target z --shard K/N`, so
+    /// the parts' values are the unsharded run's bit for bit); the other heads stay nil.
+    public func patchHeads(_ model: Model, items: ContrastItems, shard: Shard? = nil, progress: ((Int, Int) -> Void)? = nil) throws -> PatchResult {
+        var sweep = PatchSweep(target: .z, direction: .denoise, metric: metric)
+        sweep.shard = shard
         return try sweep.run(model, on: items, progress: progress)
     }
 
@@ -250,7 +253,7 @@ public enum ClassificationError: UserFacingError, Equatable {
             return "\(path): this patching result cannot be reused by classify: it has \(found); classify needs \(expected). "
                 + "Make it with `scalpel patch --target z` on the same dataset and model."
         case let .patchResultIncomplete(path):
-            return "\(path): some heads have no value (a shard's partial file?). Merge every shard with `scalpel merge` first."
+            return "\(path): some heads have no value (a shard's partial file?). Give every part of the sharded run: --patch-result PART1.h5 … PARTN.h5."
         case let .patchResultOtherModel(path):
             return "\(path) was computed on another model (its model_sha256 differs from this model's files). Patch again with this --model."
         case let .patchResultOtherItems(path, dataset, fileItems, items, firstDifferent):
