@@ -23,11 +23,10 @@ CPU and the load average.
 import argparse
 import json
 import os
-import resource
-import statistics
 import subprocess
 import sys
-import time
+
+from bench_common import cpu_model, measure
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TQDM_DISABLE", "1")
@@ -53,24 +52,6 @@ def make_dataset(path, tokenizer):
     with open(path, "w") as fh:
         json.dump({"name": "bench-attribution", "description": "64 digit sequences", "items": items}, fh)
     return clean, answers, foils
-
-
-def cpu_seconds():
-    """CPU time of this process (all its threads) and of its finished children: on a shared machine
-    wall time mostly measures the neighbours, CPU time the work."""
-    own, children = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
-    return own.ru_utime + own.ru_stime + children.ru_utime + children.ru_stime
-
-
-def median_seconds(fn, runs):
-    """Medians of (wall seconds, CPU seconds) over `runs`, and the wall times."""
-    times, cpu = [], []
-    for _ in range(runs):
-        start, start_cpu = time.perf_counter(), cpu_seconds()
-        fn()
-        times.append(time.perf_counter() - start)
-        cpu.append(cpu_seconds() - start_cpu)
-    return (statistics.median(times), statistics.median(cpu)), times
 
 
 def bench_tl(model_dir, clean, answers, foils, runs):
@@ -102,7 +83,8 @@ def bench_tl(model_dir, clean, answers, foils, runs):
             return components, head_attrs, neurons
 
     attribute()  # warm
-    return median_seconds(attribute, runs)
+    wall, cpu, times, _ = measure(attribute, runs)
+    return (wall, cpu), times
 
 
 def bench_scalpel(binary, model_dir, dataset, runs):
@@ -118,15 +100,8 @@ def bench_scalpel(binary, model_dir, dataset, runs):
                 raise SystemExit(f"{' '.join(cmd)} exited {proc.returncode}: {proc.stderr.strip()[:500]}")
 
         run()  # warm (page cache)
-        out[name] = median_seconds(run, runs)[0]
+        out[name] = measure(run, runs)[:2]
     return out
-
-
-def cpu_model():
-    for line in subprocess.run(["lscpu"], capture_output=True, text=True).stdout.splitlines():
-        if line.startswith("Model name"):
-            return line.split(":", 1)[1].strip()
-    return "unknown"
 
 
 def main():

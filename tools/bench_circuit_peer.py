@@ -26,7 +26,6 @@ and checks that both give the circuit's score within 1e-3 (random weights: the n
 import argparse
 import json
 import os
-import platform
 import random
 import resource
 import statistics
@@ -34,19 +33,11 @@ import subprocess
 import sys
 import time
 
+from bench_common import cpu_model
+
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 CIRCUIT = os.path.join(ROOT, "circuits", "study", "split-means", "top10-pos.yaml")
-
-
-def cpu_model():
-    try:
-        for line in subprocess.run(["lscpu"], capture_output=True, text=True).stdout.splitlines():
-            if line.startswith("Model name:"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown"
 
 
 def circuit_heads(path):

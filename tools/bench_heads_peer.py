@@ -27,11 +27,10 @@ the load average.
 import argparse
 import json
 import os
-import resource
-import statistics
 import subprocess
 import sys
-import time
+
+from bench_common import cpu_model, measure
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TQDM_DISABLE", "1")
@@ -43,21 +42,6 @@ TL_NAMES = {"previous-token": "previous_token_head", "duplicate-token": "duplica
 
 def prompts_text():
     return [" ".join(map(str, list(range(s, s + HALF)) * 2)) for s in range(1, N_PROMPTS + 1)]
-
-
-def cpu_seconds():
-    own, children = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
-    return own.ru_utime + own.ru_stime + children.ru_utime + children.ru_stime
-
-
-def median_seconds(fn, runs):
-    times, cpu, result = [], [], None
-    for _ in range(runs):
-        start, start_cpu = time.perf_counter(), cpu_seconds()
-        result = fn()
-        times.append(time.perf_counter() - start)
-        cpu.append(cpu_seconds() - start_cpu)
-    return statistics.median(times), statistics.median(cpu), times, result
 
 
 def family(text):
@@ -101,7 +85,7 @@ def bench_tl(model_dir, prompts, runs):
         return out
 
     detect()  # warm
-    return median_seconds(detect, runs)
+    return measure(detect, runs)
 
 
 def bench_scalpel(binary, model_dir, prompt_file, runs):
@@ -114,14 +98,7 @@ def bench_scalpel(binary, model_dir, prompt_file, runs):
         return json.loads(proc.stdout)
 
     run()  # warm (page cache)
-    return median_seconds(run, runs), cmd
-
-
-def cpu_model():
-    for line in subprocess.run(["lscpu"], capture_output=True, text=True).stdout.splitlines():
-        if line.startswith("Model name"):
-            return line.split(":", 1)[1].strip()
-    return "unknown"
+    return measure(run, runs), cmd
 
 
 def main():

@@ -29,13 +29,14 @@ once and its time is reported apart (it is not part of the sweep times). Progres
 import argparse
 import json
 import os
-import platform
 import resource
 import shutil
 import statistics
 import subprocess
 import sys
 import time
+
+from bench_common import cpu_model
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TQDM_DISABLE", "1")
@@ -231,16 +232,6 @@ def compare(tl, ours):
             continue
         diffs[target] = max(abs(a - b) for a, b in zip(mine, peer))
     return diffs
-
-
-def cpu_model():
-    try:
-        for line in subprocess.run(["lscpu"], capture_output=True, text=True).stdout.splitlines():
-            if line.startswith("Model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown"
 
 
 def main():

@@ -68,17 +68,8 @@ struct CircuitPayload: Codable {
 extension ShardMerge {
     static func mergeCircuit(_ parts: [PartialFile.Part], attributes: [String: String], to target: OutputTarget) throws {
         let payloads = try parts.map { try $0.decode(CircuitPayload.self) }
-        let first = payloads[0], total = parts[0].total
-        var all = [Double?](repeating: nil, count: total)
-        for (part, payload) in zip(parts, payloads) {
-            guard payload.prompts == first.prompts, payload.corruptedTokens == first.corruptedTokens else {
-                throw ShardError.foreign(path: part.path, first: parts[0].path, field: "prompts", value: "different", expected: "the same")
-            }
-            guard payload.scores.count == part.indices.count else {
-                throw ShardError.inconsistent(path: part.path, reason: "its payload holds \(payload.scores.count) scores, not \(part.indices.count)")
-            }
-            for (j, index) in part.indices.enumerated() { all[index] = Double(bitPattern: payload.scores[j]) }
-        }
+        let first = payloads[0]
+        let all = try gather(parts, values: payloads.map(\.scores), inputs: payloads.map { ContrastInputs(prompts: $0.prompts, corruptedTokens: $0.corruptedTokens) }, unit: "scores")
         if let missing = all.firstIndex(where: { $0 == nil }) {
             throw ShardError.inconsistent(path: parts[0].path, reason: "no part holds scored circuit \(missing) (parts of runs with different batch sizes?)")
         }

@@ -132,6 +132,12 @@ public enum PartialFile {
 }
 
 /// The prompts group's contents, exactly, for a partial file's payload.
+/// What a contrast sweep's parts must share: the prompts and their corruptions.
+struct ContrastInputs: Equatable {
+    var prompts: PromptsPayload
+    var corruptedTokens: [[Int]]
+}
+
 struct PromptsPayload: Codable, Equatable {
     var items: [PromptItem]
     var tokens: [[Int]]
@@ -257,20 +263,31 @@ public enum ShardMerge {
                                 modelSHA256: parts[0].attributes["model_sha256"])
     }
 
+    /// The whole run's values from checked parts: part i's `values[i]` (bit patterns, one per index it
+    /// holds) placed at its indices, nil where no part computed. The parts must have scored the same
+    /// inputs (`inputs[i]`: part i's prompts and corruptions), else one is foreign.
+    static func gather<Inputs: Equatable>(_ parts: [PartialFile.Part], values: [[UInt64]], inputs: [Inputs], unit: String) throws -> [Double?] {
+        var all = [Double?](repeating: nil, count: parts[0].total)
+        for (i, part) in parts.enumerated() {
+            guard inputs[i] == inputs[0] else {
+                throw ShardError.foreign(path: part.path, first: parts[0].path, field: "prompts", value: "different", expected: "the same")
+            }
+            guard values[i].count == part.indices.count else {
+                throw ShardError.inconsistent(path: part.path, reason: "its payload holds \(values[i].count) \(unit), not \(part.indices.count)")
+            }
+            for (j, index) in part.indices.enumerated() { all[index] = Double(bitPattern: values[i][j]) }
+        }
+        return all
+    }
+
     /// The whole grid from checked parts, and the first part's payload (prompts, tokens).
     static func patchResult(_ parts: [PartialFile.Part]) throws -> (PatchResult, PatchPayload) {
         let payloads = try parts.map { try $0.decode(PatchPayload.self) }
         let first = payloads[0], total = parts[0].total
-        var raw = [Double?](repeating: nil, count: total)
-        for (part, payload) in zip(parts, payloads) {
-            guard payload.prompts == first.prompts, payload.corruptedTokens == first.corruptedTokens else {
-                throw ShardError.foreign(path: part.path, first: parts[0].path, field: "prompts", value: "different", expected: "the same")
-            }
-            guard payload.raw.count == part.indices.count, payload.shape.reduce(1, *) == total else {
-                throw ShardError.inconsistent(path: part.path, reason: "its payload holds \(payload.raw.count) cells, not \(part.indices.count)")
-            }
-            for (j, cell) in part.indices.enumerated() { raw[cell] = Double(bitPattern: payload.raw[j]) }
+        for (part, payload) in zip(parts, payloads) where payload.shape.reduce(1, *) != total {
+            throw ShardError.inconsistent(path: part.path, reason: "its grid has \(payload.shape.reduce(1, *)) cells, not \(total)")
         }
+        let raw = try gather(parts, values: payloads.map(\.raw), inputs: payloads.map { ContrastInputs(prompts: $0.prompts, corruptedTokens: $0.corruptedTokens) }, unit: "cells")
         guard let direction = PatchDirection(rawValue: first.direction), let metric = CausalMetric(rawValue: first.metric) else {
             throw ShardError.inconsistent(path: parts[0].path, reason: "unknown direction or metric")
         }
