@@ -110,7 +110,7 @@ final class AttributeCommandTests: CLITestCase {
         try expectBadInput(["attribute", "--dataset", "digits", "--by", "component,head", "--plot", "x.svg"], mentions: ["--plot"])
         try expectBadInput(["attribute", "--dataset", "digits", "--by", "component,layer", "--ln", "cached"], mentions: ["--ln cached"])
         XCTAssertFalse(FileManager.default.fileExists(atPath: scratch.appendingPathComponent("x.h5").path))
-        FileManager.default.createFile(atPath: scratch.appendingPathComponent("exists.h5").path, contents: Data("mine".utf8))
+        XCTAssertTrue(FileManager.default.createFile(atPath: scratch.appendingPathComponent("exists.h5").path, contents: Data("mine".utf8)), "test setup: could not create a file")
         try expectBadInput(["attribute", "--dataset", "digits", "-o", "exists.h5"], mentions: ["exists.h5", "--force"])
         XCTAssertEqual(try String(contentsOf: scratch.appendingPathComponent("exists.h5"), encoding: .utf8), "mine")
         // --token needs neither answers nor foils.

@@ -40,8 +40,8 @@ class CLITestCase: ScratchTestCase {
         env.merge(environment) { $1 }
         process.environment = env
         let out = scratch.appendingPathComponent(".stdout"), err = scratch.appendingPathComponent(".stderr")
-        FileManager.default.createFile(atPath: out.path, contents: nil)
-        FileManager.default.createFile(atPath: err.path, contents: nil)
+        XCTAssertTrue(FileManager.default.createFile(atPath: out.path, contents: nil), "test setup: could not create a file")
+        XCTAssertTrue(FileManager.default.createFile(atPath: err.path, contents: nil), "test setup: could not create a file")
         let outHandle = try FileHandle(forWritingTo: out), errHandle = try FileHandle(forWritingTo: err)
         process.standardOutput = outHandle
         process.standardError = errHandle

@@ -128,7 +128,7 @@ final class HeadsCommandTests: CLITestCase {
         try expectBadInput(["heads", "--copy-scores", "--dataset", "digits", "--sign", "2"], mentions: ["--sign"])
         try expectBadInput(["heads", "--detect", "looping", "--dataset", "digits"], mentions: ["looping"])
         XCTAssertFalse(FileManager.default.fileExists(atPath: scratch.appendingPathComponent("x.h5").path))
-        FileManager.default.createFile(atPath: scratch.appendingPathComponent("exists.h5").path, contents: Data("mine".utf8))
+        XCTAssertTrue(FileManager.default.createFile(atPath: scratch.appendingPathComponent("exists.h5").path, contents: Data("mine".utf8)), "test setup: could not create a file")
         try expectBadInput(["heads", "--detect", "previous-token", "--dataset", "digits", "-o", "exists.h5"], mentions: ["exists.h5", "--force"])
         XCTAssertEqual(try String(contentsOf: scratch.appendingPathComponent("exists.h5"), encoding: .utf8), "mine")
     }

@@ -103,7 +103,7 @@ final class HeadsPatternCommandTests: CLITestCase {
         for name in ["x.h5", "x.svg", "x.html", "same.svg"] {
             XCTAssertFalse(FileManager.default.fileExists(atPath: scratch.appendingPathComponent(name).path), name)
         }
-        FileManager.default.createFile(atPath: scratch.appendingPathComponent("exists.html").path, contents: Data("mine".utf8))
+        XCTAssertTrue(FileManager.default.createFile(atPath: scratch.appendingPathComponent("exists.html").path, contents: Data("mine".utf8)), "test setup: could not create a file")
         try expectBadInput(Self.command + ["--prompt", "1 2 3", "--pattern", "1.1", "--plot", "new.svg", "--html", "exists.html"],
                            mentions: ["exists.html", "--force"])
         XCTAssertEqual(try String(contentsOf: scratch.appendingPathComponent("exists.html"), encoding: .utf8), "mine")

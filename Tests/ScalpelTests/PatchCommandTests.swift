@@ -54,7 +54,7 @@ final class PatchCommandTests: CLITestCase {
         try expectBadInput(["patch", "--dataset", unequal.path, "--target", "resid_pre", "-o", "x.h5"], mentions: ["item 1 has", "item 2 has"])
         try expectBadInput(["patch", "--dataset", mismatched.path, "--target", "z", "-o", "x.h5"], mentions: ["item 1", "4 tokens", "\" 3\""])
         XCTAssertFalse(FileManager.default.fileExists(atPath: scratch.appendingPathComponent("x.h5").path))
-        FileManager.default.createFile(atPath: scratch.appendingPathComponent("exists.h5").path, contents: Data("mine".utf8))
+        XCTAssertTrue(FileManager.default.createFile(atPath: scratch.appendingPathComponent("exists.h5").path, contents: Data("mine".utf8)), "test setup: could not create a file")
         try expectBadInput(["patch", "--dataset", "digits", "--target", "z", "-o", "exists.h5"], mentions: ["exists.h5", "--force"])
         XCTAssertEqual(try String(contentsOf: scratch.appendingPathComponent("exists.h5"), encoding: .utf8), "mine")
     }
