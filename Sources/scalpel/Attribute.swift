@@ -25,10 +25,7 @@ struct Attribute: ParsableCommand {
     var ln: LogitLens.Normalization?
     @Option(help: "Attribute along this token's unembedding (e.g. \" 5\") instead of answer − corrupted answer.") var token: String?
     @Option(parsing: .unconditional, help: "Entries in the table of the top heads or neurons.") var top = 10
-    @Option(help: "table, json or csv.") var format: OutputFormat = .table
-    @Option(name: .shortAndLong, help: "Also write the results to this .h5 file.") var output: String?
-    @Option(help: "Also draw the results to this .svg file.") var plot: String?
-    @Flag(help: "Overwrite existing output files.") var force = false
+    @OptionGroup var reporting: ReportOptions
     @OptionGroup var sharding: ShardOption
 
     func validate() throws {
@@ -36,11 +33,11 @@ struct Attribute: ParsableCommand {
         let groupings = try groupings()
         if layers != nil && !groupings.contains(.neuron) { throw ValidationError("--layers chooses the layers of --by neuron; --by \(by) covers every layer.") }
         if mid && !groupings.contains(.layer) { throw ValidationError("--mid applies to --by layer only.") }
-        if plot != nil && groupings.count > 1 {
+        if reporting.plot != nil && groupings.count > 1 {
             throw ValidationError("--plot draws one grouping; with --by \(by) run once per picture (e.g. --by \(groupings[0].rawValue) --plot FILE.svg).")
         }
         _ = try layers.map(PatchRequest.layers)
-        try sharding.requireOutput(output)
+        try sharding.requireOutput(reporting.output)
     }
 
     /// `--by`: one grouping or several separated by commas, each once.
@@ -58,7 +55,7 @@ struct Attribute: ParsableCommand {
     }
 
     func run() throws {
-        let outputs = try OutputTarget.files([output, plot], overwrite: force)
+        let outputs = try reporting.targets()
         let (outputTarget, plotTarget) = (outputs[0], outputs[1])
         let (model, plan) = try modelOptions.loadWithPlan()
         let dataset = PromptDataset(name: promptOptions.dataset ?? promptOptions.prompts ?? "prompt", description: "", items: try promptOptions.items())
@@ -66,7 +63,7 @@ struct Attribute: ParsableCommand {
         attribution.includeMid = mid
         try attribution.validate(model)
         let items = try AttributionItems(dataset: dataset, model: model, token: token, prependBOS: bos.prependBOS)
-        sharding.hint(work: items.items.count, unit: "prompts", limit: ShardAdvice.promptsAbove, output: output)
+        sharding.hint(work: items.items.count, unit: "prompts", limit: ShardAdvice.promptsAbove, output: reporting.output)
         // --shard K/N: the batches b with b mod N = K − 1 (a batch's sums are the same bits in any process).
         let batchCount = attribution.batches(items: items.items.count).count
         let mine = sharding.value?.indices(of: items.items.count, block: attribution.batchSize) ?? Array(items.items.indices)
@@ -84,8 +81,8 @@ struct Attribute: ParsableCommand {
                 try plotTarget.write(Data(AttributionPlot.svg(results[0], title: "Direct logit attribution by \(results[0].grouping.rawValue) · \(model.name)").utf8))
             }
         }
-        sharding.notePartial(share: "\(mine.count) of \(items.items.count) prompts", output: output)
-        switch (format, results.count) {
+        sharding.notePartial(share: "\(mine.count) of \(items.items.count) prompts", output: reporting.output)
+        switch (reporting.format, results.count) {
         case (.json, 1): try Output.json(AttributionJSON(results[0], model: model.name, top: top, shard: sharding.shard))
         case (.json, _): try Output.json(AttributionsJSON(results, model: model.name, top: top, shard: sharding.shard))
         case (.csv, 1): printCSV(results[0])
@@ -96,7 +93,7 @@ struct Attribute: ParsableCommand {
                 printTable(result)
             }
         }
-        for path in [output, plot].compactMap({ $0 }) { FileHandle.standardError.write(Data("wrote \(path)\n".utf8)) }
+        reporting.sayWritten()
     }
 
     func printTable(_ result: AttributionResult) {

@@ -54,10 +54,7 @@ struct Heads: ParsableCommand {
     @Option(help: "The writing-direction scatter of this head, e.g. 9.1.") var writing: String?
 
     @Option(parsing: .unconditional, help: "Heads listed in the table, best first (default 10); --pattern: source tokens per head (default 5).") var top: Int?
-    @Option(help: "table, json or csv.") var format: OutputFormat = .table
-    @Option(name: .shortAndLong, help: "Also write the results to this .h5 file.") var output: String?
-    @Option(help: "Also draw the results to this .svg file.") var plot: String?
-    @Flag(help: "Overwrite existing output files.") var force = false
+    @OptionGroup var reporting: ReportOptions
     @OptionGroup var sharding: ShardOption
 
     enum Analysis { case pattern([HeadIndex]), detect([HeadDetector]), copyScores, writing(HeadIndex) }
@@ -103,7 +100,7 @@ struct Heads: ParsableCommand {
             if excludeBOS || excludeCurrentToken { throw ValidationError("--exclude-bos and --exclude-current-token are for --detect.") }
         }
         if pattern == nil, dest != nil || html != nil { throw ValidationError("--dest and --html are for --pattern.") }
-        try sharding.requireOutput(output)
+        try sharding.requireOutput(reporting.output)
         if sharding.shard != nil, pattern != nil || writing != nil {
             throw ValidationError("--shard is for the sweeps of heads, --detect and --copy-scores; --pattern and --writing run in one pass.")
         }
@@ -120,7 +117,7 @@ struct Heads: ParsableCommand {
 
     func run() throws {
         let analysis = try analysis()
-        let outputs = try OutputTarget.files([output, plot, html], overwrite: force)
+        let outputs = try reporting.targets(html)
         let (outputTarget, plotTarget, htmlTarget) = (outputs[0], outputs[1], outputs[2])
         let (model, plan) = try modelOptions.loadWithPlan()
         var items: [PromptItem], tokens: [[Int]]
@@ -153,14 +150,14 @@ struct Heads: ParsableCommand {
                     try htmlTarget.write(Data(AttentionViewer.html(patterns, destination: destination, title: title, model: model.name).utf8))
                 }
             }
-            try HeadsOutput.pattern(patterns, destination: destination, model: model, format: format, top: top ?? 5)
+            try HeadsOutput.pattern(patterns, destination: destination, model: model, format: reporting.format, top: top ?? 5)
         case let .detect(detectors):
             var detection = HeadDetection(detectors: detectors, excludeBOS: excludeBOS, excludeCurrentToken: excludeCurrentToken)
             if detectors.contains(.sameFamily) {
                 detection.families = try families.map { TokenFamilies.from(try SequenceFamilies.load(URL(fileURLWithPath: $0)), tokens: tokens, text: model.tokenText) }
                     ?? TokenFamilies.byText(tokens: tokens, text: model.tokenText)
             }
-            sharding.hint(work: tokens.count, unit: "prompts", limit: ShardAdvice.promptsAbove, output: output)
+            sharding.hint(work: tokens.count, unit: "prompts", limit: ShardAdvice.promptsAbove, output: reporting.output)
             // --shard K/N: batches b of prompts with b mod N = K − 1 (the detectors' batches: the same bits as one run).
             let selected = sharding.value?.indices(of: tokens.count, block: HeadDetection.batchSize)
             let progress = ProgressBar(total: selected?.count ?? tokens.count, label: "detect")
@@ -182,8 +179,8 @@ struct Heads: ParsableCommand {
                                                               legend: "score (share of attention)").utf8))
                 }
             }
-            sharding.notePartial(share: "\(scores.prompts.count) of \(tokens.count) prompts", output: output)
-            try HeadsOutput.detection(grids, detection: detection, model: model, prompts: scores.prompts.count, format: format, top: top ?? 10)
+            sharding.notePartial(share: "\(scores.prompts.count) of \(tokens.count) prompts", output: reporting.output)
+            try HeadsOutput.detection(grids, detection: detection, model: model, prompts: scores.prompts.count, format: reporting.format, top: top ?? 10)
         case .copyScores:
             let answers = try items.enumerated().map { index, item -> Int in
                 guard let answer = item.answer else { throw HeadsError.missingAnswer(item: index) }
@@ -191,7 +188,7 @@ struct Heads: ParsableCommand {
             }
             let tableHeads = try heads.map { try HeadIndex.list($0, in: model) } ?? []
             sharding.hint(work: HeadGrid.heads(of: model).count * tokens.reduce(0) { $0 + max(0, $1.count - firstScored) },
-                          unit: "head-positions", limit: ShardAdvice.headPositionsAbove, output: output)
+                          unit: "head-positions", limit: ShardAdvice.headPositionsAbove, output: reporting.output)
             // --shard K/N: layers l with l mod N = K − 1 (a layer's heads are scanned together: the same bits as one run).
             let layers = sharding.value?.indices(of: model.blocks.count)
             let progress = ProgressBar(total: HeadGrid.heads(of: model).count, label: "copy scores")
@@ -209,8 +206,8 @@ struct Heads: ParsableCommand {
                                                               legend: "share of \(result.positions) positions in the top \(result.k)").utf8))
                 }
             }
-            sharding.notePartial(share: "layers \(layers?.map(String.init).joined(separator: ", ") ?? "") of \(model.blocks.count) (the other layers' heads are blank)", output: output)
-            try HeadsOutput.copyScores(result, model: model, format: format, top: top ?? 10)
+            sharding.notePartial(share: "layers \(layers?.map(String.init).joined(separator: ", ") ?? "") of \(model.blocks.count) (the other layers' heads are blank)", output: reporting.output)
+            try HeadsOutput.copyScores(result, model: model, format: reporting.format, top: top ?? 10)
         case let .writing(head):
             try head.check(in: model)
             let result = try WritingScatter(head: head).run(model, prompts: tokens, firstScored: firstScored)
@@ -220,8 +217,8 @@ struct Heads: ParsableCommand {
                     try plotTarget.write(Data(HeadsPlot.writing(result, tokenText: model.tokenText, title: "Head \(head) writing directions · \(model.name)").utf8))
                 }
             }
-            try HeadsOutput.writing(result, model: model, format: format, top: top ?? 10)
+            try HeadsOutput.writing(result, model: model, format: reporting.format, top: top ?? 10)
         }
-        for path in [output, plot, html].compactMap({ $0 }) { FileHandle.standardError.write(Data("wrote \(path)\n".utf8)) }
+        reporting.sayWritten(html)
     }
 }

@@ -85,3 +85,22 @@ enum Output {
 
     static func percent(_ p: Double) -> String { String(format: "%6.2f%%", p * 100) }
 }
+
+/// The results options of the sweeps that print a table and may also write an HDF5 file and a
+/// picture (`patch`, `attribute`, `heads`): `--format`, `-o`, `--plot`, `--force`.
+struct ReportOptions: ParsableArguments {
+    @Option(help: "table, json or csv.") var format: OutputFormat = .table
+    @Option(name: .shortAndLong, help: "Also write the results to this .h5 file.") var output: String?
+    @Option(help: "Also draw the results to this .svg file.") var plot: String?
+    @Flag(help: "Overwrite existing output files.") var force = false
+
+    /// The targets of -o, --plot and any further files (nil where not asked), checked before any work.
+    func targets(_ more: String?...) throws -> [OutputTarget?] {
+        try OutputTarget.files([output, plot] + more, overwrite: force)
+    }
+
+    /// Says on stderr which files were written.
+    func sayWritten(_ more: String?...) {
+        for path in ([output, plot] + more).compactMap({ $0 }) { FileHandle.standardError.write(Data("wrote \(path)\n".utf8)) }
+    }
+}

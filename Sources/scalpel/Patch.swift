@@ -25,21 +25,18 @@ struct Patch: ParsableCommand {
     @Option(help: "logit-diff (answer − corrupted answer), logit or prob of the answer.") var metric: CausalMetric = .logitDiff
     @Option(parsing: .unconditional, help: "Entries in the table of the top results.") var top = 10
     @Flag(help: "One full forward pass per patch, as TransformerLens does (slower; for checking).") var plain = false
-    @Option(help: "table, json or csv.") var format: OutputFormat = .table
-    @Option(name: .shortAndLong, help: "Also write the results to this .h5 file.") var output: String?
-    @Option(help: "Also draw the results to this .svg file.") var plot: String?
-    @Flag(help: "Overwrite existing output files.") var force = false
+    @OptionGroup var reporting: ReportOptions
     @OptionGroup var sharding: ShardOption
 
     func validate() throws {
         try FlagCheck.count(top, "--top", in: 1...100_000)
         _ = try PatchRequest.targets(target)
         _ = try layers.map(PatchRequest.layers)
-        try sharding.requireOutput(output)
+        try sharding.requireOutput(reporting.output)
     }
 
     func run() throws {
-        let outputs = try OutputTarget.files([output, plot], overwrite: force)
+        let outputs = try reporting.targets()
         let (outputTarget, plotTarget) = (outputs[0], outputs[1])
         let (model, plan) = try modelOptions.loadWithPlan()
         let dataset = PromptDataset(name: promptOptions.dataset ?? promptOptions.prompts ?? "prompt", description: "", items: try promptOptions.items())
@@ -60,7 +57,7 @@ struct Patch: ParsableCommand {
             sweeps[t].shardOffset = t * (plain ? perSweep : sweeps[t].layers?.count ?? model.blocks.count)
         }
         sharding.hint(work: sweeps.count * perSweep * items.items.count, unit: "patched runs of one item (cells × items)",
-                      limit: ShardAdvice.patchRunsAbove, output: output)
+                      limit: ShardAdvice.patchRunsAbove, output: reporting.output)
         let progress = ProgressBar(total: sweeps.count * (sweeps[0].layers?.count ?? model.blocks.count), label: "patch")
         var results: [PatchResult] = []
         for sweep in sweeps {
@@ -84,13 +81,13 @@ struct Patch: ParsableCommand {
             FileHandle.standardError.write(Data(("warning: the clean and corrupted \(metric.rawValue) are equal (\(result.clean) and \(result.corrupted)): "
                 + "normalised values mean nothing and are left empty; the raw values are reported.\n").utf8))
         }
-        sharding.notePartial(share: "\(result.raw.compactMap { $0 }.count) of \(result.raw.count) cells", output: output)
-        switch format {
+        sharding.notePartial(share: "\(result.raw.compactMap { $0 }.count) of \(result.raw.count) cells", output: reporting.output)
+        switch reporting.format {
         case .json: try Output.json(PatchJSON(result, model: model.name, top: top, shard: sharding.shard))
         case .csv: printCSV(result)
         case .table: printTable(result, items: items.items.count)
         }
-        for path in [output, plot].compactMap({ $0 }) { FileHandle.standardError.write(Data("wrote \(path)\n".utf8)) }
+        reporting.sayWritten()
     }
 
     func printTable(_ result: PatchResult, items: Int) {

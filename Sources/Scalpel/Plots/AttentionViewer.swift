@@ -45,7 +45,7 @@ public enum AttentionViewer {
         <head>
         <meta charset="utf-8">
         <meta name="viewport" content="width=device-width, initial-scale=1">
-        <title>\(escapeHTML(title))</title>
+        <title>\(SVG.escape(title))</title>
         <style>\(css)</style>
         </head>
         <body>
@@ -67,22 +67,6 @@ public enum AttentionViewer {
         </html>
 
         """
-    }
-
-    /// Escapes text for HTML content and attribute values.
-    public static func escapeHTML(_ s: String) -> String {
-        var out = ""
-        for scalar in s.unicodeScalars {
-            switch scalar {
-            case "&": out += "&amp;"
-            case "<": out += "&lt;"
-            case ">": out += "&gt;"
-            case "\"": out += "&quot;"
-            case "'": out += "&#39;"
-            default: out.unicodeScalars.append(scalar)
-            }
-        }
-        return out
     }
 
     /// A JSON string safe inside a `<script>` element (`JSONText.quote(_:forScript:)`).

@@ -5,7 +5,7 @@ import Foundation
 /// baselines' histogram, drawn by the plots `patch`, `heads` and `circuit` draw.
 public enum ClassifyPage {
     public static func html(_ c: Classification, model: String, positionTokens: [String], circuitFile: String?) -> String {
-        let e = AttentionViewer.escapeHTML
+        let e = SVG.escape  // XML escaping is valid HTML text and attribute escaping
         let title = "scalpel classify · \(c.score.dataset) · \(model)"
         func f(_ v: Double?, _ format: String = "%.3f") -> String { v.map { $0.isFinite ? String(format: format, $0) : "n/a" } ?? "n/a" }
         var rows = ""
