@@ -97,8 +97,21 @@ final class HeadsParityTests: XCTestCase {
         return (list.map { Array(($0["tokens"] as! [Int]).dropFirst(noBOS ? 1 : 0)) }, list.map { $0["answer"] as! Int })
     }
 
-    func testCopyAndNextScoresMatchTheStudysProcedure() throws {
-        var compared = 0
+    /// One case of the copy-score fixture: a model, its prompts with or without BOS, a sign, and the
+    /// study procedure's expected counts.
+    struct CopyCase {
+        let what: String, model: Model, tokens: [[Int]], answers: [Int], noBOS: Bool, sign: Float
+        let positions: Int, copyHits: [[Int]], nextHits: [[Int]], top: [String: [[Int]]]
+
+        /// The expected copy and next scores of `head`.
+        func expected(_ head: HeadIndex) -> (copy: Double, next: Double) {
+            (Double(copyHits[head.layer][head.head]) / Double(positions), Double(nextHits[head.layer][head.head]) / Double(positions))
+        }
+    }
+
+    /// Every fixture model × BOS or not × sign 1 and −1 (2 × 2 × 2 cases).
+    func copyCases() throws -> [CopyCase] {
+        var cases: [CopyCase] = []
         for (name, info) in try HeadCases().models.sorted(by: { $0.key < $1.key }) {
             let model = try Checkpoint.load(from: TestFiles.model(name))
             for (variant, noBOS) in [("bos", false), ("no_bos", true)] {
@@ -106,25 +119,32 @@ final class HeadsParityTests: XCTestCase {
                 let expectedSets = info[variant] as! [String: Any]
                 for (key, sign) in [("copy", Float(1)), ("copy_negative", Float(-1))] {
                     let expected = expectedSets[key] as! [String: Any]
-                    let heads = HeadGrid.heads(of: model)
-                    let result = try CopyScores(sign: sign, tableHeads: heads).run(model, prompts: tokens, answers: answers, firstScored: noBOS ? 0 : 1)
-                    let positions = expected["positions"] as! Int
-                    XCTAssertEqual(result.positions, positions)
-                    let copyHits = expected["copy_hits"] as! [[Int]], nextHits = expected["next_hits"] as! [[Int]]
-                    let tops = expected["top"] as! [String: [[Int]]]
-                    for head in heads {
-                        let what = "\(name) \(variant) \(key) \(head)"
-                        XCTAssertEqual(result.copy[head], Double(copyHits[head.layer][head.head]) / Double(positions), what + " copy")
-                        XCTAssertEqual(result.next[head], Double(nextHits[head.layer][head.head]) / Double(positions), what + " next")
-                        let table = try XCTUnwrap(result.tables[head])
-                        let reference = try XCTUnwrap(tops[head.description])
-                        XCTAssertEqual(table.count, reference.count, what)
-                        for (row, (ours, theirs)) in zip(table, reference).enumerated() {
-                            XCTAssertEqual(Set(ours), Set(theirs), "\(what) row \(row) top-5 tokens")
-                        }
-                        compared += 1
-                    }
+                    cases.append(CopyCase(what: "\(name) \(variant) \(key)", model: model, tokens: tokens, answers: answers, noBOS: noBOS,
+                                          sign: sign, positions: expected["positions"] as! Int, copyHits: expected["copy_hits"] as! [[Int]],
+                                          nextHits: expected["next_hits"] as! [[Int]], top: expected["top"] as! [String: [[Int]]]))
                 }
+            }
+        }
+        return cases
+    }
+
+    func testCopyAndNextScoresMatchTheStudysProcedure() throws {
+        var compared = 0
+        for c in try copyCases() {
+            let heads = HeadGrid.heads(of: c.model)
+            let result = try CopyScores(sign: c.sign, tableHeads: heads).run(c.model, prompts: c.tokens, answers: c.answers, firstScored: c.noBOS ? 0 : 1)
+            XCTAssertEqual(result.positions, c.positions)
+            for head in heads {
+                let what = "\(c.what) \(head)"
+                XCTAssertEqual(result.copy[head], c.expected(head).copy, what + " copy")
+                XCTAssertEqual(result.next[head], c.expected(head).next, what + " next")
+                let table = try XCTUnwrap(result.tables[head])
+                let reference = try XCTUnwrap(c.top[head.description])
+                XCTAssertEqual(table.count, reference.count, what)
+                for (row, (ours, theirs)) in zip(table, reference).enumerated() {
+                    XCTAssertEqual(Set(ours), Set(theirs), "\(what) row \(row) top-5 tokens")
+                }
+                compared += 1
             }
         }
         XCTAssertEqual(compared, 2 * 2 * (8 + 12))
@@ -135,28 +155,18 @@ final class HeadsParityTests: XCTestCase {
     /// full top 5, with blocks of every size from a few tokens (many blocks, both routes) to one.
     func testCopyAndNextScoresByEarlyExitMatchTheStudysProcedure() throws {
         var compared = 0
-        for (name, info) in try HeadCases().models.sorted(by: { $0.key < $1.key }) {
-            let model = try Checkpoint.load(from: TestFiles.model(name))
-            for (variant, noBOS) in [("bos", false), ("no_bos", true)] {
-                let (tokens, answers) = prompts(info, noBOS: noBOS)
-                let expectedSets = info[variant] as! [String: Any]
-                for (key, sign) in [("copy", Float(1)), ("copy_negative", Float(-1))] {
-                    let expected = expectedSets[key] as! [String: Any]
-                    let positions = expected["positions"] as! Int
-                    let copyHits = expected["copy_hits"] as! [[Int]], nextHits = expected["next_hits"] as! [[Int]]
-                    for block in [1, 3, 16, 50, 512] {
-                        var scores = CopyScores(sign: sign)
-                        scores.firstBlock = block
-                        let result = try scores.run(model, prompts: tokens, answers: answers, firstScored: noBOS ? 0 : 1)
-                        XCTAssertTrue(result.tables.isEmpty)
-                        for head in HeadGrid.heads(of: model) {
-                            let what = "\(name) \(variant) \(key) \(head) block \(block)"
-                            XCTAssertEqual(result.copy[head], Double(copyHits[head.layer][head.head]) / Double(positions), what + " copy")
-                            XCTAssertEqual(result.next[head], Double(nextHits[head.layer][head.head]) / Double(positions), what + " next")
-                        }
-                        compared += 1
-                    }
+        for c in try copyCases() {
+            for block in [1, 3, 16, 50, 512] {
+                var scores = CopyScores(sign: c.sign)
+                scores.firstBlock = block
+                let result = try scores.run(c.model, prompts: c.tokens, answers: c.answers, firstScored: c.noBOS ? 0 : 1)
+                XCTAssertTrue(result.tables.isEmpty)
+                for head in HeadGrid.heads(of: c.model) {
+                    let what = "\(c.what) \(head) block \(block)"
+                    XCTAssertEqual(result.copy[head], c.expected(head).copy, what + " copy")
+                    XCTAssertEqual(result.next[head], c.expected(head).next, what + " next")
                 }
+                compared += 1
             }
         }
         XCTAssertEqual(compared, 2 * 2 * 2 * 5)
