@@ -31,12 +31,11 @@ import json
 import os
 import resource
 import shutil
-import statistics
 import subprocess
 import sys
 import time
 
-from bench_common import cpu_model
+from bench_common import cpu_model, measure
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TQDM_DISABLE", "1")
@@ -89,15 +88,6 @@ def make_dataset(path, tokenizer):
         json.dump(family, fh, indent=2)
         fh.write("\n")
     return clean, corrupted, answers, foils
-
-
-def median_seconds(fn, runs):
-    times = []
-    for _ in range(runs):
-        start = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - start)
-    return statistics.median(times), times
 
 
 def peak_rss_mb(who=resource.RUSAGE_SELF):
@@ -155,7 +145,7 @@ def bench_tl(model_dir, clean_ids, corrupted_ids, answers, foils, runs, neurons,
             if key not in only:
                 continue
             print(f"TransformerLens {key}: {runs} x {n_runs_per_sweep} patched forwards ...", file=sys.stderr, flush=True)
-            med, times = median_seconds(fn, runs)
+            med, _, times, _ = measure(fn, runs)
             entry = {"median_seconds": med, "runs_seconds": times, "patched_forwards": n_runs_per_sweep,
                      "seconds_per_forward": med / n_runs_per_sweep}
             if key == "mlp_post":
@@ -205,7 +195,7 @@ def bench_scalpel(binary, model_dir, dataset, runs, neuron_layer, only):
 
         try:
             run()  # warm (page cache)
-            med, times = median_seconds(run, runs)
+            med, _, times, _ = measure(run, runs)
             result = json.loads(last["stdout"])
             out[target] = {"median_seconds": med, "runs_seconds": times, "command": " ".join(cmd),
                            "peak_rss_mb": last.get("rss_mb"), "raw": result.get("raw"), "shape": result.get("shape"),

@@ -11,10 +11,11 @@ prints medians and the ratios Scalpel / PyTorch (lower is better for Scalpel).
 import argparse
 import json
 import os
-import statistics
 import subprocess
 import sys
 import time
+
+from bench_common import measure
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SCALPEL = os.path.join(ROOT, ".build", "release", "scalpel")
@@ -32,15 +33,6 @@ def ensure_built_and_model(model_dir):
         scalpel("init", "--config", "gpt2", "--seed", "0", "-o", model_dir)
 
 
-def median_seconds(fn, runs):
-    times = []
-    for _ in range(runs):
-        start = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - start)
-    return statistics.median(times)
-
-
 def bench_pytorch(model_dir, tokens, batch, runs, batch_runs):
     import torch
     from transformers import GPT2LMHeadModel
@@ -54,9 +46,9 @@ def bench_pytorch(model_dir, tokens, batch, runs, batch_runs):
     single = ids[:1]
     with torch.no_grad():
         model(single)
-        single_median = median_seconds(lambda: model(single), runs)
+        single_median = measure(lambda: model(single), runs)[0]
         model(ids)
-        batch_median = median_seconds(lambda: model(ids), batch_runs)
+        batch_median = measure(lambda: model(ids), batch_runs)[0]
     return {"load_seconds": load, "single_prompt_median_seconds": single_median,
             "batch_median_seconds": batch_median, "threads": torch.get_num_threads(),
             "torch": torch.__version__, "model": model}
@@ -79,7 +71,7 @@ def bench_pytorch_lens(model, model_dir, prompts, runs):
                 torch.softmax(model.lm_head(model.transformer.ln_f(last)), dim=-1)
 
     loop()
-    return median_seconds(loop, runs)
+    return measure(loop, runs)[0]
 
 
 def main():
