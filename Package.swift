@@ -20,8 +20,9 @@ let package = Package(
         // SHA-256 of source checkpoints, recorded in model archives (libssl-dev).
         .systemLibrary(name: "CCrypto", pkgConfig: "libcrypto",
                        providers: [.apt(["libssl-dev", "pkg-config"])]),
-        // The few-rows matrix product of a single prompt's forward pass (C, for AVX-512 intrinsics).
-        .target(name: "CKernels"),
+        // The AVX-512 matrix products (C, for intrinsics): few rows (one prompt) and tiled (a batch).
+        // Optimised in debug builds too, so the tests run the code a release build runs.
+        .target(name: "CKernels", cSettings: [.unsafeFlags(["-O2"])]),
         // renameat2 (no-replace and exchange renames) for the output-safety contract.
         .target(name: "CFileSystem"),
         .target(

@@ -16,7 +16,7 @@ typedef float v16 __attribute__((vector_size(64), aligned(4)));  // 16 floats, l
 
 enum { PANEL = 12 };  // rows of B in registers: 12 × 2 vectors = 24 of the 32 zmm registers
 
-int scalpel_few_rows_available(void) {
+int scalpel_avx512_available(void) {
     __builtin_cpu_init();
     return __builtin_cpu_supports("avx512f");
 }

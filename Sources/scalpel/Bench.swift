@@ -30,7 +30,7 @@ struct Bench: ParsableCommand {
         if let matmulRows, matmulRowCounts == nil {
             throw ValidationError("--matmul-rows \"\(matmulRows)\": give row counts from 2 to \(Kernels.fewRowsLimit * 4), such as 2,17,33,48.")
         }
-        if matmulRows != nil && !Kernels.fewRowsAvailable {
+        if matmulRows != nil && !Kernels.avx512Available {
             throw ValidationError("--matmul-rows compares the few-rows kernel with sgemm, but this CPU has no AVX-512F to run it.")
         }
     }

@@ -25,14 +25,14 @@ final class BundledCommandTests: CLITestCase {
     func testBenchReportsEveryMeasureItNames() throws {
         // What bench prints, not how fast: timings are benchmarks, never tests.
         var arguments = ["bench", "--runs", "1", "--batch-runs", "1", "--batch", "2", "--tokens", "4", "--format", "json"]
-        if Kernels.fewRowsAvailable { arguments += ["--matmul-rows", "2,5"] }
+        if Kernels.avx512Available { arguments += ["--matmul-rows", "2,5"] }
         let result = try scalpel(arguments)
         XCTAssertEqual(result.status, 0, result.stderr)
         let json = try XCTUnwrap(JSONSerialization.jsonObject(with: Data(result.stdout.utf8)) as? [String: Any])
         for key in ["load_seconds", "single_prompt_median_seconds", "batch_median_seconds", "lens_median_seconds"] {
             XCTAssertGreaterThan(json[key] as? Double ?? 0, 0, key)
         }
-        if Kernels.fewRowsAvailable {
+        if Kernels.avx512Available {
             let matmul = try XCTUnwrap(json["matmul"] as? [[String: Any]])
             XCTAssertEqual(matmul.map { $0["rows"] as? Int }, [2, 5])
             XCTAssertGreaterThan(matmul[0]["few_rows_median_seconds"] as? Double ?? 0, 0)

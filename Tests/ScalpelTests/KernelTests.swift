@@ -87,21 +87,33 @@ final class KernelTests: XCTestCase {
     }
 
     func testFewRowsKernelMatchesTheFormulaAtEveryEntry() throws {
-        try XCTSkipUnless(Kernels.fewRowsAvailable, "this CPU has no AVX-512F: matmul uses sgemm for few rows too")
+        try XCTSkipUnless(Kernels.avx512Available, "this CPU has no AVX-512F: matmul uses sgemm for few rows too")
         // Shapes around the kernel's edges: panels of 12 rows of B, strips of 32 columns, split across
         // cores; integer-valued data so every product and sum is exact in Float.
-        for (m, k, n) in [(2, 1, 1), (5, 11, 31), (17, 12, 32), (17, 29, 77), (32, 100, 200), (3, 768, 2304)] {
+        try assertExact(.fewRows, shapes: [(2, 1, 1), (5, 11, 31), (17, 12, 32), (17, 29, 77), (32, 100, 200), (3, 768, 2304)])
+    }
+
+    func testTiledKernelMatchesTheFormulaAtEveryEntry() throws {
+        try XCTSkipUnless(Kernels.avx512Available, "this CPU has no AVX-512F: matmul uses sgemm for many rows")
+        // Around the tiled kernel's edges: tiles of 8 rows × 48 columns (3 vectors, the last masked),
+        // blocks of 256 rows of A and of B, strips split across cores.
+        try assertExact(.tiled, shapes: [(33, 1, 1), (40, 7, 15), (41, 256, 48), (57, 257, 97), (263, 300, 50), (520, 520, 33), (9, 1000, 2304)])
+    }
+
+    /// C = A·B (+ bias) through `path` equals the formula at every entry, on integer data (exact in Float).
+    func assertExact(_ path: Kernels.MatmulPath, shapes: [(Int, Int, Int)]) throws {
+        for (m, k, n) in shapes {
             let a = (0..<(m * k)).map { Float(($0 * 7) % 13) - 6 }, b = (0..<(k * n)).map { Float(($0 * 5) % 11) - 5 }
             let bias = (0..<n).map { Float($0 % 9) - 4 }
             for withBias in [false, true] {
                 var c = [Float](repeating: .nan, count: m * n)
-                Kernels.matmul(a, b, bias: withBias ? bias : nil, into: &c, m: m, k: k, n: n, path: .fewRows)
+                Kernels.matmul(a, b, bias: withBias ? bias : nil, into: &c, m: m, k: k, n: n, path: path)
                 for row in 0..<m {
                     for col in 0..<n {
                         var expected = withBias ? bias[col] : 0
                         for i in 0..<k { expected += a[row * k + i] * b[i * n + col] }
                         guard c[row * n + col] == expected else {
-                            return XCTFail("m \(m) k \(k) n \(n) bias \(withBias): C[\(row), \(col)] = \(c[row * n + col]), expected \(expected)")
+                            return XCTFail("\(path) m \(m) k \(k) n \(n) bias \(withBias): C[\(row), \(col)] = \(c[row * n + col]), expected \(expected)")
                         }
                     }
                 }
@@ -109,8 +121,32 @@ final class KernelTests: XCTestCase {
         }
     }
 
+    func testTiledAndFewRowsKernelsGiveTheSameBitsForEveryRow() throws {
+        try XCTSkipUnless(Kernels.avx512Available, "this CPU has no AVX-512F: matmul uses sgemm for every batch")
+        // Both sum over k in order from the bias with fused multiply-adds, so a prompt's rows come out
+        // the same alone (few rows) and inside a batch (tiled).
+        let m = 70, k = 300, n = 260
+        let a = (0..<(m * k)).map { Float(($0 * 37) % 101) / 50.3 - 1 }, b = (0..<(k * n)).map { Float(($0 * 13) % 97) / 48.7 - 1 }
+        let bias = (0..<n).map { Float($0 % 17) / 7.1 }
+        var batch = [Float](repeating: 0, count: m * n), alone = [Float](repeating: 0, count: 17 * n)
+        Kernels.matmul(a, b, bias: bias, into: &batch, m: m, k: k, n: n, path: .tiled)
+        Kernels.matmul(Array(a[(40 * k)..<(57 * k)]), b, bias: bias, into: &alone, m: 17, k: k, n: n, path: .fewRows)
+        XCTAssertEqual(Array(batch[(40 * n)..<(57 * n)]), alone)
+    }
+
+    func testTiledKernelAndSgemmAgree() throws {
+        try XCTSkipUnless(Kernels.avx512Available, "this CPU has no AVX-512F: matmul uses sgemm for many rows")
+        let m = 300, k = 768, n = 200
+        let a = (0..<(m * k)).map { Float(($0 * 37) % 101) / 50 - 1 }, b = (0..<(k * n)).map { Float(($0 * 13) % 97) / 48 - 1 }
+        var tiled = [Float](repeating: 0, count: m * n), blas = tiled
+        Kernels.matmul(a, b, bias: nil, into: &tiled, m: m, k: k, n: n, path: .tiled)
+        Kernels.matmul(a, b, bias: nil, into: &blas, m: m, k: k, n: n, path: .sgemm)
+        let worst = (0..<(m * n)).map { abs(tiled[$0] - blas[$0]) / max(1, abs(blas[$0])) }.max()!
+        XCTAssertLessThan(worst, 1e-5)
+    }
+
     func testFewRowsKernelAndSgemmAgree() throws {
-        try XCTSkipUnless(Kernels.fewRowsAvailable, "this CPU has no AVX-512F: matmul uses sgemm for few rows too")
+        try XCTSkipUnless(Kernels.avx512Available, "this CPU has no AVX-512F: matmul uses sgemm for few rows too")
         let m = 17, k = 300, n = 260
         let a = (0..<(m * k)).map { Float(($0 * 37) % 101) / 50 - 1 }, b = (0..<(k * n)).map { Float(($0 * 13) % 97) / 48 - 1 }
         var few = [Float](repeating: 0, count: m * n), blas = few
@@ -122,8 +158,9 @@ final class KernelTests: XCTestCase {
 
     func testPathsByNumberOfRows() {
         XCTAssertEqual(Kernels.MatmulPath.automatic(m: 1, k: 8, transposeB: true), .matvec)
-        XCTAssertEqual(Kernels.MatmulPath.automatic(m: Kernels.fewRowsLimit + 1, k: 8, transposeB: false), .sgemm)
+        XCTAssertEqual(Kernels.MatmulPath.automatic(m: Kernels.fewRowsLimit + 1, k: 8, transposeB: false), Kernels.avx512Available ? .tiled : .sgemm)
+        XCTAssertEqual(Kernels.MatmulPath.automatic(m: 4096, k: 8, transposeB: true), .sgemm)
         XCTAssertEqual(Kernels.MatmulPath.automatic(m: 17, k: 8, transposeB: true), .sgemm)
-        XCTAssertEqual(Kernels.MatmulPath.automatic(m: 17, k: 8, transposeB: false), Kernels.fewRowsAvailable ? .fewRows : .sgemm)
+        XCTAssertEqual(Kernels.MatmulPath.automatic(m: 17, k: 8, transposeB: false), Kernels.avx512Available ? .fewRows : .sgemm)
     }
 }

@@ -1,13 +1,19 @@
 #ifndef SCALPEL_CKERNELS_H
 #define SCALPEL_CKERNELS_H
 
-/// Whether this CPU (and OS) can run `scalpel_sgemm_few_rows` (it needs AVX-512F).
-int scalpel_few_rows_available(void);
+/// Whether this CPU (and OS) can run `scalpel_sgemm_few_rows` and `scalpel_sgemm_tiled` (they need AVX-512F).
+int scalpel_avx512_available(void);
 
 /// C[r, 0..<n] += A[r, 0..<k] · B[0..<k, 0..<n] for r < m, with m small (one prompt's positions).
 /// A is row-major with rows of k floats; B and C are row-major with row strides ldb and ldc.
-/// Call only when `scalpel_few_rows_available()` says so.
+/// Call only when `scalpel_avx512_available()` says so.
 void scalpel_sgemm_few_rows(const float *a, const float *b, float *c,
                             long m, long k, long n, long ldb, long ldc);
+
+/// C[r, 0..<n] += A[r, 0..<k] · B[0..<k, 0..<n] for any m (a batch's positions), 8 × 48 tiles of C
+/// in registers. Same layouts as `scalpel_sgemm_few_rows`, and the same bits for every row.
+/// Call only when `scalpel_avx512_available()` says so.
+void scalpel_sgemm_tiled(const float *a, const float *b, float *c,
+                         long m, long k, long n, long ldb, long ldc);
 
 #endif

@@ -11,6 +11,8 @@ public enum Kernels {
         case matvec
         /// 2 to `fewRowsLimit` rows against B[k,n]: the few-rows kernel (CKernels), which reads B in place.
         case fewRows
+        /// More rows against B[k,n]: the tiled kernel (CKernels), 8 × 48 tiles of C in registers.
+        case tiled
         /// Anything: `cblas_sgemm`, which packs B on every call.
         case sgemm
 
@@ -18,7 +20,8 @@ public enum Kernels {
         public static func automatic(m: Int, k: Int, transposeB: Bool) -> MatmulPath {
             switch m {
             case 1 where k > 0: return .matvec
-            case 2...fewRowsLimit where !transposeB && fewRowsAvailable: return .fewRows
+            case 2...fewRowsLimit where !transposeB && avx512Available: return .fewRows
+            case (fewRowsLimit + 1)... where !transposeB && avx512Available: return .tiled
             default: return .sgemm
             }
         }
@@ -36,8 +39,11 @@ public enum Kernels {
             precondition(m == 1, "matvec computes one row")
             matvec(a, b, bias: bias, into: c, k: k, n: n, transposeB: transposeB)
         case .fewRows:
-            precondition(!transposeB && fewRowsAvailable, "the few-rows kernel needs B[k,n] and AVX-512F")
+            precondition(!transposeB && avx512Available, "the few-rows kernel needs B[k,n] and AVX-512F")
             matmulFewRows(a, b, bias: bias, into: c, m: m, k: k, n: n)
+        case .tiled:
+            precondition(!transposeB && avx512Available, "the tiled kernel needs B[k,n] and AVX-512F")
+            matmulTiled(a, b, bias: bias, into: c, m: m, k: k, n: n)
         case .sgemm:
             matmulBLAS(a, b, bias: bias, into: c, m: m, k: k, n: n, transposeB: transposeB)
         }
@@ -46,8 +52,8 @@ public enum Kernels {
     /// Up to this many rows the few-rows kernel beats sgemm on every model measured
     /// (`scalpel bench --matmul-rows`; break-even near 40 rows on the bundled model, 90 on GPT-2 small).
     public static let fewRowsLimit = 32
-    /// The few-rows kernel needs AVX-512F; without it, few rows go through sgemm too.
-    public static let fewRowsAvailable = scalpel_few_rows_available() != 0
+    /// The few-rows and tiled kernels need AVX-512F; without it, every product of rows goes through sgemm.
+    public static let avx512Available = scalpel_avx512_available() != 0
 
     /// One row (e.g. the last position's unembedding): a matrix-vector product streams B once,
     /// where a GEMM would first pack all of B.
@@ -74,6 +80,17 @@ public enum Kernels {
             let columns = (strips.lowerBound * 32)..<min(n, strips.upperBound * 32)
             startRows(c, from: bias, m: m, n: n, columns: columns)
             scalpel_sgemm_few_rows(a, b + columns.lowerBound, c + columns.lowerBound, m, k, columns.count, n, n)
+        }
+    }
+
+    /// Many rows against B[k,n]: C starts as the bias (or 0) and the tiled kernel (CKernels) adds
+    /// A·B. Each core takes whole 48-column strips of C (the kernel's tile width).
+    static func matmulTiled(_ a: UnsafePointer<Float>, _ b: UnsafePointer<Float>, bias: UnsafePointer<Float>?,
+                            into c: UnsafeMutablePointer<Float>, m: Int, k: Int, n: Int) {
+        Parallel.ranges((n + 47) / 48, cost: m * n * k) { strips in
+            let columns = (strips.lowerBound * 48)..<min(n, strips.upperBound * 48)
+            startRows(c, from: bias, m: m, n: n, columns: columns)
+            scalpel_sgemm_tiled(a, b + columns.lowerBound, c + columns.lowerBound, m, k, columns.count, n, n)
         }
     }
 
@@ -105,12 +122,14 @@ public enum Kernels {
     /// TransformerLens' `hook_scale`.
     public static func layerNormScale(_ x: UnsafePointer<Float>, eps: Float, into scale: UnsafeMutablePointer<Float>,
                                       rows: Int, cols: Int) {
-        for r in 0..<rows {
-            let xr = x + r * cols
-            let mean = Self.mean(xr, cols)
-            var variance: Float = 0
-            for i in 0..<cols { let d = xr[i] - mean; variance += d * d }
-            scale[r] = (variance / Float(cols) + eps).squareRoot()
+        Parallel.ranges(rows, cost: rows * cols * 4) { part in  // rows are independent: same bits split or not
+            for r in part {
+                let xr = x + r * cols
+                let mean = Self.mean(xr, cols)
+                var variance: Float = 0
+                for i in 0..<cols { let d = xr[i] - mean; variance += d * d }
+                scale[r] = (variance / Float(cols) + eps).squareRoot()
+            }
         }
     }
 
@@ -118,12 +137,14 @@ public enum Kernels {
     public static func layerNormApply(_ x: UnsafePointer<Float>, scale: UnsafePointer<Float>,
                                       weight: UnsafePointer<Float>?, bias: UnsafePointer<Float>?,
                                       into y: UnsafeMutablePointer<Float>, rows: Int, cols: Int) {
-        for r in 0..<rows {
-            let xr = x + r * cols, yr = y + r * cols
-            let mean = Self.mean(xr, cols), inv = 1 / scale[r]
-            for i in 0..<cols { yr[i] = (xr[i] - mean) * inv }
-            if let weight { for i in 0..<cols { yr[i] *= weight[i] } }
-            if let bias { for i in 0..<cols { yr[i] += bias[i] } }
+        Parallel.ranges(rows, cost: rows * cols * 4) { part in
+            for r in part {
+                let xr = x + r * cols, yr = y + r * cols
+                let mean = Self.mean(xr, cols), inv = 1 / scale[r]
+                for i in 0..<cols { yr[i] = (xr[i] - mean) * inv }
+                if let weight { for i in 0..<cols { yr[i] *= weight[i] } }
+                if let bias { for i in 0..<cols { yr[i] += bias[i] } }
+            }
         }
     }
 
