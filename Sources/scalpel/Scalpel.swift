@@ -21,6 +21,7 @@ struct ScalpelCommand: ParsableCommand {
             usageError(error)
         }
         OutputTarget.handleSignals()
+        MemoryBudget.reuseLargeBlocks()
         MemoryBudget.onExhausted = { bytes in
             let error = MemoryError.exhausted(bytes: bytes, limitMB: MemoryBudget.limitBytes.map { $0 >> 20 })
             OutputTarget.abandonAll()

@@ -1,6 +1,10 @@
 #ifndef SCALPEL_CFILESYSTEM_H
 #define SCALPEL_CFILESYSTEM_H
 
+// glibc's mallopt and its M_* settings, which Swift's Glibc module does not expose
+// (`MemoryBudget.reuseLargeBlocks`).
+#include <malloc.h>
+
 /// rename(2) that fails with EEXIST instead of replacing an existing `to` (Linux renameat2
 /// RENAME_NOREPLACE). Returns 0, or -1 with errno set (EINVAL where the file system lacks it).
 int scalpel_rename_noreplace(const char *from, const char *to);
