@@ -78,9 +78,16 @@ public struct RunSpan: Sendable {
     /// Positions an earlier run computed and that this one would compute identically: only the
     /// positions after them are computed, attending to the earlier run's keys and values.
     public var prefix: KeyValuePrefix?
+    /// Per graph block, per prompt of the batch: heads whose `hook_z` an intervention of the run
+    /// replaces at every position the run computes (a circuit's mean-ablated heads). Their queries,
+    /// keys, values and patterns are not computed there, and their z reaches `hook_z` as NaN, so an
+    /// intervention that fails to replace it shows. A block whose q, k, v, scores or pattern some hook
+    /// reads computes every head.
+    public var replacedHeads: [Int: [Set<Int>]]
 
-    public init(start: ResidualStart? = nil, stop: HookPoint? = nil, columns: [Int]? = nil, prefix: KeyValuePrefix? = nil) {
-        self.start = start; self.stop = stop; self.columns = columns; self.prefix = prefix
+    public init(start: ResidualStart? = nil, stop: HookPoint? = nil, columns: [Int]? = nil, prefix: KeyValuePrefix? = nil,
+                replacedHeads: [Int: [Set<Int>]] = [:]) {
+        self.start = start; self.stop = stop; self.columns = columns; self.prefix = prefix; self.replacedHeads = replacedHeads
     }
 
     public static let full = RunSpan()
@@ -98,6 +105,7 @@ public enum RunError: UserFacingError, Equatable {
     case stopBeforeStart(hook: String, start: Int)
     case columnOutOfRange(token: Int, vocab: Int)
     case prefixMismatch(reason: String)
+    case replacedHeadsMismatch(block: Int, lists: Int, prompts: Int)
 
     public var message: String {
         switch self {
@@ -121,6 +129,8 @@ public enum RunError: UserFacingError, Equatable {
             return "Token id \(token) is outside the model's vocabulary of \(vocab)."
         case let .prefixMismatch(reason):
             return "The cached keys and values do not fit this run: \(reason)."
+        case let .replacedHeadsMismatch(block, lists, prompts):
+            return "The replaced heads of block \(block) are given for \(lists) prompts, but the run has \(prompts)."
         }
     }
 }
@@ -156,8 +166,12 @@ extension Model {
         try checkAblations(promptLengths: prompts.map(\.count))
         let computedFrom = try checkPrefix(span, prompts: prompts, selected: selected)
         let startResidual = try checkSpan(span, prompts: prompts, computedFrom: computedFrom)
+        for (block, lists) in span.replacedHeads where lists.count != prompts.count {
+            throw RunError.replacedHeadsMismatch(block: block, lists: lists.count, prompts: prompts.count)
+        }
         let rows = zip(prompts, computedFrom).map { $0.count - $1 }
         var pass = ForwardPass(model: self, prompts: prompts, computedFrom: computedFrom, prefix: span.prefix,
+                               replacedHeads: span.replacedHeads,
                                hooks: HookRunner(capture: capture, interventions: interventions, stop: span.stop,
                                                  rows: rows, model: self))
         let logits = pass.run(selected: selected, from: span.start?.block ?? 0, residual: startResidual, columns: span.columns)
@@ -295,15 +309,19 @@ struct ForwardPass {
     /// Per prompt, its first computed position: rows before it come from `prefix` (0 without one).
     let computedFrom: [Int]
     let prefix: KeyValuePrefix?
+    /// `RunSpan.replacedHeads`.
+    let replacedHeads: [Int: [Set<Int>]]
     var hooks: HookRunner
     /// Rows computed, packed: prompt p's positions computedFrom[p]..<count.
     let tokens: Int
 
-    init(model: Model, prompts: [[Int]], computedFrom: [Int], prefix: KeyValuePrefix?, hooks: HookRunner) {
+    init(model: Model, prompts: [[Int]], computedFrom: [Int], prefix: KeyValuePrefix?, replacedHeads: [Int: [Set<Int>]] = [:],
+         hooks: HookRunner) {
         self.model = model
         self.prompts = prompts
         self.computedFrom = computedFrom
         self.prefix = prefix
+        self.replacedHeads = replacedHeads
         self.hooks = hooks
         tokens = hooks.offsets[hooks.offsets.count - 1]
     }
@@ -385,9 +403,14 @@ struct ForwardPass {
     mutating func attend(_ attention: AttentionHalf, _ residual: Tensor, block i: Int) -> Tensor {
         let heads = attention.nHead, dHead = d / heads
         let normed = layerNorm(attention.ln, residual, scaleHook: .ln1Scale(i), normalizedHook: .ln1Normalized(i))
+        let skipped = skippedHeads(attention, block: i)
         var qkv = Tensor(zeros: [tokens, 3 * d])
-        Kernels.matmul(normed.pointer, attention.qkvWeight.pointer, bias: attention.qkvBias.pointer,
-                       into: qkv.mutablePointer, m: tokens, k: d, n: 3 * d)
+        if let skipped {
+            queriesKeysValues(attention, normed, skipping: skipped, into: &qkv)
+        } else {
+            Kernels.matmul(normed.pointer, attention.qkvWeight.pointer, bias: attention.qkvBias.pointer,
+                           into: qkv.mutablePointer, m: tokens, k: d, n: 3 * d)
+        }
         var q = qkv.columns(0..<d), k = qkv.columns(d..<(2 * d)), v = qkv.columns((2 * d)..<(3 * d))
         hooks.tokenwise(.q(i), &q, shape: [heads, dHead])
         hooks.tokenwise(.k(i), &k, shape: [heads, dHead])
@@ -403,7 +426,8 @@ struct ForwardPass {
             // scores[h, r, j] = q[s + r, h] · k[j, h] / sqrt(d_head), masked to j ≤ s + r.
             var pattern = Tensor(zeros: [heads, m, n])
             let pp = pattern.mutablePointer
-            for h in 0..<heads {
+            let computed = (0..<heads).filter { skipped?[p].contains($0) != true }
+            for h in computed {
                 cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, Int32(m), Int32(n), Int32(dHead),
                             1 / Float(dHead).squareRoot(), q.pointer + start * d + h * dHead, Int32(d),
                             keys + h * dHead, Int32(d), 0, pp + h * m * n, Int32(n))
@@ -413,10 +437,13 @@ struct ForwardPass {
             Kernels.softmaxRows(pattern.mutablePointer, rows: heads * m, cols: n, valid: { s + $0 % m + 1 })
             hooks.perPrompt(.pattern(i), prompt: p, &pattern)
             // z[s + r, h] = Σ_j pattern[h, r, j] v[j, h]
-            for h in 0..<heads {
+            for h in computed {
                 cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, Int32(m), Int32(dHead), Int32(n), 1,
                             pattern.pointer + h * m * n, Int32(n), values + h * dHead, Int32(d),
                             0, z.mutablePointer + start * d + h * dHead, Int32(d))
+            }
+            for h in skipped?[p] ?? [] {
+                for row in start..<(start + m) { (z.mutablePointer + row * d + h * dHead).update(repeating: .nan, count: dHead) }
             }
         }
         attention.headAblations.apply(to: &z, unitWidth: dHead, promptOffsets: hooks.offsets, firstPositions: computedFrom)
@@ -426,6 +453,43 @@ struct ForwardPass {
         Kernels.matmul(z.pointer, attention.outWeight.pointer, bias: attention.outBias.pointer,
                        into: out.mutablePointer, m: tokens, k: d, n: d)
         return out
+    }
+
+    /// Per prompt, the heads of block i whose z will be replaced wherever this pass computes (the
+    /// span's `replacedHeads`, and heads the model ablates at every position); nil when there are
+    /// none or a hook reads the block's queries, keys, values, scores or pattern.
+    func skippedHeads(_ attention: AttentionHalf, block i: Int) -> [Set<Int>]? {
+        let everywhere = Set(attention.headAblations.filter { $0.value.positions == .all }.keys)
+        let given = replacedHeads[i]
+        guard !everywhere.isEmpty || given != nil,
+              ![HookPoint.q(i), .k(i), .v(i), .attnScores(i), .pattern(i)].contains(where: hooks.isActive) else { return nil }
+        let perPrompt = prompts.indices.map { p in everywhere.union(given?[p] ?? []) }
+        return perPrompt.allSatisfy(\.isEmpty) ? nil : perPrompt
+    }
+
+    /// qkv [tokens, 3·d] = normed · W_QKV + b_QKV for the heads each prompt computes only: consecutive
+    /// prompts skipping the same heads are one block of rows, and each computed head is its three
+    /// d_head-wide column ranges (q, k, v) of the product. The other columns stay 0.
+    func queriesKeysValues(_ attention: AttentionHalf, _ normed: Tensor, skipping skipped: [Set<Int>], into qkv: inout Tensor) {
+        let heads = attention.nHead, dHead = d / heads, offsets = hooks.offsets
+        var tasks: [(rows: Range<Int>, head: Int)] = []
+        var first = 0
+        while first < prompts.count {
+            var end = first + 1
+            while end < prompts.count && skipped[end] == skipped[first] { end += 1 }
+            let rows = offsets[first]..<offsets[end]
+            if !rows.isEmpty { tasks += (0..<heads).filter { !skipped[first].contains($0) }.map { (rows, $0) } }
+            first = end
+        }
+        let a = normed.pointer, w = attention.qkvWeight.pointer, bias = attention.qkvBias.pointer, c = qkv.mutablePointer, d = d
+        Parallel.ranges(tasks.count, cost: tasks.reduce(0) { $0 + $1.rows.count } * 3 * dHead * d) { part in
+            for (rows, h) in tasks[part] {
+                for column in [h * dHead, d + h * dHead, 2 * d + h * dHead] {
+                    Kernels.matmul(a + rows.lowerBound * d, w, bias: bias, into: c + rows.lowerBound * 3 * d,
+                                   m: rows.count, k: d, columns: column..<(column + dHead), rowWidth: 3 * d)
+                }
+            }
+        }
     }
 
     /// Prompt p's keys or values for all its positions [n, d] when it has a prefix: the cached rows,

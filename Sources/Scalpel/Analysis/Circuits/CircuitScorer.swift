@@ -136,6 +136,16 @@ public struct CircuitScorer {
         return interventions
     }
 
+    /// Per block, per prompt of a packed run (circuit v's copies are prompts v·n …): the heads the
+    /// circuit ablates at every position, whose queries, keys and values the run need not compute
+    /// (`RunSpan.replacedHeads`); the interventions replace their z.
+    func replacedHeads(_ circuits: [Circuit], perCircuit n: Int) -> [Int: [Set<Int>]] {
+        let ablated = circuits.map { circuit in ablations(circuit).mapValues { Set($0.filter { $0.value.positions == .all }.keys) } }
+        return Dictionary(uniqueKeysWithValues: replacements.heads.keys.map { i in
+            (i, ablated.flatMap { Array(repeating: $0[i] ?? [], count: n) })
+        })
+    }
+
     /// The number of first tokens every item shares (BOS, at least, when it is prepended), when the
     /// items have one length (so a circuit ablates their positions alike); 0 otherwise.
     var commonTokens: Int {
@@ -153,7 +163,7 @@ public struct CircuitScorer {
         let first: (Int) -> Int = prefix.map { prefix in { prefix.lengths[$0 % n] } } ?? { _ in 0 }
         let span = RunSpan(columns: columns, prefix: prefix.map { prefix in
             KeyValuePrefix(lengths: prompts.indices.map { prefix.lengths[$0 % n] }, sources: prompts.indices.map { $0 % n }, cache: prefix.cache)
-        })
+        }, replacedHeads: replacedHeads(circuits, perCircuit: n))
         let run = try model.run(prompts, interventions: interventions(circuits, first: first), span: span)
         return circuits.indices.map { v in metric.mean(Array(run.logits[(v * n)..<((v + 1) * n)]), items: items.items, columns: columns) }
     }
@@ -165,10 +175,12 @@ public struct CircuitScorer {
         let n = items.items.count, rest = items.items.dropFirst().map(\.clean)
         let keysAndValues = HookFilter(replacements.heads.keys.sorted().flatMap { [HookPoint.k($0), .v($0)] })
         let firsts = try model.run(circuits.map { _ in items.items[0].clean }, capture: keysAndValues,
-                                   interventions: interventions(circuits, perCircuit: 1, first: { _ in 0 }), span: RunSpan(columns: columns))
+                                   interventions: interventions(circuits, perCircuit: 1, first: { _ in 0 }),
+                                   span: RunSpan(columns: columns, replacedHeads: replacedHeads(circuits, perCircuit: 1)))
         let prompts = circuits.flatMap { _ in rest }
         let span = RunSpan(columns: columns, prefix: KeyValuePrefix(lengths: prompts.map { _ in common },
-                                                                    sources: prompts.indices.map { $0 / (n - 1) }, cache: firsts.cache))
+                                                                    sources: prompts.indices.map { $0 / (n - 1) }, cache: firsts.cache),
+                           replacedHeads: replacedHeads(circuits, perCircuit: n - 1))
         let others = try model.run(prompts, interventions: interventions(circuits, perCircuit: n - 1, first: { _ in common }), span: span)
         return circuits.indices.map { v in
             metric.mean([firsts.logits[v]] + Array(others.logits[(v * (n - 1))..<((v + 1) * (n - 1))]), items: items.items, columns: columns)
