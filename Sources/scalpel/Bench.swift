@@ -13,8 +13,8 @@ struct Bench: ParsableCommand {
     @Option(parsing: .unconditional, help: "Timed runs of the single prompt (the median is reported).") var runs = 30
     @Option(parsing: .unconditional, help: "Timed runs of the batch.") var batchRuns = 7
     @Option(help: "table or json.") var format: SummaryFormat = .table
-    @Option(help: ArgumentHelp("Also time the products with every block weight for these row counts, few-rows kernel against sgemm.",
-                               valueName: "2,17,33,48"))
+    @Option(help: ArgumentHelp("Also time the products with every block weight for these row counts, the AVX-512 kernel (few-rows up to 32 rows, tiled above) against sgemm.",
+                               valueName: "2,17,33,48,4096"))
     var matmulRows: String?
     @Option(help: "Also time the batch capturing these hooks (names or globs, e.g. \"*\"), alternating with runs that capture nothing.")
     var capture: String?
@@ -28,10 +28,10 @@ struct Bench: ParsableCommand {
             throw ValidationError("--batch × --tokens must be at most \(1 << 20) tokens (got \(batch) × \(tokens)).")
         }
         if let matmulRows, matmulRowCounts == nil {
-            throw ValidationError("--matmul-rows \"\(matmulRows)\": give row counts from 2 to \(Kernels.fewRowsLimit * 4), such as 2,17,33,48.")
+            throw ValidationError("--matmul-rows \"\(matmulRows)\": give row counts from 2 to \(Benchmark.matmulRowLimit), such as 2,17,33,48,4096.")
         }
         if matmulRows != nil && !Kernels.avx512Available {
-            throw ValidationError("--matmul-rows compares the few-rows kernel with sgemm, but this CPU has no AVX-512F to run it.")
+            throw ValidationError("--matmul-rows compares the AVX-512 kernels with sgemm, but this CPU has no AVX-512F to run them (or SCALPEL_AVX512=0 turned them off).")
         }
     }
 
@@ -40,7 +40,7 @@ struct Bench: ParsableCommand {
         guard let parts = matmulRows?.split(separator: ",") else { return nil }
         let counts = parts.compactMap { Int($0.trimmingCharacters(in: .whitespaces)) }
         guard !counts.isEmpty, counts.count == parts.count,
-              counts.allSatisfy({ (2...Kernels.fewRowsLimit * 4).contains($0) }) else { return nil }
+              counts.allSatisfy({ (2...Benchmark.matmulRowLimit).contains($0) }) else { return nil }
         return counts
     }
 
@@ -71,10 +71,11 @@ struct Bench: ParsableCommand {
             }
             print(String(format: "peak resident memory          %.0f MB", report.peakResidentMB))
             if let matmul = report.matmul {
-                print("block weight products (median of \(runs)): rows, few-rows kernel, sgemm, ratio")
+                print("block weight products (median of \(runs)): rows, AVX-512 kernel, its time, sgemm, ratio")
                 for t in matmul {
-                    print(String(format: "%4d  %8.2f ms  %8.2f ms  %.2f", t.rows, t.fewRowsMedianSeconds * 1000,
-                                 t.sgemmMedianSeconds * 1000, t.fewRowsMedianSeconds / t.sgemmMedianSeconds))
+                    let kernel = t.kernel.padding(toLength: 9, withPad: " ", startingAt: 0)
+                    print(String(format: "%5d  ", t.rows) + kernel + String(format: "%9.2f ms  %9.2f ms  %.2f", t.kernelMedianSeconds * 1000,
+                                 t.sgemmMedianSeconds * 1000, t.kernelMedianSeconds / t.sgemmMedianSeconds))
                 }
             }
         }

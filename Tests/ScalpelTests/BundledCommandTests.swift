@@ -25,7 +25,7 @@ final class BundledCommandTests: CLITestCase {
     func testBenchReportsEveryMeasureItNames() throws {
         // What bench prints, not how fast: timings are benchmarks, never tests.
         var arguments = ["bench", "--runs", "1", "--batch-runs", "1", "--batch", "2", "--tokens", "4", "--format", "json"]
-        if Kernels.avx512Available { arguments += ["--matmul-rows", "2,5"] }
+        if Kernels.avx512Available { arguments += ["--matmul-rows", "2,5,40"] }
         let result = try scalpel(arguments)
         XCTAssertEqual(result.status, 0, result.stderr)
         let json = try XCTUnwrap(JSONSerialization.jsonObject(with: Data(result.stdout.utf8)) as? [String: Any])
@@ -34,8 +34,9 @@ final class BundledCommandTests: CLITestCase {
         }
         if Kernels.avx512Available {
             let matmul = try XCTUnwrap(json["matmul"] as? [[String: Any]])
-            XCTAssertEqual(matmul.map { $0["rows"] as? Int }, [2, 5])
-            XCTAssertGreaterThan(matmul[0]["few_rows_median_seconds"] as? Double ?? 0, 0)
+            XCTAssertEqual(matmul.map { $0["rows"] as? Int }, [2, 5, 40])
+            XCTAssertEqual(matmul.map { $0["kernel"] as? String }, ["few-rows", "few-rows", "tiled"])
+            XCTAssertGreaterThan(matmul[2]["kernel_median_seconds"] as? Double ?? 0, 0)
         }
         let bad = try scalpel(["bench", "--matmul-rows", "1,x"])
         XCTAssertEqual(bad.status, 1)

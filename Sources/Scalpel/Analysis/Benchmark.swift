@@ -5,7 +5,7 @@ import Glibc
 
 /// Speed of the forward pass, measured in-process (`scalpel bench`): load time, one-prompt latency,
 /// batch throughput, the logit lens over the study's prompts, and optionally the block weight
-/// products with the few-rows kernel against sgemm. Compare with `tools/bench_peer.py`, which runs
+/// products with the AVX-512 kernels against sgemm. Compare with `tools/bench_peer.py`, which runs
 /// Hugging Face PyTorch on the same checkpoint in the same run and prints the ratios.
 public struct Benchmark {
     public var tokens = 16
@@ -13,10 +13,13 @@ public struct Benchmark {
     /// Timed runs of the single prompt (and of each matmul pass); the median is reported.
     public var runs = 30
     public var batchRuns = 7
-    /// Row counts for the matmul comparison; nil skips it.
+    /// Row counts for the matmul comparison (2 to `matmulRowLimit`); nil skips it.
     public var matmulRows: [Int]?
     /// Also time the batch capturing these hooks (the cost of capturing, against `batchMedianSeconds`).
     public var capture: HookFilter?
+
+    /// The most rows `--matmul-rows` times (a batch of 4,096 positions, as `circuit` packs).
+    public static let matmulRowLimit = 4096
 
     public init() {}
 
@@ -52,7 +55,9 @@ public struct Benchmark {
 
     public struct MatmulTiming: Encodable {
         public var rows: Int
-        public var fewRowsMedianSeconds: Double
+        /// The AVX-512 kernel `matmul` takes for this many rows: "few-rows" or "tiled".
+        public var kernel: String
+        public var kernelMedianSeconds: Double
         public var sgemmMedianSeconds: Double
     }
 
@@ -107,7 +112,8 @@ public struct Benchmark {
     }
 
     /// One pass of `rows` random rows through every block weight matrix (with its bias), timed
-    /// for the few-rows kernel and for sgemm, alternating so that both see the same machine state.
+    /// for the AVX-512 kernel `matmul` takes (few-rows or tiled) and for sgemm, alternating so that
+    /// both see the same machine state.
     func timeMatmul(_ model: Model, rows: Int) -> MatmulTiming {
         let weights = model.blocks.flatMap { block -> [(Tensor, Tensor)] in
             (block.attention.map { [($0.qkvWeight, $0.qkvBias), ($0.outWeight, $0.outBias)] } ?? [])
@@ -125,10 +131,12 @@ public struct Benchmark {
                 }
             }
         }
-        _ = (pass(.fewRows), pass(.sgemm))
-        var few: [Double] = [], blas: [Double] = []
-        for _ in 0..<runs { few.append(pass(.fewRows)); blas.append(pass(.sgemm)) }
-        return MatmulTiming(rows: rows, fewRowsMedianSeconds: Self.median(few), sgemmMedianSeconds: Self.median(blas))
+        let kernel: Kernels.MatmulPath = rows <= Kernels.fewRowsLimit ? .fewRows : .tiled
+        _ = (pass(kernel), pass(.sgemm))
+        var own: [Double] = [], blas: [Double] = []
+        for _ in 0..<runs { own.append(pass(kernel)); blas.append(pass(.sgemm)) }
+        return MatmulTiming(rows: rows, kernel: kernel == .fewRows ? "few-rows" : "tiled",
+                            kernelMedianSeconds: Self.median(own), sgemmMedianSeconds: Self.median(blas))
     }
 
     static func time(_ body: () throws -> Void) rethrows -> Double {

@@ -49,11 +49,29 @@ public enum Kernels {
         }
     }
 
+    /// C[m, columns] = A[m,k] · B[k, columns] (+ bias[columns]), where B's and C's rows are `rowWidth`
+    /// wide: some columns of a product (the heads a pass computes), on the calling thread. Through the
+    /// AVX-512 kernels, each entry has the same bits as in the whole product.
+    public static func matmul(_ a: UnsafePointer<Float>, _ b: UnsafePointer<Float>, bias: UnsafePointer<Float>?,
+                              into c: UnsafeMutablePointer<Float>, m: Int, k: Int, columns: Range<Int>, rowWidth n: Int) {
+        guard m > 0, !columns.isEmpty else { return }
+        startRows(c, from: bias, m: m, n: n, columns: columns)
+        let b0 = b + columns.lowerBound, c0 = c + columns.lowerBound, width = columns.count
+        switch MatmulPath.automatic(m: m, k: k, transposeB: false) {
+        case .fewRows: scalpel_sgemm_few_rows(a, b0, c0, m, k, width, n, n)
+        case .tiled: scalpel_sgemm_tiled(a, b0, c0, m, k, width, n, n)
+        case .matvec, .sgemm:
+            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, Int32(m), Int32(width), Int32(k), 1, a, Int32(k), b0, Int32(n), 1, c0, Int32(n))
+        }
+    }
+
     /// Up to this many rows the few-rows kernel beats sgemm on every model measured
     /// (`scalpel bench --matmul-rows`; break-even near 40 rows on the bundled model, 90 on GPT-2 small).
     public static let fewRowsLimit = 32
-    /// The few-rows and tiled kernels need AVX-512F; without it, every product of rows goes through sgemm.
-    public static let avx512Available = scalpel_avx512_available() != 0
+    /// The few-rows and tiled kernels need AVX-512F; without it, every product of rows goes through
+    /// sgemm. `SCALPEL_AVX512=0` turns them off on a CPU that has it, so that the tests run the
+    /// sgemm path there too (tools/test.sh).
+    public static let avx512Available = scalpel_avx512_available() != 0 && ProcessInfo.processInfo.environment["SCALPEL_AVX512"] != "0"
 
     /// One row (e.g. the last position's unembedding): a matrix-vector product streams B once,
     /// where a GEMM would first pack all of B.
