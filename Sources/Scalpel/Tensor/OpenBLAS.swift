@@ -10,6 +10,8 @@ public enum OpenBLAS {
         // threads would spin while the main thread runs the other kernels, which on 2 cores costs more
         // than it gains.
         openblas_set_num_threads(1)
+        // The workers OpenBLAS started at load would spin for a while, taking a core from ours.
+        blas_thread_shutdown_()
         return String(cString: openblas_get_corename())
     }()
 
