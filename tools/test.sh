@@ -14,7 +14,7 @@ set -e
 # products, the forward pass and circuits again through OpenBLAS sgemm, the path of CPUs without it.
 if grep -qw avx512f /proc/cpuinfo; then
     SCALPEL_AVX512=0 swift test --skip-build --disable-swift-testing \
-        --filter 'KernelTests|ForwardParityTests|RunSpanTests|CircuitTests|PatchParityTests|AttributionParityTests' 2>&1 \
+        --filter 'KernelTests|ForwardParityTests|RunSpanTests|CircuitTests|AblationTests|PatchParityTests|AttributionParityTests' 2>&1 \
         | grep -vE "^Test Case .*(started|passed)"
     status=${PIPESTATUS[0]}
     [ "$status" -eq 0 ] || { echo "Swift tests through sgemm (SCALPEL_AVX512=0) failed (exit $status)" >&2; exit "$status"; }

@@ -81,8 +81,10 @@ public struct RunSpan: Sendable {
     /// Per graph block, per prompt of the batch: heads whose `hook_z` an intervention of the run
     /// replaces at every position the run computes (a circuit's mean-ablated heads). Their queries,
     /// keys, values and patterns are not computed there, and their z reaches `hook_z` as NaN, so an
-    /// intervention that fails to replace it shows. A block whose q, k, v, scores or pattern some hook
-    /// reads computes every head.
+    /// intervention that fails to replace it shows; where consecutive prompts replace the same heads
+    /// with the same values at each position, that part of the output projection is computed once per
+    /// position. A block whose q, k, v, scores, pattern or per-head results some hook reads computes
+    /// every head.
     public var replacedHeads: [Int: [Set<Int>]]
 
     public init(start: ResidualStart? = nil, stop: HookPoint? = nil, columns: [Int]? = nil, prefix: KeyValuePrefix? = nil,
@@ -449,22 +451,76 @@ struct ForwardPass {
         attention.headAblations.apply(to: &z, unitWidth: dHead, promptOffsets: hooks.offsets, firstPositions: computedFrom)
         hooks.tokenwise(.z(i), &z, shape: [heads, dHead])
         if hooks.isActive(.result(i)), let edited = headResults(attention, z: z, block: i) { return edited }
+        if let skipped, !hooks.isActive(.result(i)) { return outputProjection(attention, z, skipping: skipped) }
         var out = Tensor(zeros: [tokens, d])
         Kernels.matmul(z.pointer, attention.outWeight.pointer, bias: attention.outBias.pointer,
                        into: out.mutablePointer, m: tokens, k: d, n: d)
         return out
     }
 
-    /// Per prompt, the heads of block i whose z will be replaced wherever this pass computes (the
-    /// span's `replacedHeads`, and heads the model ablates at every position); nil when there are
-    /// none or a hook reads the block's queries, keys, values, scores or pattern.
+    /// out [tokens, d] = z · W_O + b_O, where the skipped heads' z (their replacements) is projected
+    /// once per position for a block of consecutive prompts that skip the same heads, have the same
+    /// positions and the same replaced values at each (a circuit's copies of the items, its means):
+    ///     out[row] = (b_O + Σ_{h skipped} z[first prompt's row, h] W_O[h]) + Σ_{h computed} z[row, h] W_O[h].
+    /// A block whose replaced values differ between prompts is projected whole.
+    func outputProjection(_ attention: AttentionHalf, _ z: Tensor, skipping skipped: [Set<Int>]) -> Tensor {
+        let dHead = attention.dHead, heads = attention.nHead, offsets = hooks.offsets, d = d
+        var blocks: [Range<Int>] = []  // of prompts
+        var first = 0
+        while first < prompts.count {
+            var end = first + 1
+            while end < prompts.count && skipped[end] == skipped[first] && prompts[end].count == prompts[first].count
+                    && computedFrom[end] == computedFrom[first] { end += 1 }
+            blocks.append(first..<end)
+            first = end
+        }
+        var out = Tensor(zeros: [tokens, d])
+        let zp = z.pointer, wo = attention.outWeight.pointer, bo = attention.outBias.pointer, op = out.mutablePointer
+        Parallel.ranges(blocks.count, cost: tokens * d * d) { part in
+            for block in blocks[part] {
+                let rows = offsets[block.lowerBound]..<offsets[block.upperBound], m = offsets[block.lowerBound + 1] - rows.lowerBound
+                let replaced = skipped[block.lowerBound].sorted(), computed = (0..<heads).filter { !skipped[block.lowerBound].contains($0) }
+                let shared = !replaced.isEmpty && rows.count > m && rows.dropFirst(m).allSatisfy { row in
+                    let same = rows.lowerBound + (row - rows.lowerBound) % m
+                    return replaced.allSatisfy { h in memcmp(zp + row * d + h * dHead, zp + same * d + h * dHead, dHead * 4) == 0 }
+                }
+                guard shared else {
+                    Kernels.matmul(zp + rows.lowerBound * d, wo, bias: bo, into: op + rows.lowerBound * d, m: rows.count, k: d, columns: 0..<d, rowWidth: d)
+                    continue
+                }
+                // The replaced part, once per position: the first prompt's rows with only the replaced heads' z.
+                var firstRows = Tensor(zeros: [m, d])
+                for r in 0..<m { for h in replaced { (firstRows.mutablePointer + r * d + h * dHead).update(from: zp + (rows.lowerBound + r) * d + h * dHead, count: dHead) } }
+                var constant = Tensor(zeros: [m, d])
+                Kernels.matmul(firstRows.pointer, wo, bias: bo, into: constant.mutablePointer, m: m, k: d, columns: 0..<d, rowWidth: d)
+                // The computed heads, every row: their z columns against their rows of W_O.
+                var computedPart = Tensor(zeros: [rows.count, d])
+                if !computed.isEmpty {
+                    let width = computed.count * dHead
+                    var zc = Tensor(zeros: [rows.count, width]), wc = Tensor(zeros: [width, d])
+                    for (j, h) in computed.enumerated() {
+                        (wc.mutablePointer + j * dHead * d).update(from: wo + h * dHead * d, count: dHead * d)
+                        for r in 0..<rows.count { (zc.mutablePointer + r * width + j * dHead).update(from: zp + (rows.lowerBound + r) * d + h * dHead, count: dHead) }
+                    }
+                    Kernels.matmul(zc.pointer, wc.pointer, bias: nil, into: computedPart.mutablePointer, m: rows.count, k: width, columns: 0..<d, rowWidth: d)
+                }
+                for r in 0..<rows.count {
+                    let o = op + (rows.lowerBound + r) * d, c = constant.pointer + (r % m) * d, x = computedPart.pointer + r * d
+                    for col in 0..<d { o[col] = c[col] + x[col] }
+                }
+            }
+        }
+        return out
+    }
+
+    /// Per prompt, the heads of block i whose z the span says will be replaced wherever this pass
+    /// computes (`RunSpan.replacedHeads`); nil when there are none or a hook reads the block's
+    /// queries, keys, values, scores or pattern. A model's own (baked) ablations are not skipped:
+    /// baked and run-time ablations give identical logits (AblationTests).
     func skippedHeads(_ attention: AttentionHalf, block i: Int) -> [Set<Int>]? {
-        let everywhere = Set(attention.headAblations.filter { $0.value.positions == .all }.keys)
-        let given = replacedHeads[i]
-        guard !everywhere.isEmpty || given != nil,
+        guard let given = replacedHeads[i], given.contains(where: { !$0.isEmpty }),
               ![HookPoint.q(i), .k(i), .v(i), .attnScores(i), .pattern(i)].contains(where: hooks.isActive) else { return nil }
-        let perPrompt = prompts.indices.map { p in everywhere.union(given?[p] ?? []) }
-        return perPrompt.allSatisfy(\.isEmpty) ? nil : perPrompt
+        return given
     }
 
     /// qkv [tokens, 3·d] = normed · W_QKV + b_QKV for the heads each prompt computes only: consecutive
