@@ -22,6 +22,7 @@ struct ScalpelCommand: ParsableCommand {
         }
         OutputTarget.handleSignals()
         MemoryBudget.reuseLargeBlocks()
+        OpenBLAS.setUp()
         MemoryBudget.onExhausted = { bytes in
             let error = MemoryError.exhausted(bytes: bytes, limitMB: MemoryBudget.limitBytes.map { $0 >> 20 })
             OutputTarget.abandonAll()

@@ -95,9 +95,9 @@ final class KernelTests: XCTestCase {
 
     func testTiledKernelMatchesTheFormulaAtEveryEntry() throws {
         try XCTSkipUnless(Kernels.avx512Available, "this CPU has no AVX-512F: matmul uses sgemm for many rows")
-        // Around the tiled kernel's edges: tiles of 8 rows × 48 columns (3 vectors, the last masked),
-        // blocks of 256 rows of A and of B, strips split across cores.
-        try assertExact(.tiled, shapes: [(33, 1, 1), (40, 7, 15), (41, 256, 48), (57, 257, 97), (263, 300, 50), (520, 520, 33), (9, 1000, 2304)])
+        // Around the tiled kernel's edges: tiles of 6 rows × 64 columns (4 vectors, the last masked),
+        // blocks of 256 rows of A and 384 of B, strips split across cores.
+        try assertExact(.tiled, shapes: [(33, 1, 1), (40, 7, 15), (41, 384, 64), (57, 385, 97), (263, 300, 50), (520, 770, 33), (37, 383, 130), (9, 1000, 2304)])
     }
 
     /// C = A·B (+ bias) through `path` equals the formula at every entry, on integer data (exact in Float).

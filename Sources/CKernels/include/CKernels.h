@@ -10,7 +10,7 @@ int scalpel_avx512_available(void);
 void scalpel_sgemm_few_rows(const float *a, const float *b, float *c,
                             long m, long k, long n, long ldb, long ldc);
 
-/// C[r, 0..<n] += A[r, 0..<k] · B[0..<k, 0..<n] for any m (a batch's positions), 8 × 48 tiles of C
+/// C[r, 0..<n] += A[r, 0..<k] · B[0..<k, 0..<n] for any m (a batch's positions), 6 × 64 tiles of C
 /// in registers. Same layouts as `scalpel_sgemm_few_rows`, and the same bits for every row.
 /// Call only when `scalpel_avx512_available()` says so.
 void scalpel_sgemm_tiled(const float *a, const float *b, float *c,

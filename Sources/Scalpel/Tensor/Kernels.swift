@@ -11,7 +11,7 @@ public enum Kernels {
         case matvec
         /// 2 to `fewRowsLimit` rows against B[k,n]: the few-rows kernel (CKernels), which reads B in place.
         case fewRows
-        /// More rows against B[k,n]: the tiled kernel (CKernels), 8 × 48 tiles of C in registers.
+        /// More rows against B[k,n]: the tiled kernel (CKernels), 6 × 64 tiles of C in registers.
         case tiled
         /// Anything: `cblas_sgemm`, which packs B on every call.
         case sgemm
@@ -102,11 +102,11 @@ public enum Kernels {
     }
 
     /// Many rows against B[k,n]: C starts as the bias (or 0) and the tiled kernel (CKernels) adds
-    /// A·B. Each core takes whole 48-column strips of C (the kernel's tile width).
+    /// A·B. Each core takes whole 64-column strips of C (the kernel's tile width).
     static func matmulTiled(_ a: UnsafePointer<Float>, _ b: UnsafePointer<Float>, bias: UnsafePointer<Float>?,
                             into c: UnsafeMutablePointer<Float>, m: Int, k: Int, n: Int) {
-        Parallel.ranges((n + 47) / 48, cost: m * n * k) { strips in
-            let columns = (strips.lowerBound * 48)..<min(n, strips.upperBound * 48)
+        Parallel.ranges((n + 63) / 64, cost: m * n * k) { strips in
+            let columns = (strips.lowerBound * 64)..<min(n, strips.upperBound * 64)
             startRows(c, from: bias, m: m, n: n, columns: columns)
             scalpel_sgemm_tiled(a, b + columns.lowerBound, c + columns.lowerBound, m, k, columns.count, n, n)
         }

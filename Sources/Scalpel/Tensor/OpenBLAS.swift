@@ -15,6 +15,10 @@ public enum OpenBLAS {
         return String(cString: openblas_get_corename())
     }()
 
+    /// Sets OpenBLAS up now (single-threaded, its workers stopped) rather than at the first product,
+    /// so that its workers do not spin through the model's loading. The command line calls it first.
+    public static func setUp() { _ = coreName }
+
     /// Address space of one OpenBLAS work buffer (its BUFFER_SIZE and alignment, as mmap sees it).
     static let bufferBytes = 134_225_920
 
