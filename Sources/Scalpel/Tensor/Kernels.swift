@@ -51,7 +51,7 @@ public enum Kernels {
 
     /// C[m, columns] = A[m,k] · B[k, columns] (+ bias[columns]), where B's and C's rows are `rowWidth`
     /// wide: some columns of a product (the heads a pass computes), on the calling thread. Through the
-    /// AVX-512 kernels, each entry has the same bits as in the whole product.
+    /// AVX-512 kernels (2 rows or more), each entry has the same bits as in the whole product.
     public static func matmul(_ a: UnsafePointer<Float>, _ b: UnsafePointer<Float>, bias: UnsafePointer<Float>?,
                               into c: UnsafeMutablePointer<Float>, m: Int, k: Int, columns: Range<Int>, rowWidth n: Int) {
         guard m > 0, !columns.isEmpty else { return }
@@ -65,8 +65,9 @@ public enum Kernels {
         }
     }
 
-    /// Up to this many rows the few-rows kernel beats sgemm on every model measured
-    /// (`scalpel bench --matmul-rows`; break-even near 40 rows on the bundled model, 90 on GPT-2 small).
+    /// Up to this many rows the few-rows kernel (B read once, C streamed), above it the tiled one (C
+    /// in registers, B streamed): `scalpel bench --matmul-rows` times each against sgemm, and the two
+    /// are even at 32–33 rows on GPT-2 small (docs/DECISIONS.md, "Matrix products").
     public static let fewRowsLimit = 32
     /// The few-rows and tiled kernels need AVX-512F; without it, every product of rows goes through
     /// sgemm. `SCALPEL_AVX512=0` turns them off on a CPU that has it, so that the tests run the
