@@ -34,16 +34,14 @@ public enum Kernels {
                               into c: UnsafeMutablePointer<Float>, m: Int, k: Int, n: Int, transposeB: Bool = false,
                               path: MatmulPath? = nil) {
         guard m > 0, n > 0 else { return }
-        switch path ?? .automatic(m: m, k: k, transposeB: transposeB) {
+        let path = path ?? .automatic(m: m, k: k, transposeB: transposeB)
+        switch path {
         case .matvec:
             precondition(m == 1, "matvec computes one row")
             matvec(a, b, bias: bias, into: c, k: k, n: n, transposeB: transposeB)
-        case .fewRows:
-            precondition(!transposeB && avx512Available, "the few-rows kernel needs B[k,n] and AVX-512F")
-            matmulFewRows(a, b, bias: bias, into: c, m: m, k: k, n: n)
-        case .tiled:
-            precondition(!transposeB && avx512Available, "the tiled kernel needs B[k,n] and AVX-512F")
-            matmulTiled(a, b, bias: bias, into: c, m: m, k: k, n: n)
+        case .fewRows, .tiled:
+            precondition(!transposeB && avx512Available, "the \(path) kernel needs B[k,n] and AVX-512F")
+            matmulAVX512(path, a, b, bias: bias, into: c, m: m, k: k, n: n)
         case .sgemm:
             matmulBLAS(a, b, bias: bias, into: c, m: m, k: k, n: n, transposeB: transposeB)
         }
@@ -91,25 +89,18 @@ public enum Kernels {
         }
     }
 
-    /// A few rows against B[k,n]: C starts as the bias (or 0) and the few-rows kernel (CKernels) adds
-    /// A·B, reading B in place. Each core takes whole 32-column strips of C.
-    static func matmulFewRows(_ a: UnsafePointer<Float>, _ b: UnsafePointer<Float>, bias: UnsafePointer<Float>?,
-                              into c: UnsafeMutablePointer<Float>, m: Int, k: Int, n: Int) {
-        Parallel.ranges((n + 31) / 32, cost: m * n * k) { strips in
-            let columns = (strips.lowerBound * 32)..<min(n, strips.upperBound * 32)
+    /// Rows against B[k,n] through an AVX-512 kernel (CKernels) that reads B in place: C starts as
+    /// the bias (or 0) and the kernel adds A·B. Each core takes whole strips of C as wide as the
+    /// kernel's: 32 columns for few rows, 64 (the tile) for many.
+    static func matmulAVX512(_ path: MatmulPath, _ a: UnsafePointer<Float>, _ b: UnsafePointer<Float>, bias: UnsafePointer<Float>?,
+                             into c: UnsafeMutablePointer<Float>, m: Int, k: Int, n: Int) {
+        let strip = path == .fewRows ? 32 : 64
+        Parallel.ranges((n + strip - 1) / strip, cost: m * n * k) { strips in
+            let columns = (strips.lowerBound * strip)..<min(n, strips.upperBound * strip)
             startRows(c, from: bias, m: m, n: n, columns: columns)
-            scalpel_sgemm_few_rows(a, b + columns.lowerBound, c + columns.lowerBound, m, k, columns.count, n, n)
-        }
-    }
-
-    /// Many rows against B[k,n]: C starts as the bias (or 0) and the tiled kernel (CKernels) adds
-    /// A·B. Each core takes whole 64-column strips of C (the kernel's tile width).
-    static func matmulTiled(_ a: UnsafePointer<Float>, _ b: UnsafePointer<Float>, bias: UnsafePointer<Float>?,
-                            into c: UnsafeMutablePointer<Float>, m: Int, k: Int, n: Int) {
-        Parallel.ranges((n + 63) / 64, cost: m * n * k) { strips in
-            let columns = (strips.lowerBound * 64)..<min(n, strips.upperBound * 64)
-            startRows(c, from: bias, m: m, n: n, columns: columns)
-            scalpel_sgemm_tiled(a, b + columns.lowerBound, c + columns.lowerBound, m, k, columns.count, n, n)
+            let b0 = b + columns.lowerBound, c0 = c + columns.lowerBound
+            if path == .fewRows { scalpel_sgemm_few_rows(a, b0, c0, m, k, columns.count, n, n) }
+            else { scalpel_sgemm_tiled(a, b0, c0, m, k, columns.count, n, n) }
         }
     }
 
