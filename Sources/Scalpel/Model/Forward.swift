@@ -362,7 +362,7 @@ struct ForwardPass {
 
     /// x = W_E[token] + W_pos[position].
     mutating func embed() -> Tensor {
-        var tokenPart = Tensor(zeros: [tokens, d]), positionPart = Tensor(zeros: [tokens, d])
+        var tokenPart = Tensor(uninitialized: [tokens, d]), positionPart = Tensor(uninitialized: [tokens, d])
         let wte = model.embedding.tokens.pointer, wpe = model.embedding.positions.pointer
         tokenPart.withMutableBuffer { te in
             positionPart.withMutableBuffer { pe in
@@ -386,10 +386,10 @@ struct ForwardPass {
     /// `hook_normalized` ((x − mean) / scale, before the weight and bias, as TransformerLens's
     /// ln_final) before the weight and bias are. Split or not, the arithmetic is the same.
     mutating func layerNorm(_ params: LayerNormParams, _ x: Tensor, scaleHook: HookPoint, normalizedHook: HookPoint) -> Tensor {
-        var scale = Tensor(zeros: [tokens, 1])
+        var scale = Tensor(uninitialized: [tokens, 1])
         Kernels.layerNormScale(x.pointer, eps: model.config.layerNormEpsilon, into: scale.mutablePointer, rows: tokens, cols: d)
         hooks.tokenwise(scaleHook, &scale, shape: [1])
-        var y = Tensor(zeros: [tokens, d])
+        var y = Tensor(uninitialized: [tokens, d])
         guard hooks.isActive(normalizedHook) else {
             Kernels.layerNormApply(x.pointer, scale: scale.pointer, weight: params.weight.pointer, bias: params.bias.pointer,
                                    into: y.mutablePointer, rows: tokens, cols: d)
@@ -406,7 +406,7 @@ struct ForwardPass {
         let heads = attention.nHead, dHead = d / heads
         let normed = layerNorm(attention.ln, residual, scaleHook: .ln1Scale(i), normalizedHook: .ln1Normalized(i))
         let skipped = skippedHeads(attention, block: i)
-        var qkv = Tensor(zeros: [tokens, 3 * d])
+        var qkv = skipped == nil ? Tensor(uninitialized: [tokens, 3 * d]) : Tensor(zeros: [tokens, 3 * d])
         if let skipped {
             queriesKeysValues(attention, normed, skipping: skipped, into: &qkv)
         } else {
@@ -418,7 +418,7 @@ struct ForwardPass {
         hooks.tokenwise(.k(i), &k, shape: [heads, dHead])
         hooks.tokenwise(.v(i), &v, shape: [heads, dHead])
 
-        var z = Tensor(zeros: [tokens, d])
+        var z = Tensor(uninitialized: [tokens, d])  // every head's rows: computed, or NaN when skipped
         for p in 0..<prompts.count {
             // Query rows are positions s..<n; key and value rows are all n positions, the first s cached.
             let start = hooks.offsets[p], n = prompts[p].count, s = computedFrom[p], m = n - s
@@ -452,7 +452,7 @@ struct ForwardPass {
         hooks.tokenwise(.z(i), &z, shape: [heads, dHead])
         if hooks.isActive(.result(i)), let edited = headResults(attention, z: z, block: i) { return edited }
         if let skipped, !hooks.isActive(.result(i)) { return outputProjection(attention, z, skipping: skipped) }
-        var out = Tensor(zeros: [tokens, d])
+        var out = Tensor(uninitialized: [tokens, d])
         Kernels.matmul(z.pointer, attention.outWeight.pointer, bias: attention.outBias.pointer,
                        into: out.mutablePointer, m: tokens, k: d, n: d)
         return out
@@ -588,14 +588,14 @@ struct ForwardPass {
     mutating func feedForward(_ mlp: MLPHalf, _ residual: Tensor, block i: Int) -> Tensor {
         let input = mlp.ln.map { layerNorm($0, residual, scaleHook: .ln2Scale(i), normalizedHook: .ln2Normalized(i)) } ?? residual
         let width = mlp.dMLP
-        var hidden = Tensor(zeros: [tokens, width])
+        var hidden = Tensor(uninitialized: [tokens, width])
         Kernels.matmul(input.pointer, mlp.inWeight.pointer, bias: mlp.inBias.pointer,
                        into: hidden.mutablePointer, m: tokens, k: d, n: width)
         hooks.tokenwise(.mlpPre(i), &hidden, shape: [width])
         Kernels.geluNew(hidden.mutablePointer, count: hidden.count)
         mlp.neuronAblations.apply(to: &hidden, unitWidth: 1, promptOffsets: hooks.offsets, firstPositions: computedFrom)
         hooks.tokenwise(.mlpPost(i), &hidden, shape: [width])
-        var out = Tensor(zeros: [tokens, d])
+        var out = Tensor(uninitialized: [tokens, d])
         Kernels.matmul(hidden.pointer, mlp.outWeight.pointer, bias: mlp.outBias.pointer,
                        into: out.mutablePointer, m: tokens, k: width, n: d)
         if let ablation = mlp.outputAblation {
@@ -607,10 +607,10 @@ struct ForwardPass {
     /// Final LayerNorm on every position (its hooks see all of them), then W_U on the selected
     /// positions only, and only for the asked columns when there are some.
     mutating func unembed(_ residual: Tensor, selected: [[Int]], columns: [Int]?) -> [Tensor]? {
-        var scale = Tensor(zeros: [tokens, 1])
+        var scale = Tensor(uninitialized: [tokens, 1])
         Kernels.layerNormScale(residual.pointer, eps: model.config.layerNormEpsilon, into: scale.mutablePointer, rows: tokens, cols: d)
         hooks.tokenwise(.finalScale, &scale, shape: [1])
-        var normalized = Tensor(zeros: [tokens, d])
+        var normalized = Tensor(uninitialized: [tokens, d])
         Kernels.layerNormApply(residual.pointer, scale: scale.pointer, weight: nil, bias: nil,
                                into: normalized.mutablePointer, rows: tokens, cols: d)
         hooks.tokenwise(.finalNormalized, &normalized, shape: [d])
