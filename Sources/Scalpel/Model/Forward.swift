@@ -465,15 +465,7 @@ struct ForwardPass {
     /// A block whose replaced values differ between prompts is projected whole.
     func outputProjection(_ attention: AttentionHalf, _ z: Tensor, skipping skipped: [Set<Int>]) -> Tensor {
         let dHead = attention.dHead, heads = attention.nHead, offsets = hooks.offsets, d = d
-        var blocks: [Range<Int>] = []  // of prompts
-        var first = 0
-        while first < prompts.count {
-            var end = first + 1
-            while end < prompts.count && skipped[end] == skipped[first] && prompts[end].count == prompts[first].count
-                    && computedFrom[end] == computedFrom[first] { end += 1 }
-            blocks.append(first..<end)
-            first = end
-        }
+        let blocks = promptRuns(skipping: skipped, samePositions: true)
         var out = Tensor(zeros: [tokens, d])
         let zp = z.pointer, wo = attention.outWeight.pointer, bo = attention.outBias.pointer, op = out.mutablePointer
         Parallel.ranges(blocks.count, cost: tokens * d * d) { part in
@@ -513,6 +505,20 @@ struct ForwardPass {
         return out
     }
 
+    /// Runs of consecutive prompts that skip the same heads (a circuit's copies of the items) and,
+    /// with `samePositions`, compute the same positions.
+    func promptRuns(skipping skipped: [Set<Int>], samePositions: Bool) -> [Range<Int>] {
+        var runs: [Range<Int>] = [], first = 0
+        while first < prompts.count {
+            var end = first + 1
+            while end < prompts.count && skipped[end] == skipped[first]
+                    && (!samePositions || (prompts[end].count == prompts[first].count && computedFrom[end] == computedFrom[first])) { end += 1 }
+            runs.append(first..<end)
+            first = end
+        }
+        return runs
+    }
+
     /// Per prompt, the heads of block i whose z the span says will be replaced wherever this pass
     /// computes (`RunSpan.replacedHeads`); nil when there are none or a hook reads the block's
     /// queries, keys, values, scores or pattern. A model's own (baked) ablations are not skipped:
@@ -528,14 +534,8 @@ struct ForwardPass {
     /// d_head-wide column ranges (q, k, v) of the product. The other columns stay 0.
     func queriesKeysValues(_ attention: AttentionHalf, _ normed: Tensor, skipping skipped: [Set<Int>], into qkv: inout Tensor) {
         let heads = attention.nHead, dHead = d / heads, offsets = hooks.offsets
-        var tasks: [(rows: Range<Int>, head: Int)] = []
-        var first = 0
-        while first < prompts.count {
-            var end = first + 1
-            while end < prompts.count && skipped[end] == skipped[first] { end += 1 }
-            let rows = offsets[first]..<offsets[end]
-            if !rows.isEmpty { tasks += (0..<heads).filter { !skipped[first].contains($0) }.map { (rows, $0) } }
-            first = end
+        let tasks: [(rows: Range<Int>, head: Int)] = promptRuns(skipping: skipped, samePositions: false).flatMap { run in
+            (0..<heads).filter { !skipped[run.lowerBound].contains($0) }.map { (offsets[run.lowerBound]..<offsets[run.upperBound], $0) }
         }
         let a = normed.pointer, w = attention.qkvWeight.pointer, bias = attention.qkvBias.pointer, c = qkv.mutablePointer, d = d
         Parallel.ranges(tasks.count, cost: tasks.reduce(0) { $0 + $1.rows.count } * 3 * dHead * d) { part in
