@@ -26,7 +26,7 @@ import os
 import subprocess
 import sys
 
-from bench_common import cpu_model, measure
+from bench_common import add_peer_arguments, cpu_model, ensure_random_gpt2, measure
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TQDM_DISABLE", "1")
@@ -106,18 +106,14 @@ def bench_scalpel(binary, model_dir, dataset, runs):
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--scalpel", required=True, help="the scalpel binary (release build)")
-    parser.add_argument("--model", default="/tmp/scalpel-bench-gpt2-random")
-    parser.add_argument("--runs", type=int, default=3)
-    parser.add_argument("--threads", type=int, default=os.cpu_count())
+    add_peer_arguments(parser)
     args = parser.parse_args()
 
     import torch
     from transformers import GPT2TokenizerFast
 
     torch.set_num_threads(args.threads)
-    if not os.path.exists(os.path.join(args.model, "model.safetensors")):
-        subprocess.run([args.scalpel, "init", "--config", "gpt2", "-o", args.model], check=True)
+    ensure_random_gpt2(args.scalpel, args.model)
     tokenizer = GPT2TokenizerFast.from_pretrained(args.model)
     dataset = os.path.join(os.path.dirname(os.path.abspath(args.model)), "bench-attribution.json")
     clean, answers, foils = make_dataset(dataset, tokenizer)

@@ -30,10 +30,9 @@ import random
 import resource
 import statistics
 import subprocess
-import sys
 import time
 
-from bench_common import cpu_model
+from bench_common import cpu_model, ensure_random_gpt2
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -128,9 +127,7 @@ def main():
     parser.add_argument("--circuit", default=CIRCUIT)
     args = parser.parse_args()
 
-    if not os.path.exists(os.path.join(args.model, "model.safetensors")):
-        print(f"creating a random GPT-2-small-shaped checkpoint: scalpel init --config gpt2 -o {args.model}", file=sys.stderr)
-        subprocess.run([args.scalpel, "init", "--config", "gpt2", "-o", args.model], check=True)
+    ensure_random_gpt2(args.scalpel, args.model)
 
     # The digits family ("1 2 3 4" -> " 5" ... "20 21 22 23" -> " 24"; corrupted answer: the last number),
     # tokenized with GPT-2's tokenizer (Scalpel's bundled copy), BOS 50256 prepended as Scalpel does.

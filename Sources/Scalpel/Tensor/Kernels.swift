@@ -53,9 +53,16 @@ public enum Kernels {
     public static func matmul(_ a: UnsafePointer<Float>, _ b: UnsafePointer<Float>, bias: UnsafePointer<Float>?,
                               into c: UnsafeMutablePointer<Float>, m: Int, k: Int, columns: Range<Int>, rowWidth n: Int) {
         guard m > 0, !columns.isEmpty else { return }
+        productColumns(.automatic(m: m, k: k, transposeB: false), a, b, bias: bias, into: c, m: m, k: k, columns: columns, rowWidth: n)
+    }
+
+    /// C[m, columns] = bias[columns] (or 0) + A[m,k] · B[k, columns] on the calling thread, through
+    /// `path`'s kernel (sgemm for `.matvec` and `.sgemm`); B's and C's rows are `rowWidth` wide.
+    static func productColumns(_ path: MatmulPath, _ a: UnsafePointer<Float>, _ b: UnsafePointer<Float>, bias: UnsafePointer<Float>?,
+                               into c: UnsafeMutablePointer<Float>, m: Int, k: Int, columns: Range<Int>, rowWidth n: Int) {
         startRows(c, from: bias, m: m, n: n, columns: columns)
         let b0 = b + columns.lowerBound, c0 = c + columns.lowerBound, width = columns.count
-        switch MatmulPath.automatic(m: m, k: k, transposeB: false) {
+        switch path {
         case .fewRows: scalpel_sgemm_few_rows(a, b0, c0, m, k, width, n, n)
         case .tiled: scalpel_sgemm_tiled(a, b0, c0, m, k, width, n, n)
         case .matvec, .sgemm:
@@ -97,10 +104,7 @@ public enum Kernels {
         let strip = path == .fewRows ? 32 : 64
         Parallel.ranges((n + strip - 1) / strip, cost: m * n * k) { strips in
             let columns = (strips.lowerBound * strip)..<min(n, strips.upperBound * strip)
-            startRows(c, from: bias, m: m, n: n, columns: columns)
-            let b0 = b + columns.lowerBound, c0 = c + columns.lowerBound
-            if path == .fewRows { scalpel_sgemm_few_rows(a, b0, c0, m, k, columns.count, n, n) }
-            else { scalpel_sgemm_tiled(a, b0, c0, m, k, columns.count, n, n) }
+            productColumns(path, a, b, bias: bias, into: c, m: m, k: k, columns: columns, rowWidth: n)
         }
     }
 
