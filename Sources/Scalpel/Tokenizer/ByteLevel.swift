@@ -23,12 +23,18 @@ enum ByteLevel {
         return table
     }()
 
-    /// The inverse of `scalarOf`.
-    static let byteOf: [Unicode.Scalar: UInt8] = {
-        var map: [Unicode.Scalar: UInt8] = [:]
-        for (byte, scalar) in scalarOf.enumerated() { map[scalar] = UInt8(byte) }
-        return map
+    /// The inverse of `scalarOf`, by scalar value: the byte a stand-in character stands for, or -1.
+    /// (Stand-ins are all below U+0144.)
+    private static let byteOfScalar: [Int16] = {
+        var table = [Int16](repeating: -1, count: 0x144)
+        for (byte, scalar) in scalarOf.enumerated() { table[Int(scalar.value)] = Int16(byte) }
+        return table
     }()
+
+    /// The byte `scalar` stands for, or nil when it is no stand-in.
+    static func byte(of scalar: Unicode.Scalar) -> UInt8? {
+        Int(scalar.value) < byteOfScalar.count && byteOfScalar[Int(scalar.value)] >= 0 ? UInt8(byteOfScalar[Int(scalar.value)]) : nil
+    }
 
     /// The vocabulary spelling of some raw bytes, e.g. [0x20, 0x35] → "Ġ5".
     static func piece<Bytes: Sequence>(of bytes: Bytes) -> String where Bytes.Element == UInt8 {
@@ -37,14 +43,16 @@ enum ByteLevel {
         return String(view)
     }
 
-    /// The raw bytes a vocabulary piece stands for. Like the Hugging Face ByteLevel decoder, a
-    /// piece containing any character outside the map (an added token such as "<|endoftext|>"
-    /// could) is taken as its own UTF-8 text instead.
-    static func bytes(of piece: String) -> [UInt8] {
+    /// The raw bytes a vocabulary piece (its UTF-8) stands for. Like the Hugging Face ByteLevel
+    /// decoder, a piece containing any character outside the map (an added token such as
+    /// "<|endoftext|>" could) is taken as its own UTF-8 text instead.
+    static func bytes<UTF8Bytes: Collection<UInt8>>(ofPiece utf8: UTF8Bytes) -> [UInt8] {
         var bytes: [UInt8] = []
-        bytes.reserveCapacity(piece.unicodeScalars.count)
-        for scalar in piece.unicodeScalars {
-            guard let byte = byteOf[scalar] else { return Array(piece.utf8) }
+        bytes.reserveCapacity(utf8.count)
+        var decoder = UTF8()
+        var iterator = utf8.makeIterator()
+        while case let .scalarValue(scalar) = decoder.decode(&iterator) {
+            guard let byte = byte(of: scalar) else { return Array(utf8) }
             bytes.append(byte)
         }
         return bytes

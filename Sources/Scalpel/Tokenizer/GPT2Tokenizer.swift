@@ -16,7 +16,7 @@ public final class GPT2Tokenizer: @unchecked Sendable {
     /// The id of "<|endoftext|>" when the vocabulary has it.
     public let endOfTextID: Int?
 
-    private let vocab: [String: Int]
+    private let vocab: PieceTable
     private let pieces: [String]          // by id; "" for ids the vocabulary skips
     private let tokenBytes: [[UInt8]]     // by id: the raw bytes each token stands for
     private let byteIDs: [Int32]          // by byte: the id of its one-byte token, or -1
@@ -33,7 +33,16 @@ public final class GPT2Tokenizer: @unchecked Sendable {
     public convenience init(vocab: [String: Int], merges: [(String, String)]) {
         let vocabData = (try? JSONSerialization.data(withJSONObject: vocab, options: [.sortedKeys])) ?? Data()
         let mergesText = "#version: 0.2\n" + merges.map { "\($0.0) \($0.1)\n" }.joined()
-        self.init(vocab: vocab, merges: merges, vocabData: vocabData, mergesData: Data(mergesText.utf8))
+        var table = PieceTable(capacity: vocab.count)
+        for (piece, id) in vocab.sorted(by: { $0.value < $1.value }) where id >= 0 {
+            var piece = piece
+            _ = piece.withUTF8 { table.insert($0, id: id) }
+        }
+        let ids: [(Int32, Int32, Int32)] = merges.compactMap { left, right in
+            guard let a = table.id(of: left), let b = table.id(of: right), let merged = table.id(of: left + right) else { return nil }
+            return (Int32(a), Int32(b), Int32(merged))
+        }
+        self.init(vocab: table, merges: ids, vocabData: vocabData, mergesData: Data(mergesText.utf8))
     }
 
     /// The vocab.json and merges.txt this tokenizer was read from, kept so that archives and
@@ -41,26 +50,24 @@ public final class GPT2Tokenizer: @unchecked Sendable {
     public let vocabData: Data
     public let mergesData: Data
 
-    private init(vocab: [String: Int], merges: [(String, String)], vocabData: Data, mergesData: Data) {
+    /// `merges[rank]`: the ids of the left and right pieces and of the piece they merge into.
+    private init(vocab: PieceTable, merges: [(left: Int32, right: Int32, merged: Int32)], vocabData: Data, mergesData: Data) {
         self.vocabData = vocabData
         self.mergesData = mergesData
-        let vocab = vocab.filter { $0.value >= 0 }
         self.vocab = vocab
-        vocabSize = (vocab.values.max() ?? -1) + 1
+        vocabSize = (vocab.ids.max() ?? -1) + 1
         var pieces = [String](repeating: "", count: vocabSize)
-        for (piece, id) in vocab { pieces[id] = piece }
-        self.pieces = pieces
-        tokenBytes = pieces.map(ByteLevel.bytes(of:))
-        byteIDs = ByteLevel.scalarOf.map { vocab[String($0)].map(Int32.init) ?? -1 }
-        var pairs: [(Int32, Int32)] = []
-        var mergedIDs: [Int32] = []
-        for (left, right) in merges {
-            guard let a = vocab[left], let b = vocab[right], let merged = vocab[left + right] else { continue }
-            pairs.append((Int32(a), Int32(b)))
-            mergedIDs.append(Int32(merged))
+        var tokenBytes = [[UInt8]](repeating: [], count: vocabSize)
+        for (entry, id) in vocab.ids.enumerated() {
+            let piece = vocab.piece(entry: entry)
+            pieces[id] = String(decoding: piece, as: UTF8.self)
+            tokenBytes[id] = ByteLevel.bytes(ofPiece: piece)
         }
-        self.merges = BPEMerges(pairs: pairs, ids: mergedIDs)
-        endOfTextID = vocab[Self.endOfTextPiece]
+        self.pieces = pieces
+        self.tokenBytes = tokenBytes
+        byteIDs = ByteLevel.scalarOf.map { vocab.id(of: String($0)).map(Int32.init) ?? -1 }
+        self.merges = BPEMerges(pairs: merges.map { ($0.left, $0.right) }, ids: merges.map(\.merged))
+        endOfTextID = vocab.id(of: Self.endOfTextPiece)
     }
 
     /// Reads a Hugging Face vocab.json and merges.txt (whose first line may be "#version…").
@@ -166,10 +173,9 @@ public final class GPT2Tokenizer: @unchecked Sendable {
         decode([id])
     }
 
-    /// The id of a vocabulary piece, matched scalar for scalar (Swift's `==` would also accept
-    /// a canonically equivalent spelling such as "e\u{301}" for "é").
+    /// The id of a vocabulary piece, matched byte for byte (Swift's `==` would also accept a
+    /// canonically equivalent spelling such as "e\u{301}" for "é").
     public func id(ofPiece piece: String) -> Int? {
-        guard let id = vocab[piece], pieces[id].unicodeScalars.elementsEqual(piece.unicodeScalars) else { return nil }
-        return id
+        vocab.id(of: piece)
     }
 }
