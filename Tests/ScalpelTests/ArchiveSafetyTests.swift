@@ -342,6 +342,22 @@ final class ArchiveSafetyTests: ScratchTestCase {
         XCTAssertTrue(archiveWarnings.first?.contains("blocks/1/mlp/W_in (2 of 16384 values)") == true, "\(archiveWarnings)")
     }
 
+    /// The count splits a large tensor into chunks across the cores: values on both sides of each
+    /// chunk's edge, every NaN and Inf bit pattern, and the largest finite values.
+    func testNonFiniteCountAcrossChunks() {
+        let count = 3 << 20 + 5
+        var tensor = Tensor(zeros: [count])
+        let nonFinite: [Float] = [.nan, -.nan, .infinity, -.infinity, Float(bitPattern: 0x7F80_0001), Float(bitPattern: 0xFFFF_FFFF)]
+        let places = [0, (1 << 20) - 1, 1 << 20, 2 << 20, (3 << 20) - 1, count - 1]
+        tensor.withMutableBuffer { buffer in
+            for (place, value) in zip(places, nonFinite) { buffer[place] = value }
+            buffer[5] = .greatestFiniteMagnitude
+            buffer[(1 << 20) + 1] = -.greatestFiniteMagnitude
+        }
+        XCTAssertEqual(LoadWarnings.nonFiniteCount(tensor), places.count)
+        XCTAssertEqual(LoadWarnings.nonFiniteCount(Tensor(zeros: [0])), 0)
+    }
+
     /// Runs `body` with load warnings collected instead of printed.
     func collectingWarnings(_ body: () throws -> Void) throws -> [String] {
         var warnings: [String] = []

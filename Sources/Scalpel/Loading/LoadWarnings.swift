@@ -18,13 +18,25 @@ public enum LoadWarnings {
                + "re-save or re-download the checkpoint unless you are studying a damaged model.")
     }
 
-    /// The number of NaN and ±Inf values in `tensor` (all exponent bits set), in one pass that the
-    /// compiler vectorises.
+    /// The number of NaN and ±Inf values in `tensor` (all exponent bits set): chunks of a million
+    /// values counted on all cores, each in a loop the compiler vectorises. Every weight is read
+    /// once at load, so this pass is a fifth of loading GPT-2 small when it runs on one core.
     static func nonFiniteCount(_ tensor: Tensor) -> Int {
         tensor.buffer.withMemoryRebound(to: UInt32.self) { bits in
-            var count = 0
-            for word in bits { count &+= (word & 0x7F80_0000) == 0x7F80_0000 ? 1 : 0 }
-            return count
+            let chunk = 1 << 20, chunks = (bits.count + chunk - 1) / chunk
+            var counts = [Int](repeating: 0, count: chunks)
+            counts.withUnsafeMutableBufferPointer { counts in
+                Parallel.ranges(chunks, cost: bits.count) { range in
+                    for c in range {
+                        var count = 0
+                        for word in bits[(c * chunk)..<min(bits.count, (c + 1) * chunk)] {
+                            count &+= (word & 0x7F80_0000) == 0x7F80_0000 ? 1 : 0
+                        }
+                        counts[c] = count
+                    }
+                }
+            }
+            return counts.reduce(0, +)
         }
     }
 }
