@@ -6,15 +6,18 @@
 On a GPT-2-small-shaped checkpoint with random weights, made by `scalpel init --config gpt2 -o DIR`
 when DIR has none (12 layers, 12 heads, d_model 768, d_mlp 3072, vocab 50257), and 64 digit prompts
 of 9 tokens with BOS ("s s+1 … s+7" -> " s+8", foil " s+7"), written as a JSON dataset file, it
-times (median of --runs, each a fresh process for Scalpel; model loading included for both):
+times (median of --runs):
 
-  TransformerLens 4.x (TransformerBridge on raw weights, CPU, float32, torch.no_grad), one script
-  run of: run_with_cache (64 prompts) + decompose_resid + stack_head_results + logit_attrs of both,
-  and all neurons of layers 9 and 10 (post[-1] / scale · (W_out − mean) · direction on the cache:
-  stack_neuron_results would materialise [layers·d_mlp, 64, d_model], gigabytes);
-  Scalpel: one process, `scalpel attribute --by component,head,neuron --layers 9,10` (one model
-  load, one forward pass per batch of 32 prompts for the three groupings); for comparison also
-  the three groupings as three processes (`--by component`, `--by head`, `--by neuron`), summed.
+  TransformerLens 4.x (TransformerBridge on raw weights, CPU, float32, torch.no_grad), the model
+  loaded once and not timed, then per run: run_with_cache (64 prompts) + decompose_resid +
+  stack_head_results + logit_attrs of both, and all neurons of layers 9 and 10 (post[-1] / scale ·
+  (W_out − mean) · direction on the cache: stack_neuron_results would materialise
+  [layers·d_mlp, 64, d_model], gigabytes);
+  Scalpel the same way: `scalpel bench --attribution DATASET` loads the model once and times the
+  attribution by component, head and the neurons of layers 9 and 10 on it (one forward pass per
+  batch of 32 prompts for the three groupings);
+  Scalpel as a user runs it, a whole process with the model's loading: `scalpel attribute --by
+  component,head,neuron --layers 9,10`, and the three groupings as three processes, summed.
 
 Prints medians (wall and CPU), ratios Scalpel / TransformerLens (lower is better for Scalpel), the
 CPU and the load average.
@@ -104,6 +107,16 @@ def bench_scalpel(binary, model_dir, dataset, runs):
     return out
 
 
+def bench_scalpel_loaded(binary, model_dir, dataset, runs):
+    """`scalpel bench --attribution`: the median over `runs` on the model loaded once (seconds)."""
+    cmd = [binary, "bench", "--model", model_dir, "--attribution", dataset, "--batch-runs", str(runs),
+           "--runs", "1", "--batch", "1", "--tokens", "1", "--format", "json"]
+    proc = subprocess.run(cmd, capture_output=True, text=True)
+    if proc.returncode != 0:
+        raise SystemExit(f"{' '.join(cmd)} exited {proc.returncode}: {proc.stderr.strip()[:500]}")
+    return json.loads(proc.stdout)["attribution_median_seconds"]
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     add_peer_arguments(parser)
@@ -122,6 +135,7 @@ def main():
     tl, tl_runs = bench_tl(args.model, clean, answers, foils, args.runs)
     print(f"scalpel attribute: {args.runs} runs per grouping ...", file=sys.stderr, flush=True)
     sc = bench_scalpel(args.scalpel, args.model, dataset, args.runs)
+    loaded = bench_scalpel_loaded(args.scalpel, args.model, dataset, args.runs)
     one, one_cpu = sc["component,head,neuron"]
     total = sum(w for name, (w, _) in sc.items() if "," not in name)
     total_cpu = sum(c for name, (_, c) in sc.items() if "," not in name)
@@ -130,6 +144,8 @@ def main():
     print(f"TransformerLens run_with_cache + decompose_resid + stack_head_results + logit_attrs + neurons of L9,10: "
           f"median {tl:.3f} s (runs {', '.join(f'{t:.3f}' for t in tl_runs)}; model loaded once, not timed)")
     print(f"  CPU time (all threads) median {tl_cpu:.3f} s")
+    print(f"scalpel bench --attribution (the same work, model loaded once, not timed): median {loaded:.3f} s; "
+          f"ratio scalpel / TransformerLens = {loaded / tl:.2f} wall")
     for name, (seconds, cpu) in sc.items():
         print(f"scalpel attribute --by {name}: median {seconds:.3f} s wall, {cpu:.3f} s CPU (a whole process, model loading included)")
     print(f"scalpel, the three as separate processes: {total:.3f} s wall, {total_cpu:.3f} s CPU; "

@@ -18,6 +18,9 @@ struct Bench: ParsableCommand {
     var matmulRows: String?
     @Option(help: "Also time the batch capturing these hooks (names or globs, e.g. \"*\"), alternating with runs that capture nothing.")
     var capture: String?
+    @Option(help: ArgumentHelp("Also time direct logit attribution over a dataset (a study dataset's name or a file, with answers and corrupted answers) by component, head and the neurons of the two layers before the last, on the model loaded once (what tools/bench_attribution_peer.py times TransformerLens doing).",
+                               valueName: "dataset"))
+    var attribution: String?
 
     func validate() throws {
         try FlagCheck.count(tokens, "--tokens", in: 1...100_000)
@@ -52,6 +55,7 @@ struct Bench: ParsableCommand {
         benchmark.batchRuns = batchRuns
         benchmark.matmulRows = matmulRowCounts
         benchmark.capture = try capture.map { try HookFilter(list: $0) }
+        benchmark.attribution = try attribution.map(DatasetFiles.resolve)
         let report = try benchmark.run(name: modelOptions.model ?? "bundled") { try modelOptions.load() }
         switch format {
         case .json: try Output.json(report)
@@ -68,6 +72,10 @@ struct Bench: ParsableCommand {
             if let captured = report.batchCaptureMedianSeconds, let alongside = report.batchAlongsideCaptureMedianSeconds {
                 print(String(format: "batch capturing %@ (median) %.1f ms, without %.1f ms alongside (×%.3f)",
                              report.captureHooks ?? "", captured * 1000, alongside * 1000, captured / alongside))
+            }
+            if let seconds = report.attributionMedianSeconds, let items = report.attributionItems, let layers = report.attributionNeuronLayers {
+                print(String(format: "attribution, %d items, by component, head, neurons of %@ (median) %.1f ms", items,
+                             layers.map(String.init).joined(separator: ","), seconds * 1000))
             }
             print(String(format: "peak resident memory          %.0f MB", report.peakResidentMB))
             if let matmul = report.matmul {

@@ -33,6 +33,20 @@ final class AttributeCommandTests: CLITestCase {
         }
     }
 
+    /// `bench --attribution` times the analysis on the loaded model (the peer's measure); an unknown
+    /// dataset is refused before any timing.
+    func testBenchTimesAttributionOnTheLoadedModel() throws {
+        let result = try scalpel(["bench", "--runs", "1", "--batch-runs", "1", "--batch", "2", "--tokens", "3", "--attribution", "months", "--format", "json"])
+        XCTAssertEqual(result.status, 0, result.stderr)
+        let report = try XCTUnwrap(JSONSerialization.jsonObject(with: Data(result.stdout.utf8)) as? [String: Any])
+        XCTAssertEqual(report["attribution_items"] as? Int, StudyDatasets.named("months")?.items.count)
+        XCTAssertEqual(report["attribution_neuron_layers"] as? [Int], [3, 4])  // the bundled model's 6 blocks
+        XCTAssertGreaterThan(try XCTUnwrap(report["attribution_median_seconds"] as? Double), 0)
+        let table = try scalpel(["bench", "--runs", "1", "--batch-runs", "1", "--batch", "2", "--tokens", "3", "--attribution", "digits"])
+        XCTAssertTrue(table.stdout.contains("attribution, 20 items, by component, head, neurons of 3,4"), table.stdout)
+        _ = try expectBadInput(["bench", "--runs", "1", "--batch-runs", "1", "--attribution", "no-such-dataset"], mentions: ["no-such-dataset"])
+    }
+
     /// The components and the bias term add up to the model's own logit difference, as the output says.
     func testComponentsAddUpToTheActualLogitDifference() throws {
         for extra in [[String](), ["--token", " 5"]] {

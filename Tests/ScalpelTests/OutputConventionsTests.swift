@@ -90,7 +90,7 @@ final class OutputConventionsTests: CLITestCase {
     /// Commands that print JSON only: every key at every depth is snake_case.
     func testJSONOnlyCommandsUseSnakeCaseKeys() throws {
         for args in [["inspect"], ["datasets"], ["datasets", "months"],
-                     ["bench", "--runs", "1", "--batch-runs", "1", "--batch", "2", "--tokens", "4"]] {
+                     ["bench", "--runs", "1", "--batch-runs", "1", "--batch", "2", "--tokens", "4", "--attribution", "digits"]] {
             let result = try scalpel(args + ["--format", "json"])
             XCTAssertEqual(result.status, 0, "\(args): \(result.stderr)")
             var keys: [String] = []

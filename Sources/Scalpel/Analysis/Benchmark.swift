@@ -17,6 +17,16 @@ public struct Benchmark {
     public var matmulRows: [Int]?
     /// Also time the batch capturing these hooks (the cost of capturing, against `batchMedianSeconds`).
     public var capture: HookFilter?
+    /// Also time direct logit attribution over this dataset's items on the loaded model, as
+    /// `tools/bench_attribution_peer.py` times TransformerLens: by component, head and the neurons
+    /// of `attributionNeuronLayers` in one pass.
+    public var attribution: PromptDataset?
+
+    /// The layers whose neurons `attribution` attributes: the two before the last (9 and 10 of
+    /// GPT-2 small, where the study's MLPs write the answer).
+    public static func attributionNeuronLayers(_ model: Model) -> [Int] {
+        Array(max(0, model.blocks.count - 3)..<max(0, model.blocks.count - 1))
+    }
 
     /// The most rows `--matmul-rows` times (a batch of 4,096 positions, as `circuit` packs).
     public static let matmulRowLimit = 4096
@@ -44,12 +54,17 @@ public struct Benchmark {
         public var captureHooks: String?
         public var batchCaptureMedianSeconds: Double?
         public var batchAlongsideCaptureMedianSeconds: Double?
+        /// With `attribution`: its items, neuron layers and median (the model loaded once, not timed).
+        public var attributionItems: Int?
+        public var attributionNeuronLayers: [Int]?
+        public var attributionMedianSeconds: Double?
 
         // JSON keys are the snake_case of these names (JSONText), "openblas_core" kept as one word.
         enum CodingKeys: String, CodingKey {
             case model, loadSeconds, singlePromptMedianSeconds, batchMedianSeconds, batchTokensPerSecond, tokens, batch
             case peakResidentMB = "peak_resident_mb", openBLASCore = "openblas_core", lensMedianSeconds, lensPrompts, matmul
             case captureHooks, batchCaptureMedianSeconds, batchAlongsideCaptureMedianSeconds
+            case attributionItems, attributionNeuronLayers, attributionMedianSeconds
         }
     }
 
@@ -102,13 +117,26 @@ public struct Benchmark {
             lensMedian = Self.median(try (0..<batchRuns).map { _ in try Self.time { _ = try lens.run(model, prompts: inputs) } })
             lensPrompts = texts
         }
+        var attributionMedian: Double?, attributionLayers: [Int]?
+        if let dataset = attribution {
+            let items = try AttributionItems(dataset: dataset, model: model)
+            let layers = Self.attributionNeuronLayers(model)
+            let analysis = LogitAttribution(by: [.component, .head, .neuron], layers: layers)
+            _ = try analysis.runAll(model, on: items)
+            attributionMedian = Self.median(try (0..<batchRuns).map { _ in try Self.time { _ = try analysis.runAll(model, on: items) } })
+            attributionLayers = layers
+        }
         let matmul = matmulRows?.map { timeMatmul(model, rows: $0) }
-        return Report(model: name, loadSeconds: loadSeconds,
+        var report = Report(model: name, loadSeconds: loadSeconds,
                       singlePromptMedianSeconds: Self.median(singleTimes), batchMedianSeconds: batchMedian,
                       batchTokensPerSecond: Double(batch * tokens) / batchMedian, tokens: tokens, batch: batch,
                       peakResidentMB: Self.peakResidentMB(), openBLASCore: OpenBLAS.coreName, lensMedianSeconds: lensMedian,
                       lensPrompts: lensPrompts, matmul: matmul, captureHooks: capture?.patterns.joined(separator: ","),
                       batchCaptureMedianSeconds: captureMedian, batchAlongsideCaptureMedianSeconds: plainAlongside)
+        report.attributionItems = attribution?.items.count
+        report.attributionNeuronLayers = attributionLayers
+        report.attributionMedianSeconds = attributionMedian
+        return report
     }
 
     /// One pass of `rows` random rows through every block weight matrix (with its bias), timed
