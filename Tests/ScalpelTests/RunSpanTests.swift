@@ -109,6 +109,36 @@ final class RunSpanTests: XCTestCase {
         }
     }
 
+    func testSharedFirstTokensAreComputedOnceWithTheFullRunsNumbers() throws {
+        XCTAssertEqual(Model.sharedFirstTokens([[1, 2, 3]]), 0, "one prompt shares nothing")
+        XCTAssertEqual(Model.sharedFirstTokens([[1, 2, 3], [2, 2, 3]]), 0)
+        XCTAssertEqual(Model.sharedFirstTokens([[1, 2, 3], [1, 2, 4, 5]]), 2)
+        XCTAssertEqual(Model.sharedFirstTokens([[1, 2], [1, 2, 4, 5]]), 1, "each prompt keeps a token to compute")
+        XCTAssertEqual(Model.sharedFirstTokens([[1, 2, 3], [1, 2, 3]]), 2)
+        XCTAssertEqual(Model.sharedFirstTokens([[7], [7]]), 0)
+        for (name, prompts) in batches + [("tiny-hub", [[999, 5, 17, 3], [999, 5, 17, 9, 9], [999, 5, 2]])] {
+            let model = try Checkpoint.load(from: TestFiles.model(name))
+            let hooks = HookFilter(["hook_embed", "hook_pos_embed", "blocks.*.attn.hook_z", "blocks.*.hook_mlp_out", "ln_final.hook_scale"])
+            let full = try model.run(prompts, capture: hooks, logitsAt: .last)
+            let shared = try model.runSharingFirstTokens(prompts, capture: hooks)
+            let common = Model.sharedFirstTokens(prompts)
+            XCTAssertGreaterThan(common, 0)
+            XCTAssertEqual(shared.firstCaptured, [0] + Array(repeating: common, count: prompts.count - 1))
+            XCTAssertEqual(shared.cache.points, full.cache.points, "the hooks asked, in firing order, without the keys and values")
+            // The AVX-512 kernels give a row the same bits in any batch; sgemm, which also computes
+            // the unembedding (x · W_Uᵀ), may round differently for a different number of rows.
+            let tolerance: Float = Kernels.avx512Available ? 0 : 1e-5
+            for p in prompts.indices {
+                assertClose(shared.logits[p], full.logits[p], tolerance: 1e-5, "\(name) logits of prompt \(p)")
+                for point in full.cache.points {
+                    let rows = try XCTUnwrap(shared.cache[point, p]), all = try XCTUnwrap(full.cache[point, p])
+                    XCTAssertEqual(shared.row(prompts[p].count - 1, prompt: p), rows.shape[0] - 1, "the last position's row")
+                    assertClose(rows, all.rows(shared.firstCaptured[p]..<prompts[p].count), tolerance: tolerance, "\(name) \(point.name) prompt \(p)")
+                }
+            }
+        }
+    }
+
     func testReplacedHeadsAreSkippedAndChangeNothing() throws {
         // The batches above (prompts of different lengths), and prompts of one length, which share the
         // projection of their replaced heads per position when the replacements agree.

@@ -85,7 +85,7 @@ public struct LogitAttribution: Sendable {
 
     /// The per-batch sums of the batches `only` (indices into `batches(items:)`; nil: all), each
     /// batch from one forward pass capturing only the hooks the groupings read, unembedding only
-    /// the answer and foil columns.
+    /// the answer and foil columns, and computing the items' shared first tokens once.
     public func sums(_ model: Model, on items: AttributionItems, only: [Int]? = nil,
                      progress: ((Int, Int) -> Void)? = nil) throws -> AttributionSums {
         try validate(model)
@@ -99,7 +99,7 @@ public struct LogitAttribution: Sendable {
         var out: [AttributionSums.Batch] = []
         for (done, b) in chosen.enumerated() {
             let batch = Array(items.items[all[b]])
-            let run = try model.run(batch.map(\.tokens), capture: capture, span: RunSpan(columns: columns))
+            let run = try model.runSharingFirstTokens(batch.map(\.tokens), capture: capture, columns: columns)
             let directions = Directions(batch, model: model)
             var actual = 0.0, bias = 0.0
             for (p, item) in batch.enumerated() {
@@ -111,7 +111,7 @@ public struct LogitAttribution: Sendable {
             var values: [[Double]] = []
             for (grouping, grid) in zip(groupings, grids) {
                 var sums = [Double](repeating: 0, count: grid.cellCount)
-                try accumulate(grouping, into: &sums, grid: grid, cache: run.cache, batch: batch, directions: directions, model: model)
+                try accumulate(grouping, into: &sums, grid: grid, run: run, batch: batch, directions: directions, model: model)
                 values.append(sums)
             }
             out.append(AttributionSums.Batch(index: b, items: batch.count, values: values, actual: actual, lnFinalBias: bias))
@@ -135,15 +135,16 @@ public struct LogitAttribution: Sendable {
         }
     }
 
-    private func accumulate(_ grouping: AttributionGrouping, into sums: inout [Double], grid: AttributionGrid, cache: ActivationCache,
+    private func accumulate(_ grouping: AttributionGrouping, into sums: inout [Double], grid: AttributionGrid, run: SharedFirstTokensRun,
                             batch: [AttributionItem], directions: Directions, model: Model) throws {
+        let cache = run.cache
         let eps = Double(model.config.layerNormEpsilon)
         let scaleKind = normalization(for: grouping)
         func scale(_ p: Int) throws -> Double {
             guard let scale = cache[.finalScale, p] else { throw ActivationCacheError.notCaptured(HookPoint.finalScale.name) }
             return Double(scale[flat: scale.count - 1])
         }
-        let last = batch.map { $0.tokens.count - 1 }
+        let last = batch.indices.map { run.row(batch[$0].tokens.count - 1, prompt: $0) }  // the last position's captured row
         switch grouping {
         case .component:
             for p in batch.indices {

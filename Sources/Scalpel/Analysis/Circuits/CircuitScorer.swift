@@ -150,9 +150,8 @@ public struct CircuitScorer {
     /// items have one length (so a circuit ablates their positions alike); 0 otherwise.
     var commonTokens: Int {
         let prompts = items.items.map(\.clean)
-        guard prompts.count > 1, let first = prompts.first, prompts.allSatisfy({ $0.count == first.count }) else { return 0 }
-        let shared = (0..<first.count).first { p in prompts.contains { $0[p] != first[p] } } ?? first.count
-        return min(shared, first.count - 1)
+        guard let first = prompts.first, prompts.allSatisfy({ $0.count == first.count }) else { return 0 }
+        return Model.sharedFirstTokens(prompts)
     }
 
     func runBatch(_ circuits: [Circuit], prefix: SharedPrefix? = nil) throws -> [Double] {
