@@ -123,8 +123,8 @@ final class RunSpanTests: XCTestCase {
             let shared = try model.runSharingFirstTokens(prompts, capture: hooks)
             let common = Model.sharedFirstTokens(prompts)
             XCTAssertGreaterThan(common, 0)
-            XCTAssertEqual(shared.firstCaptured, [0] + Array(repeating: common, count: prompts.count - 1))
-            XCTAssertEqual(shared.cache.points, full.cache.points, "the hooks asked, in firing order, without the keys and values")
+            XCTAssertEqual(shared.computedFrom, [0] + Array(repeating: common, count: prompts.count - 1))
+            XCTAssertEqual(shared.cache.points, full.cache.points)
             // The AVX-512 kernels give a row the same bits in any batch; sgemm, which also computes
             // the unembedding (x · W_Uᵀ), may round differently for a different number of rows.
             let tolerance: Float = Kernels.avx512Available ? 0 : 1e-5
@@ -132,8 +132,8 @@ final class RunSpanTests: XCTestCase {
                 assertClose(shared.logits[p], full.logits[p], tolerance: 1e-5, "\(name) logits of prompt \(p)")
                 for point in full.cache.points {
                     let rows = try XCTUnwrap(shared.cache[point, p]), all = try XCTUnwrap(full.cache[point, p])
-                    XCTAssertEqual(shared.row(prompts[p].count - 1, prompt: p), rows.shape[0] - 1, "the last position's row")
-                    assertClose(rows, all.rows(shared.firstCaptured[p]..<prompts[p].count), tolerance: tolerance, "\(name) \(point.name) prompt \(p)")
+                    XCTAssertEqual(shared.capturedRow(prompts[p].count - 1, prompt: p), rows.shape[0] - 1, "the last position's row")
+                    assertClose(rows, all.rows(shared.computedFrom[p]..<prompts[p].count), tolerance: tolerance, "\(name) \(point.name) prompt \(p)")
                 }
             }
         }
@@ -191,6 +191,14 @@ final class RunSpanTests: XCTestCase {
         }
         XCTAssertThrowsError(try model.run(prompts, span: RunSpan(columns: [1000]))) {
             XCTAssertEqual($0 as? RunError, .columnOutOfRange(token: 1000, vocab: 1000))
+        }
+        // A prefix from the same batch: the source must begin with the same tokens and compute them.
+        let pair = [[999, 5, 17], [999, 6, 17]]
+        for (lengths, sources, culprit) in [([0, 2], [0, 0], (2, 2, 1)), ([1, 1], [1, 0], (1, 1, 2)), ([0, 1], [0, 5], (1, 2, 6))] {
+            XCTAssertThrowsError(try model.run(pair, span: RunSpan(prefix: .sameBatch(lengths: lengths, sources: sources)))) {
+                XCTAssertEqual($0 as? RunError, .prefixMismatch(
+                    reason: "the first \(culprit.0) tokens of prompt \(culprit.1) are not those of prompt \(culprit.2) of the batch, computed whole"))
+            }
         }
     }
 }

@@ -36,6 +36,12 @@ public struct RunResult: Sendable {
     /// The token ids the logits' columns are, when only some were asked for; nil means every token.
     public var columns: [Int]?
     public var cache: ActivationCache
+    /// Per prompt, its first computed position (0 without a `KeyValuePrefix`): where its captured
+    /// token-wise rows, and its attention patterns' query rows, begin.
+    public var computedFrom: [Int]
+
+    /// The captured row of prompt `p` at `position`.
+    public func capturedRow(_ position: Int, prompt p: Int) -> Int { position - computedFrom[p] }
 }
 
 /// Where a run starts, when not at the embedding: block `block`'s input (its `hook_resid_pre`) is
@@ -53,16 +59,30 @@ public struct ResidualStart: Sendable {
 /// itself and earlier ones, so when a run changes nothing before position s (activation patching at
 /// s), positions 0..<s equal the earlier run's and only s… need computing.
 ///
+/// Or computed by a prompt of the same batch (`sameBatch`): prompts that begin with the same tokens
+/// (BOS) take those positions' keys and values from one prompt computed whole in the same run.
+///
 /// With a prefix, token-wise hooks see the computed rows only ([n − s, …] for positions s..<n),
 /// attention scores and patterns [head, n − s, n], and a starting residual gives those rows only.
 public struct KeyValuePrefix: Sendable {
     /// Per prompt of the batch, how many of its first positions are taken from `cache`.
     public var lengths: [Int]
-    /// Per prompt of the batch, the prompt of `cache` whose keys and values they are.
+    /// Per prompt of the batch, the prompt of `cache` (or of the batch) whose keys and values they are.
     public var sources: [Int]
-    public var cache: ActivationCache
+    /// The earlier run's activations; nil when the sources are prompts of the same batch.
+    public var cache: ActivationCache?
 
     public init(lengths: [Int], sources: [Int], cache: ActivationCache) {
+        self.init(lengths: lengths, sources: sources, cacheOrSameBatch: cache)
+    }
+
+    /// Prompt p's first `lengths[p]` positions are those of prompt `sources[p]` of the same batch,
+    /// which begins with the same tokens and computes all its positions (its length is 0).
+    public static func sameBatch(lengths: [Int], sources: [Int]) -> KeyValuePrefix {
+        KeyValuePrefix(lengths: lengths, sources: sources, cacheOrSameBatch: nil)
+    }
+
+    private init(lengths: [Int], sources: [Int], cacheOrSameBatch cache: ActivationCache?) {
         self.lengths = lengths; self.sources = sources; self.cache = cache
     }
 }
@@ -177,7 +197,7 @@ extension Model {
                                hooks: HookRunner(capture: capture, interventions: interventions, stop: span.stop,
                                                  rows: rows, model: self))
         let logits = pass.run(selected: selected, from: span.start?.block ?? 0, residual: startResidual, columns: span.columns)
-        return RunResult(logits: logits ?? [], positions: selected, columns: span.columns, cache: pass.hooks.cache)
+        return RunResult(logits: logits ?? [], positions: selected, columns: span.columns, cache: pass.hooks.cache, computedFrom: computedFrom)
     }
 
     /// Checks a span against the model and the prompts; returns the starting residual packed [tokens, d_model].
@@ -196,9 +216,17 @@ extension Model {
             if let early = selected[p].first(where: { $0 < length }) {
                 throw RunError.prefixMismatch(reason: "position \(early) of prompt \(p + 1) is in the prefix; logits come from computed positions only")
             }
+            guard let cache = prefix.cache else {
+                let source = prefix.sources[p]
+                guard length == 0 || (prompts.indices.contains(source) && prefix.lengths[source] == 0
+                                      && prompts[source].prefix(length).elementsEqual(prompts[p].prefix(length))) else {
+                    throw RunError.prefixMismatch(reason: "the first \(length) tokens of prompt \(p + 1) are not those of prompt \(source + 1) of the batch, computed whole")
+                }
+                continue
+            }
             for (i, block) in blocks.enumerated() where i >= first && block.attention != nil {
                 for point in [HookPoint.k(i), .v(i)] {
-                    let all = prefix.cache[point] ?? []
+                    let all = cache[point] ?? []
                     guard all.indices.contains(prefix.sources[p]), all[prefix.sources[p]].shape[0] >= length else {
                         throw RunError.prefixMismatch(reason: "\(point.name) of cached prompt \(prefix.sources[p] + 1) is missing or shorter than \(length)")
                     }
@@ -548,13 +576,22 @@ struct ForwardPass {
         }
     }
 
-    /// Prompt p's keys or values for all its positions [n, d] when it has a prefix: the cached rows,
-    /// then the computed ones. Nil without a prefix: the packed rows are all of them.
+    /// Prompt p's keys or values for all its positions [n, d] when it has a prefix: the cached rows
+    /// (or its source prompt's in this batch), then the computed ones. Nil without a prefix: the
+    /// packed rows are all of them.
     func withPrefix(_ computed: Tensor, _ point: HookPoint, prompt p: Int) -> Tensor? {
         let start = hooks.offsets[p], s = computedFrom[p], n = prompts[p].count
-        guard s > 0, let prefix, let cached = prefix.cache[point, prefix.sources[p]] else { return nil }
-        var all = Tensor(zeros: [n, d])
-        all.mutablePointer.update(from: cached.pointer, count: s * d)
+        guard s > 0, let prefix else { return nil }
+        let first: Tensor
+        if let cache = prefix.cache {
+            guard let cached = cache[point, prefix.sources[p]] else { return nil }
+            first = cached
+        } else {
+            let sourceStart = hooks.offsets[prefix.sources[p]]
+            first = computed.rows(sourceStart..<(sourceStart + s))
+        }
+        var all = Tensor(uninitialized: [n, d])
+        all.mutablePointer.update(from: first.pointer, count: s * d)
         (all.mutablePointer + s * d).update(from: computed.pointer + start * d, count: (n - s) * d)
         return all
     }

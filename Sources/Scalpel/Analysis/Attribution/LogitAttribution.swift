@@ -135,7 +135,7 @@ public struct LogitAttribution: Sendable {
         }
     }
 
-    private func accumulate(_ grouping: AttributionGrouping, into sums: inout [Double], grid: AttributionGrid, run: SharedFirstTokensRun,
+    private func accumulate(_ grouping: AttributionGrouping, into sums: inout [Double], grid: AttributionGrid, run: RunResult,
                             batch: [AttributionItem], directions: Directions, model: Model) throws {
         let cache = run.cache
         let eps = Double(model.config.layerNormEpsilon)
@@ -144,7 +144,7 @@ public struct LogitAttribution: Sendable {
             guard let scale = cache[.finalScale, p] else { throw ActivationCacheError.notCaptured(HookPoint.finalScale.name) }
             return Double(scale[flat: scale.count - 1])
         }
-        let last = batch.indices.map { run.row(batch[$0].tokens.count - 1, prompt: $0) }  // the last position's captured row
+        let last = batch.indices.map { run.capturedRow(batch[$0].tokens.count - 1, prompt: $0) }  // the last position's captured row
         switch grouping {
         case .component:
             for p in batch.indices {
