@@ -124,6 +124,10 @@ final class RunSpanTests: XCTestCase {
             let common = Model.sharedFirstTokens(prompts)
             XCTAssertGreaterThan(common, 0)
             XCTAssertEqual(shared.computedFrom, [0] + Array(repeating: common, count: prompts.count - 1))
+            // Positions read stay computed: logits at every position, or rows read from position 1.
+            XCTAssertEqual(try model.runSharingFirstTokens(prompts, logitsAt: .all).computedFrom, prompts.map { _ in 0 })
+            XCTAssertEqual(try model.runSharingFirstTokens(prompts, logitsAt: .positions([]), readingFrom: 1).computedFrom,
+                           [0] + Array(repeating: 1, count: prompts.count - 1))
             XCTAssertEqual(shared.cache.points, full.cache.points)
             // The AVX-512 kernels give a row the same bits in any batch; sgemm, which also computes
             // the unembedding (x · W_Uᵀ), may round differently for a different number of rows.

@@ -41,7 +41,7 @@ public struct DatasetEvaluation {
         var scored = 0, correct = 0, diffs = 0, diffSum = 0.0
         for start in stride(from: 0, to: prompts.count, by: batchSize) {
             let range = start..<min(start + batchSize, prompts.count)
-            let result = try model.run(Array(prompts[range]))
+            let result = try model.runSharingFirstTokens(Array(prompts[range]))
             for (row, i) in range.enumerated() {
                 let item = result.logits[row].buffer.withMemoryRebound(to: Float.self) { logits in
                     let prediction = Prediction(tokens: prompts[i], logits: logits, topK: topK, answer: answers[i], foil: foils[i], model: model)

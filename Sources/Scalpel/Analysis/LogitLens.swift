@@ -57,33 +57,34 @@ public struct LogitLens {
         var results: [LensPrompt] = []
         for start in stride(from: 0, to: prompts.count, by: batchSize) {
             let batch = Array(prompts[start..<min(start + batchSize, prompts.count)])
+            let selected = try batch.enumerated().map { p, input in
+                guard let resolved = positions.resolve(length: input.tokens.count) else {
+                    throw RunError.positionOutOfRange(index: p, length: input.tokens.count,
+                                                      position: positions.firstOutOfRange(length: input.tokens.count) ?? 0)
+                }
+                return resolved
+            }
             // No logits from the run: the lens unembeds its own rows, the final residual among them.
-            let run = try model.run(batch.map(\.tokens), capture: HookFilter(capture), logitsAt: .positions([]))
-            results += try lens(model, batch: batch, cache: run.cache, rows: rowPoints)
+            let run = try model.runSharingFirstTokens(batch.map(\.tokens), capture: HookFilter(capture), logitsAt: .positions([]),
+                                                      readingFrom: selected.flatMap { $0 }.min())
+            results += try lens(model, batch: batch, run: run, selected: selected, rows: rowPoints)
             progress?(start + batch.count)
         }
         return LensResult(model: model.name, rows: rowPoints.map(\.name), rowLabels: rowLabels(for: model),
                           normalization: normalization, prompts: results)
     }
 
-    func lens(_ model: Model, batch: [LensInput], cache: ActivationCache, rows: [HookPoint]) throws -> [LensPrompt] {
+    /// The lens of a batch at the `selected` positions of each prompt, from the run's captured rows.
+    func lens(_ model: Model, batch: [LensInput], run: RunResult, selected: [[Int]], rows: [HookPoint]) throws -> [LensPrompt] {
         let d = model.dModel
         // Gather every (prompt, row, position) vector into one matrix [N, d].
-        var selected: [[Int]] = []
-        for (p, input) in batch.enumerated() {
-            guard let positions = positions.resolve(length: input.tokens.count) else {
-                throw RunError.positionOutOfRange(index: p, length: input.tokens.count,
-                                                  position: positions.firstOutOfRange(length: input.tokens.count) ?? 0)
-            }
-            selected.append(positions)
-        }
         let total = zip(batch, selected).reduce(0) { $0 + rows.count * $1.1.count }
         // Every prompt's stack [row, position, d] one after another: [N, d].
         var stacked = Tensor(zeros: [total, d])
         var scales: [Float]? = normalization == .cached ? [] : nil
         var n = 0
         for p in batch.indices {
-            let stack = try ResidualStack(stackKind, cache: cache, prompt: p, positions: selected[p], model: model)
+            let stack = try ResidualStack(stackKind, cache: run.cache, prompt: p, positions: selected[p].map { run.capturedRow($0, prompt: p) }, model: model)
             stacked.replaceRows(at: n, with: stack.values)
             n += stack.labels.count * selected[p].count
             if normalization == .cached {

@@ -15,14 +15,17 @@ extension Model {
         return min(shared, shortest - 1)
     }
 
-    /// Runs `prompts` (logits at their last positions, only `columns` when given) computing their
-    /// shared first tokens once. Token-wise hooks capture the first prompt's every position and the
-    /// others' from the shared tokens on (`RunResult.capturedRow`). The numbers are those of a plain
-    /// run to float rounding (the attention's products have other shapes).
-    public func runSharingFirstTokens(_ prompts: [[Int]], capture: HookFilter = .none, columns: [Int]? = nil) throws -> RunResult {
-        let shared = Self.sharedFirstTokens(prompts)
-        let prefix = shared == 0 ? nil : KeyValuePrefix.sameBatch(lengths: [0] + Array(repeating: shared, count: prompts.count - 1),
+    /// Runs `prompts` computing their shared first tokens once, as `run` runs them otherwise.
+    /// Token-wise hooks capture the first prompt's every position and the others' from the shared
+    /// tokens on (`RunResult.capturedRow`); `readingFrom` is the earliest position the caller reads
+    /// from the captured rows, which stays computed (nil: the last positions only). The numbers are
+    /// those of a plain run to float rounding (the attention's products have other shapes).
+    public func runSharingFirstTokens(_ prompts: [[Int]], capture: HookFilter = .none, logitsAt selection: PositionSelection = .last,
+                                      columns: [Int]? = nil, readingFrom earliest: Int? = nil) throws -> RunResult {
+        let earliestLogit = prompts.compactMap { selection.resolve(length: $0.count)?.min() }.min()
+        let shared = min(Self.sharedFirstTokens(prompts), earliest ?? .max, earliestLogit ?? .max)
+        let prefix = shared <= 0 ? nil : KeyValuePrefix.sameBatch(lengths: [0] + Array(repeating: shared, count: prompts.count - 1),
                                                                   sources: prompts.map { _ in 0 })
-        return try run(prompts, capture: capture, span: RunSpan(columns: columns, prefix: prefix))
+        return try run(prompts, capture: capture, logitsAt: selection, span: RunSpan(columns: columns, prefix: prefix))
     }
 }
