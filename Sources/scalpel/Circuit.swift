@@ -11,7 +11,9 @@ struct CircuitCommand: ParsableCommand {
         its own activation at its listed positions and gets its mean elsewhere. Means are per position \
         (the means and scored prompts must share one token length) or, with --pooled-means, one vector \
         over every position. The score is the metric on --dataset; fraction = score / full model's score. \
-        Circuit files: circuits/README.md. The study's runs had no BOS: add --no-bos to reproduce them.
+        Circuit files: circuits/README.md. The study's runs had no BOS: add --no-bos to reproduce them. \
+        --format csv has one row per scored circuit (the circuit, each baseline, each control); --plot \
+        draws the baselines' histogram.
         """)
 
     @Argument(help: "A circuit file (.yaml): heads and the positions where they keep their activation.") var circuit: String
@@ -26,26 +28,23 @@ struct CircuitCommand: ParsableCommand {
     @Option(parsing: .unconditional, help: "Random circuits of the same size to score as baselines.") var baselines = 0
     @Option(parsing: .unconditional, help: "Seed of the random baselines.") var seed: UInt64 = 0
     @Option(help: "Other families to score on the same circuit, comma-separated (e.g. ioi); each uses its own prompts as means.") var controls: String?
-    @Option(help: "table, json, or csv (one row per scored circuit: the circuit, each baseline, each control).") var format: OutputFormat = .table
-    @Option(name: .shortAndLong, help: "Also write the results to this .h5 file.") var output: String?
-    @Option(help: "Also draw the baselines' histogram to this .svg file.") var plot: String?
+    @OptionGroup var reporting: ReportOptions
     @Option(name: .customLong("save-model"), help: "Also write the circuit's mean-ablated model to this .h5 archive.") var saveModel: String?
     @Option(name: .customLong("batch-size"), parsing: .unconditional,
             help: "Circuits per packed run (default: as many as fit 4,096 token rows). Shards split the baselines by these batches.")
     var batchSize: Int?
-    @Flag(help: "Overwrite existing output files.") var force = false
     @OptionGroup var sharding: ShardOption
 
     func validate() throws {
         try FlagCheck.count(baselines, "--baselines", in: 0...1_000_000)
         if let batchSize { try FlagCheck.count(batchSize, "--batch-size", in: 1...1_000_000) }
-        try sharding.requireOutput(output)
+        try sharding.requireOutput(reporting.output)
         _ = try items.map { try Self.range($0, flag: "--items") }
         _ = try meansItems.map { try Self.range($0, flag: "--means-items") }
     }
 
     func run() throws {
-        let targets = try OutputTarget.files([output, plot, saveModel], overwrite: force)
+        let targets = try reporting.targets(saveModel)
         let circuitValue = try Scalpel.Circuit.load(circuit)
         let (model, plan) = try modelOptions.loadWithPlan()
         let kind: MeanKind = pooledMeans ? .pooled : .perPosition
@@ -73,7 +72,7 @@ struct CircuitCommand: ParsableCommand {
         if circuitValue.isEmpty {
             FileHandle.standardError.write(Data("note: circuit \(circuitValue.name) keeps no head: its score is the all-mean model's (every head replaced by its mean everywhere).\n".utf8))
         }
-        sharding.hint(work: (1 + baselines) * contrast.items.count, unit: "scored circuits × items", limit: ShardAdvice.circuitRunsAbove, output: output)
+        sharding.hint(work: (1 + baselines) * contrast.items.count, unit: "scored circuits × items", limit: ShardAdvice.circuitRunsAbove, output: reporting.output)
         let progress = ProgressBar(total: 1 + baselines, label: "circuit")
         let result = try CircuitResult.compute(circuitValue, scorer: scorer, baselines: baselines, seed: seed, shard: sharding.value) { done, total in
             progress.update(done, of: total)
@@ -97,15 +96,15 @@ struct CircuitCommand: ParsableCommand {
         if let shard = sharding.value {
             let held = shard.indices(of: 1 + baselines, block: scorer.circuitsPerBatch)
             let own = held.first == 0 ? "the circuit's score and " : "not the circuit's own score (shard 1 has it) but "
-            sharding.notePartial(share: own + "\(held.count - (held.first == 0 ? 1 : 0)) of \(baselines) baselines", output: output)
+            sharding.notePartial(share: own + "\(held.count - (held.first == 0 ? 1 : 0)) of \(baselines) baselines", output: reporting.output)
         }
-        switch format {
+        switch reporting.format {
         case .json: try Output.json(CircuitJSON(result, controls: controlResults, shard: sharding.value))
         case .csv: try RecordList(records: CircuitRecord.rows(result, controls: controlResults).filter { $0.score.isFinite || sharding.value == nil }).print(.csv)
         case .table:
             printTable(result, items: contrast.items.count, controls: controlResults)
         }
-        for path in [output, plot, saveModel].compactMap({ $0 }) { FileHandle.standardError.write(Data("wrote \(path)\n".utf8)) }
+        reporting.sayWritten(saveModel)
     }
 
     func printTable(_ result: CircuitResult, items count: Int, controls: [CircuitResult]) {

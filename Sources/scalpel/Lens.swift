@@ -20,7 +20,8 @@ extension LogitLens.Normalization: ExpressibleByArgument {}
 
 struct Lens: ParsableCommand {
     static let configuration = CommandConfiguration(
-        abstract: "The logit lens: what each layer's residual stream predicts, per prompt and position.")
+        abstract: "The logit lens: what each layer's residual stream predicts, per prompt and position.",
+        discussion: "--plot draws the logit-lens picture.")
 
     @OptionGroup var modelOptions: ModelOptions
     @OptionGroup var bos: BOSOption
@@ -31,23 +32,20 @@ struct Lens: ParsableCommand {
     @Option(help: "recomputed (ln_final on each row) or cached (the final layer's scale).") var ln: LogitLens.Normalization = .recomputed
     @Option(parsing: .unconditional, help: "last, all, or a list such as 0,3,-1.") var positions: PositionSelection = .last
     @Option(name: .customLong("top-k"), parsing: .unconditional, help: "Top tokens per cell.") var topK = 5
-    @Option(help: "table, json or csv.") var format: OutputFormat = .table
-    @Option(name: .shortAndLong, help: "Also write the results to this .h5 file.") var output: String?
-    @Option(help: "Also draw the logit-lens picture to this .svg file.") var plot: String?
-    @Flag(help: "Overwrite existing output files.") var force = false
+    @OptionGroup var reporting: ReportOptions
     @OptionGroup var sharding: ShardOption
 
     func validate() throws {
         try FlagCheck.count(topK, "--top-k", in: 1...1_000)
-        try sharding.requireOutput(output)
+        try sharding.requireOutput(reporting.output)
     }
 
     func run() throws {
-        let outputs = try OutputTarget.files([output, plot], overwrite: force)
+        let outputs = try reporting.targets()
         let (outputTarget, plotTarget) = (outputs[0], outputs[1])
         let (model, plan) = try modelOptions.loadWithPlan()
         let allItems = try promptOptions.items()
-        sharding.hint(work: allItems.count, unit: "prompts", limit: ShardAdvice.promptsAbove, output: output)
+        sharding.hint(work: allItems.count, unit: "prompts", limit: ShardAdvice.promptsAbove, output: reporting.output)
         // --shard K/N: batches b of prompts with b mod N = K − 1 (the lens's batches: the same bits as one run).
         let block = LogitLens().batchSize
         let items = sharding.value.map { $0.indices(of: allItems.count, block: block).map { allItems[$0] } } ?? allItems
@@ -76,12 +74,12 @@ struct Lens: ParsableCommand {
                 try plotTarget.write(Data(LensPlot.svg(result, title: "Logit lens · \(model.name)", tokenText: model.tokenText).utf8))
             }
         }
-        switch format {
+        switch reporting.format {
         case .json: try Output.json(LensDocument(result))
         case .csv: try RecordList(records: LensRecord.all(result)).print(.csv)
         case .table: LensTable.print(result, model: model)
         }
-        for path in [output, plot].compactMap({ $0 }) { FileHandle.standardError.write(Data("wrote \(path)\n".utf8)) }
+        reporting.sayWritten()
     }
 }
 

@@ -28,7 +28,8 @@ enum DirectionKind: String, ExpressibleByArgument, CaseIterable {
 struct PathSearch: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "search",
-        abstract: "Search vector-arithmetic paths between item families (the default: `scalpel paths --from …`).")
+        abstract: "Search vector-arithmetic paths between item families (the default: `scalpel paths --from …`).",
+        discussion: "-o writes the vectors, offsets and every path's decode; --plot draws accuracy against layer and one path decoded step by step.")
 
     @OptionGroup var modelOptions: ModelOptions
     @Option(help: "Source family for an offset direction.") var from: String?
@@ -43,10 +44,7 @@ struct PathSearch: ParsableCommand {
     var hook = HookPoint.Kind.residPost.rawValue
     @Option(parsing: .unconditional, help: "α grid as start:end:step (at most \(PathSearch.maxAlphas) values).") var alphas: String = "0:2:0.25"
     @Flag(help: "Use every pair for the direction, including the pair under test (for checks only).") var noLeaveOneOut = false
-    @Option(help: "table, json or csv.") var format: OutputFormat = .table
-    @Option(name: .shortAndLong, help: "Write vectors, offsets and every path decode to this .h5 file.") var output: String?
-    @Option(help: "Draw accuracy against layer (and one path decoded step by step) to this .svg file.") var plot: String?
-    @Flag(help: "Overwrite existing output files.") var force = false
+    @OptionGroup var reporting: ReportOptions
     @OptionGroup var sharding: ShardOption
     /// The flag `paths add-vector` replaced; kept only to say so.
     @Option(help: .hidden) var addVector: String?
@@ -59,14 +57,14 @@ struct PathSearch: ParsableCommand {
         }
         _ = try alphaGrid()
         _ = try hookKind()
-        try sharding.requireOutput(output)
+        try sharding.requireOutput(reporting.output)
         // Which directions (`choice()`) is checked in run(): ArgumentParser reports an unknown option
         // given to a default subcommand only after validate() passes, and that message comes first.
     }
 
     func run() throws {
         let choice = try choice()
-        let outputs = try OutputTarget.files([output, plot], overwrite: force)
+        let outputs = try reporting.targets()
         let (outputTarget, plotTarget) = (outputs[0], outputs[1])
         let (model, plan) = try modelOptions.loadWithPlan()
         var search = VectorPaths()
@@ -83,7 +81,7 @@ struct PathSearch: ParsableCommand {
         let units = sweep.units(directions, model: model)
         // Each (pair, α, layer) point is one prompt run from its layer on: sized as patch's patched item-runs.
         let points = directions.reduce(0) { $0 + $1.pairs.count } * search.alphas.count * (search.layers?.count ?? model.blocks.count)
-        sharding.hint(work: points, unit: "path points (each a run from its layer on)", limit: ShardAdvice.patchRunsAbove, output: output)
+        sharding.hint(work: points, unit: "path points (each a run from its layer on)", limit: ShardAdvice.patchRunsAbove, output: reporting.output)
         let progress = ProgressBar(total: 0, label: "paths")
         // --shard K/N: the (direction, layer) steps u with u mod N = K − 1.
         let result = try sweep.run(directions, model: model, shard: sharding.value) { done, total in progress.update(done, of: total) }
@@ -95,9 +93,9 @@ struct PathSearch: ParsableCommand {
             }
             if let plotTarget { try plotTarget.write(Data(PathsPlot.svg(result.summaries, points: result.points, model: model).utf8)) }
         }
-        sharding.notePartial(share: "\(sharding.value?.indices(of: units).count ?? units) of \(units) (direction, layer) steps", output: output)
-        switch format {
-        case .json, .csv: try RecordList(records: result.summaries.map(PathsRecord.init)).print(format)
+        sharding.notePartial(share: "\(sharding.value?.indices(of: units).count ?? units) of \(units) (direction, layer) steps", output: reporting.output)
+        switch reporting.format {
+        case .json, .csv: try RecordList(records: result.summaries.map(PathsRecord.init)).print(reporting.format)
         case .table: printTable(result.summaries, directions: directions, search: search)
         }
     }
