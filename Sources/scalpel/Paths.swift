@@ -81,7 +81,8 @@ struct PathSearch: ParsableCommand {
         let units = sweep.units(directions, model: model)
         // Each (pair, α, layer) point is one prompt run from its layer on: sized as patch's patched item-runs.
         let points = directions.reduce(0) { $0 + $1.pairs.count } * search.alphas.count * (search.layers?.count ?? model.blocks.count)
-        sharding.hint(work: points, unit: "path points (each a run from its layer on)", limit: ShardAdvice.patchRunsAbove, output: reporting.output)
+        sharding.hint(work: points, unit: "path points (each a run from its layer on)", limit: ShardAdvice.patchRunsAbove,
+                      pieces: units, output: reporting.output)
         let progress = ProgressBar(total: 0, label: "paths")
         // --shard K/N: the (direction, layer) steps u with u mod N = K − 1.
         let result = try sweep.run(directions, model: model, shard: sharding.value) { done, total in progress.update(done, of: total) }

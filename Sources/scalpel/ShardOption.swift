@@ -38,9 +38,10 @@ struct ShardOption: ParsableArguments {
         FileHandle.standardError.write(Data("note: shard \(shard) of a sharded run: what is printed covers this part's \(share) only; the whole run's results come from scalpel merge \(output.map { "PARTS… (this part: \($0))" } ?? "PARTS…") -o FILE.h5.\n".utf8))
     }
 
-    /// Prints how to shard a run of `work` units above `limit` (only when not sharded already).
-    func hint(work: Int, unit: String, limit: Int, output: String?) {
-        guard shard == nil, let text = ShardAdvice.hint(work: work, unit: unit, limit: ShardAdvice.threshold(limit),
+    /// Prints how to shard a run of `work` units above `limit`, in at most `pieces` parts (only when
+    /// not sharded already).
+    func hint(work: Int, unit: String, limit: Int, pieces: Int? = nil, output: String?) {
+        guard shard == nil, let text = ShardAdvice.hint(work: work, unit: unit, limit: ShardAdvice.threshold(limit), pieces: pieces,
                                                         arguments: CommandLine.arguments, output: output) else { return }
         FileHandle.standardError.write(Data((text + "\n").utf8))
     }

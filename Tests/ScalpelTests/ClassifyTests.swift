@@ -195,7 +195,7 @@ final class ClassifyCommandTests: CLITestCase {
         // One part alone is not a whole patching; both parts are, and give the unmerged run's classification.
         let partial = try scalpel(["classify", "--model", modelPath, "--dataset", d, "--patch-result", "p1.h5"])
         XCTAssertEqual(partial.status, 1)
-        XCTAssertTrue(partial.stderr.contains("missing shard 2/2"), partial.stderr)
+        XCTAssertTrue(partial.stderr.contains("missing shard 2/2") && partial.stderr.contains("give all 2 to classify --patch-result"), partial.stderr)
         let parts = try scalpel(["classify", "--model", modelPath, "--dataset", d, "--threshold", "0.2", "--format", "json", "--patch-result", "p2.h5", "p1.h5"])
         XCTAssertEqual(parts.status, 0, parts.stderr)
         XCTAssertEqual(parts.stdout, fresh.stdout, "the parts' exact values give the unsharded run's JSON")

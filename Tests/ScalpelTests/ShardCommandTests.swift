@@ -64,7 +64,7 @@ final class ShardCommandTests: CLITestCase {
         XCTAssertEqual(try scalpel(changed + ["-o", "c2.h5", "--shard", "2/2"]).status, 0)
         try expectBadInput(["merge", "c1.h5", "c2.h5", "-o", "out.h5"], mentions: ["c2.h5", "model SHA-256"])
 
-        try expectBadInput(["merge", "p1.h5", "p3.h5", "-o", "out.h5"], mentions: ["missing shard 2/3", "1/3, 3/3"])
+        try expectBadInput(["merge", "p1.h5", "p3.h5", "-o", "out.h5"], mentions: ["missing shard 2/3", "1/3, 3/3", "merge all 3"])
         try expectBadInput(["merge", "p1.h5", "p2.h5", "p2.h5", "p3.h5", "-o", "out.h5"], mentions: ["2/3", "more than once", "p2.h5"])
         try expectBadInput(["merge", "p1.h5", "prob2.h5", "p3.h5", "-o", "out.h5"], mentions: ["prob2.h5", "run parameters", "--metric prob"])
         try expectBadInput(["merge", "p1.h5", "n2.h5", "p3.h5", "-o", "out.h5"], mentions: ["n2.h5", "number of shards"])

@@ -247,6 +247,8 @@ def test_paths_size_hint(tmp_path):
                             capture_output=True, text=True, env=dict(os.environ, SCALPEL_SHARD_HINT_ABOVE="5"))
     assert result.returncode == 0, result.stderr
     assert "path points" in result.stderr and "--shard 1/" in result.stderr and "scalpel merge" in result.stderr
+    # Its 3 (direction, layer) steps are the most parts it splits into, whatever its points.
+    assert "--shard 3/3" in result.stderr and "/4 " not in result.stderr, result.stderr
 
 
 def test_classify_parts_say_how_to_finish_and_bad_parts_are_refused(tmp_path):

@@ -208,7 +208,8 @@ public enum ShardMerge {
 
     /// Opens `paths` and checks that they are every part of one run, once (same kind, final format,
     /// run parameters, model, plan, N and size): the parts in shard order, open (the caller closes them).
-    static func openRun(_ paths: [String]) throws -> [PartialFile.Part] {
+    /// `finish` is what a missing part's message says to do with them all.
+    static func openRun(_ paths: [String], for finish: ShardFinish = .merge) throws -> [PartialFile.Part] {
         guard !paths.isEmpty else { throw ShardError.noParts }
         var parts: [PartialFile.Part] = []
         var checked = false
@@ -239,7 +240,8 @@ public enum ShardMerge {
         }
         let missing = (1...n).filter { byIndex[$0] == nil }
         guard missing.isEmpty else {
-            throw ShardError.missing(shards: missing.map { "\($0)/\(n)" }, count: n, have: byIndex.keys.sorted().map { "\($0)/\(n)" })
+            throw ShardError.missing(shards: missing.map { "\($0)/\(n)" }, count: n, have: byIndex.keys.sorted().map { "\($0)/\(n)" },
+                                     finish: finish)
         }
         checked = true
         return (1...n).map { byIndex[$0]! }
@@ -255,7 +257,7 @@ public enum ShardMerge {
     /// the result one unsharded run computes, its raw metrics the exact doubles (a patch file stores
     /// float32). For `scalpel classify --patch-result PARTS…`.
     public static func patchResult(_ paths: [String]) throws -> PatchFile.Stored {
-        let parts = try openRun(paths)
+        let parts = try openRun(paths, for: .patchResult)
         defer { parts.forEach { $0.close() } }
         guard parts[0].kind == .patch else { throw ShardError.notPatching(path: parts[0].path, kind: parts[0].kind.rawValue) }
         let (result, payload) = try patchResult(parts)

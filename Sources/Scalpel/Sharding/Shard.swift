@@ -49,12 +49,18 @@ public struct Shard: Sendable, Hashable, CustomStringConvertible {
     public var description: String { "\(index)/\(count)" }
 }
 
+/// What a sharded run's parts are gathered for: `scalpel merge`, or `classify --patch-result`, which
+/// finishes a sharded classify (or patching) without merging.
+public enum ShardFinish: Sendable, Equatable {
+    case merge, patchResult
+}
+
 public enum ShardError: UserFacingError, Equatable {
     case invalid(text: String, reason: String)
     case notPartial(path: String, format: String)
     case foreign(path: String, first: String, field: String, value: String, expected: String)
     case duplicate(shard: String, paths: [String])
-    case missing(shards: [String], count: Int, have: [String])
+    case missing(shards: [String], count: Int, have: [String], finish: ShardFinish)
     case noParts
     case inconsistent(path: String, reason: String)
     case notPatching(path: String, kind: String)
@@ -69,8 +75,9 @@ public enum ShardError: UserFacingError, Equatable {
             return "\(path) belongs to another run than \(first): its \(field) is \(value), not \(expected). Merge only the parts of one sweep (same command, model and N)."
         case let .duplicate(shard, paths):
             return "shard \(shard) is given more than once (\(paths.joined(separator: ", "))). Give each part once."
-        case let .missing(shards, count, have):
-            return "missing shard\(shards.count == 1 ? "" : "s") \(shards.joined(separator: ", ")) of \(count) (given: \(have.isEmpty ? "none" : have.joined(separator: ", "))). Run the missing part\(shards.count == 1 ? "" : "s") with --shard, then merge all \(count)."
+        case let .missing(shards, count, have, finish):
+            let then = finish == .merge ? "merge all \(count)" : "give all \(count) to classify --patch-result"
+            return "missing shard\(shards.count == 1 ? "" : "s") \(shards.joined(separator: ", ")) of \(count) (given: \(have.isEmpty ? "none" : have.joined(separator: ", "))). Run the missing part\(shards.count == 1 ? "" : "s") with --shard, then \(then)."
         case .noParts:
             return "give the partial files to merge, e.g. scalpel merge out.part*.h5 -o out.h5."
         case let .inconsistent(path, reason):
@@ -142,9 +149,11 @@ public enum ShardAdvice {
 
     /// The hint for a run of `work` units (named by `unit`) above `limit`, or nil. `arguments` is the
     /// command line (`CommandLine.arguments`); the advice keeps it and adds `--shard` and a part name.
-    public static func hint(work: Int, unit: String, limit: Int, arguments: [String], output: String?) -> String? {
-        guard work > limit else { return nil }
-        let n = min(Shard.maxCount, max(2, (work + limit - 1) / limit))
+    /// `pieces`: how many parts the sweep can be split into at most (paths splits its (direction,
+    /// layer) steps, fewer than its points), when fewer than the work's units; no hint below 2.
+    public static func hint(work: Int, unit: String, limit: Int, pieces: Int? = nil, arguments: [String], output: String?) -> String? {
+        guard work > limit, (pieces ?? 2) >= 2 else { return nil }
+        let n = min(Shard.maxCount, pieces ?? .max, max(2, (work + limit - 1) / limit))
         let base = (output ?? "out.h5").hasSuffix(".h5") ? String((output ?? "out.h5").dropLast(3)) : (output ?? "out")
         var args: [String] = ["scalpel"], i = 1
         let raw = arguments
