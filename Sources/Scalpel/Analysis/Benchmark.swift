@@ -25,7 +25,8 @@ public struct Benchmark {
     /// The layers whose neurons `attribution` attributes: the two before the last (9 and 10 of
     /// GPT-2 small, where the study's MLPs write the answer).
     public static func attributionNeuronLayers(_ model: Model) -> [Int] {
-        Array(max(0, model.blocks.count - 3)..<max(0, model.blocks.count - 1))
+        let end = max(1, model.blocks.count - 1)
+        return Array(max(0, end - 2)..<end)
     }
 
     /// The most rows `--matmul-rows` times (a batch of 4,096 positions, as `circuit` packs).
@@ -87,6 +88,8 @@ public struct Benchmark {
         let loadStart = Date()
         let model = try load()
         let loadSeconds = Date().timeIntervalSince(loadStart)
+        // Encoded before any timing, so that a dataset without answers fails at once.
+        let attributionItems = try attribution.map { try AttributionItems(dataset: $0, model: model) }
         var rng = SeededRandom(seed: 1234)
         let prompts = (0..<batch).map { _ in (0..<tokens).map { _ in Int(rng.next() % UInt64(max(1, model.vocabSize - 1))) } }
         let single = [prompts[0]]
@@ -118,8 +121,7 @@ public struct Benchmark {
             lensPrompts = texts
         }
         var attributionMedian: Double?, attributionLayers: [Int]?
-        if let dataset = attribution {
-            let items = try AttributionItems(dataset: dataset, model: model)
+        if let items = attributionItems {
             let layers = Self.attributionNeuronLayers(model)
             let analysis = LogitAttribution(by: [.component, .head, .neuron], layers: layers)
             _ = try analysis.runAll(model, on: items)

@@ -65,7 +65,8 @@ public struct ResidualStart: Sendable {
 /// With a prefix, token-wise hooks see the computed rows only ([n − s, …] for positions s..<n),
 /// attention scores and patterns [head, n − s, n], and a starting residual gives those rows only.
 public struct KeyValuePrefix: Sendable {
-    /// Per prompt of the batch, how many of its first positions are taken from `cache`.
+    /// Per prompt of the batch, how many of its first positions are taken from `cache` (or from its
+    /// source prompt of the batch).
     public var lengths: [Int]
     /// Per prompt of the batch, the prompt of `cache` (or of the batch) whose keys and values they are.
     public var sources: [Int]
