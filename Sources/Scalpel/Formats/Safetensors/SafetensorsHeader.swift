@@ -8,10 +8,10 @@ enum SafetensorsHeader {
     /// Parses and checks the header bytes; throws only `SafetensorsError`.
     static func validate(_ bytes: [UInt8], path: String, dataStart: Int, dataSize: Int) throws -> Parsed {
         if let bad = firstInvalidUTF8(bytes) { throw SafetensorsError.headerNotUTF8(path: path, offset: bad) }
-        let root: HeaderJSON
+        let root: StrictJSON
         do {
-            root = try HeaderJSONParser.parse(bytes)
-        } catch let failure as HeaderJSONParser.Failure {
+            root = try StrictJSONParser.parse(bytes)
+        } catch let failure as StrictJSONParser.Failure {
             switch failure {
             case let .syntax(offset, reason): throw SafetensorsError.headerNotJSON(path: path, offset: offset, reason: reason)
             case let .duplicateKey(key, parent): throw SafetensorsError.duplicateKey(path: path, key: key, context: parent)
@@ -62,11 +62,11 @@ enum SafetensorsHeader {
         return (entries, metadata)
     }
 
-    private static func entry(_ name: String, _ value: HeaderJSON, path: String, dataStart: Int, dataSize: Int) throws -> SafetensorsEntry {
+    private static func entry(_ name: String, _ value: StrictJSON, path: String, dataStart: Int, dataSize: Int) throws -> SafetensorsEntry {
         guard case let .object(pairs) = value else {
             throw SafetensorsError.entryNotObject(path: path, tensor: name, found: value.summary)
         }
-        func field(_ key: String) throws -> HeaderJSON {
+        func field(_ key: String) throws -> StrictJSON {
             guard let v = pairs.first(where: { $0.key == key })?.value else {
                 throw SafetensorsError.missingField(path: path, tensor: name, field: key)
             }
@@ -95,7 +95,7 @@ enum SafetensorsHeader {
             guard case let .number(text) = dim else {
                 throw SafetensorsError.invalidShape(path: path, tensor: name, reason: "dimension \(i) is \(dim.summary), not an integer")
             }
-            switch HeaderJSON.integer(text) {
+            switch StrictJSON.integer(text) {
             case let .value(v): shape.append(v)
             case .negative: throw SafetensorsError.invalidShape(path: path, tensor: name, reason: "dimension \(i) is negative (\(text))")
             case .notInteger: throw SafetensorsError.invalidShape(path: path, tensor: name, reason: "dimension \(i) is not an integer (\(text))")
@@ -117,7 +117,7 @@ enum SafetensorsHeader {
                 throw SafetensorsError.wrongFieldType(path: path, tensor: name, field: "data_offsets",
                                                       expected: offsetsExpected, found: "an array holding \(item.summary)")
             }
-            switch HeaderJSON.integer(text) {
+            switch StrictJSON.integer(text) {
             case let .value(v): bounds.append(v)
             case .tooLarge: bounds.append(nil)
             case .negative, .notInteger:

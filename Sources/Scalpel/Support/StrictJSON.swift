@@ -1,12 +1,14 @@
 import Foundation
 
-// A small strict JSON parser for safetensors headers: JSONSerialization accepts duplicate keys
-// and loses number literals, and both matter when validating a header.
+// A small strict JSON parser for safetensors headers and vocab.json: JSONSerialization accepts
+// duplicate keys and loses number literals, and both matter when validating a header; and
+// JSONDecoder hashes keys as Swift Strings (canonical equivalence), which made reading GPT-2's
+// 50,257 mostly non-ASCII pieces slow. Keys are compared by their bytes.
 
 /// A JSON value. Objects keep their members in file order; numbers keep their literal text.
-indirect enum HeaderJSON {
-    case object([(key: String, value: HeaderJSON)])
-    case array([HeaderJSON])
+indirect enum StrictJSON {
+    case object([(key: String, value: StrictJSON)])
+    case array([StrictJSON])
     case string(String)
     case number(String)
     case bool(Bool)
@@ -38,7 +40,7 @@ indirect enum HeaderJSON {
 
 /// Parses RFC 8259 JSON from bytes that are already known to be valid UTF-8. Never traps: every
 /// malformation (including nesting deeper than `maxDepth` and duplicate keys) is a thrown `Failure`.
-struct HeaderJSONParser {
+struct StrictJSONParser {
     enum Failure: Error, Equatable {
         case syntax(offset: Int, reason: String)
         /// `parent` is the key of the enclosing object, nil at the top level.
@@ -52,10 +54,10 @@ struct HeaderJSONParser {
 
     private init(_ bytes: [UInt8]) { self.bytes = bytes }
 
-    static func parse(_ bytes: [UInt8]) throws -> HeaderJSON {
-        var parser = HeaderJSONParser(bytes)
+    static func parse(_ bytes: [UInt8]) throws -> StrictJSON {
+        var parser = StrictJSONParser(bytes)
         parser.skipWhitespace()
-        guard parser.i < bytes.count else { throw Failure.syntax(offset: 0, reason: "the header is empty") }
+        guard parser.i < bytes.count else { throw Failure.syntax(offset: 0, reason: "the JSON text is empty") }
         let value = try parser.value(depth: 0, key: nil)
         parser.skipWhitespace()
         guard parser.i == bytes.count else {
@@ -65,7 +67,7 @@ struct HeaderJSONParser {
     }
 
     private func describe(_ at: Int) -> String {
-        guard at < bytes.count else { return "end of header" }
+        guard at < bytes.count else { return "end of the text" }
         let b = bytes[at]
         if b >= 0x21 && b < 0x7F { return "character '\(Character(Unicode.Scalar(b)))'" }
         return "byte 0x" + (b < 16 ? "0" : "") + String(b, radix: 16, uppercase: true)
@@ -77,9 +79,9 @@ struct HeaderJSONParser {
         while i < bytes.count, bytes[i] == 0x20 || bytes[i] == 0x0A || bytes[i] == 0x0D || bytes[i] == 0x09 { i += 1 }
     }
 
-    private mutating func value(depth: Int, key: String?) throws -> HeaderJSON {
-        guard depth < HeaderJSONParser.maxDepth else { throw fail("values nested more than \(HeaderJSONParser.maxDepth) levels deep") }
-        guard i < bytes.count else { throw fail("the header ends where a value was expected") }
+    private mutating func value(depth: Int, key: String?) throws -> StrictJSON {
+        guard depth < StrictJSONParser.maxDepth else { throw fail("values nested more than \(StrictJSONParser.maxDepth) levels deep") }
+        guard i < bytes.count else { throw fail("the text ends where a value was expected") }
         switch bytes[i] {
         case UInt8(ascii: "{"): return try object(depth: depth, key: key)
         case UInt8(ascii: "["): return try array(depth: depth, key: key)
@@ -99,40 +101,40 @@ struct HeaderJSONParser {
         }
     }
 
-    private mutating func object(depth: Int, key parent: String?) throws -> HeaderJSON {
+    private mutating func object(depth: Int, key parent: String?) throws -> StrictJSON {
         i += 1  // {
-        var members: [(key: String, value: HeaderJSON)] = []
-        var seen = Set<String>()
+        var members: [(key: String, value: StrictJSON)] = []
+        var seen = Set<[UInt8]>()  // keys' bytes: "é" and "e" + U+0301 are two keys, as in Rust and Python
         skipWhitespace()
         if i < bytes.count, bytes[i] == UInt8(ascii: "}") { i += 1; return .object(members) }
         while true {
             skipWhitespace()
             guard i < bytes.count, bytes[i] == UInt8(ascii: "\"") else { throw fail("expected a quoted key, found \(describe(i))") }
             let key = try string()
-            guard seen.insert(key).inserted else { throw Failure.duplicateKey(key: key, parent: parent) }
+            guard seen.insert(Array(key.utf8)).inserted else { throw Failure.duplicateKey(key: key, parent: parent) }
             skipWhitespace()
             guard i < bytes.count, bytes[i] == UInt8(ascii: ":") else { throw fail("expected ':' after a key, found \(describe(i))") }
             i += 1
             skipWhitespace()
             members.append((key, try value(depth: depth + 1, key: key)))
             skipWhitespace()
-            guard i < bytes.count else { throw fail("the header ends inside an object") }
+            guard i < bytes.count else { throw fail("the text ends inside an object") }
             if bytes[i] == UInt8(ascii: ",") { i += 1; continue }
             if bytes[i] == UInt8(ascii: "}") { i += 1; return .object(members) }
             throw fail("expected ',' or '}' in an object, found \(describe(i))")
         }
     }
 
-    private mutating func array(depth: Int, key: String?) throws -> HeaderJSON {
+    private mutating func array(depth: Int, key: String?) throws -> StrictJSON {
         i += 1  // [
-        var items: [HeaderJSON] = []
+        var items: [StrictJSON] = []
         skipWhitespace()
         if i < bytes.count, bytes[i] == UInt8(ascii: "]") { i += 1; return .array(items) }
         while true {
             skipWhitespace()
             items.append(try value(depth: depth + 1, key: key))
             skipWhitespace()
-            guard i < bytes.count else { throw fail("the header ends inside an array") }
+            guard i < bytes.count else { throw fail("the text ends inside an array") }
             if bytes[i] == UInt8(ascii: ",") { i += 1; continue }
             if bytes[i] == UInt8(ascii: "]") { i += 1; return .array(items) }
             throw fail("expected ',' or ']' in an array, found \(describe(i))")
@@ -162,7 +164,7 @@ struct HeaderJSONParser {
     }
 
     private mutating func hex4() throws -> UInt32 {
-        guard i + 4 <= bytes.count else { throw fail("the header ends inside a \\u escape") }
+        guard i + 4 <= bytes.count else { throw fail("the text ends inside a \\u escape") }
         var v: UInt32 = 0
         for _ in 0 ..< 4 {
             let b = bytes[i]
@@ -187,20 +189,20 @@ struct HeaderJSONParser {
             guard bytes[i] >= 0x20 else { throw fail("unescaped control character in a string") }
             i += 1
         }
-        guard i < bytes.count else { throw fail("the header ends inside a string") }
+        guard i < bytes.count else { throw fail("the text ends inside a string") }
         if bytes[i] == UInt8(ascii: "\"") {
             i += 1
             return String(decoding: bytes[start ..< i - 1], as: UTF8.self)
         }
         var out = Array(bytes[start ..< i])
         while true {
-            guard i < bytes.count else { throw fail("the header ends inside a string") }
+            guard i < bytes.count else { throw fail("the text ends inside a string") }
             let b = bytes[i]
             if b == UInt8(ascii: "\"") { i += 1; return String(decoding: out, as: UTF8.self) }
             if b < 0x20 { throw fail("unescaped control character in a string") }
             if b != UInt8(ascii: "\\") { out.append(b); i += 1; continue }
             i += 1
-            guard i < bytes.count else { throw fail("the header ends inside a string escape") }
+            guard i < bytes.count else { throw fail("the text ends inside a string escape") }
             let e = bytes[i]
             i += 1
             switch e {
