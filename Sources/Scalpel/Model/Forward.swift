@@ -448,10 +448,12 @@ struct ForwardPass {
         hooks.tokenwise(.v(i), &v, shape: [heads, dHead])
 
         var z = Tensor(uninitialized: [tokens, d])  // every head's rows: computed, or NaN when skipped
-        for p in 0..<prompts.count {
-            // Query rows are positions s..<n; key and value rows are all n positions, the first s cached.
-            let start = hooks.offsets[p], n = prompts[p].count, s = computedFrom[p], m = n - s
-            let cachedKeys = withPrefix(k, .k(i), prompt: p), cachedValues = withPrefix(v, .v(i), prompt: p)
+        let zp = z.mutablePointer, pass = self, scale = 1 / Float(dHead).squareRoot()
+        // One prompt's attention: query rows are positions s..<n; key and value rows are all n
+        // positions, the first s from a prefix. Prompts are independent of each other.
+        func attendPrompt(_ p: Int, hook: (HookPoint, inout Tensor) -> Void) {
+            let start = pass.hooks.offsets[p], n = pass.prompts[p].count, s = pass.computedFrom[p], m = n - s
+            let cachedKeys = pass.withPrefix(k, .k(i), prompt: p), cachedValues = pass.withPrefix(v, .v(i), prompt: p)
             let keys = cachedKeys?.pointer ?? k.pointer + start * d, values = cachedValues?.pointer ?? v.pointer + start * d
             defer { withExtendedLifetime((cachedKeys, cachedValues)) {} }
             // scores[h, r, j] = q[s + r, h] · k[j, h] / sqrt(d_head), masked to j ≤ s + r.
@@ -460,22 +462,30 @@ struct ForwardPass {
             let computed = (0..<heads).filter { skipped?[p].contains($0) != true }
             for h in computed {
                 cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, Int32(m), Int32(n), Int32(dHead),
-                            1 / Float(dHead).squareRoot(), q.pointer + start * d + h * dHead, Int32(d),
+                            scale, q.pointer + start * d + h * dHead, Int32(d),
                             keys + h * dHead, Int32(d), 0, pp + h * m * n, Int32(n))
             }
             for h in 0..<heads { for row in 0..<m { for col in (s + row + 1)..<max(n, s + row + 1) { pp[(h * m + row) * n + col] = -.infinity } } }
-            hooks.perPrompt(.attnScores(i), prompt: p, &pattern)
+            hook(.attnScores(i), &pattern)
             Kernels.softmaxRows(pattern.mutablePointer, rows: heads * m, cols: n, valid: { s + $0 % m + 1 })
-            hooks.perPrompt(.pattern(i), prompt: p, &pattern)
+            hook(.pattern(i), &pattern)
             // z[s + r, h] = Σ_j pattern[h, r, j] v[j, h]
             for h in computed {
                 cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, Int32(m), Int32(dHead), Int32(n), 1,
                             pattern.pointer + h * m * n, Int32(n), values + h * dHead, Int32(d),
-                            0, z.mutablePointer + start * d + h * dHead, Int32(d))
+                            0, zp + start * d + h * dHead, Int32(d))
             }
             for h in skipped?[p] ?? [] {
-                for row in start..<(start + m) { (z.mutablePointer + row * d + h * dHead).update(repeating: .nan, count: dHead) }
+                for row in start..<(start + m) { (zp + row * d + h * dHead).update(repeating: .nan, count: dHead) }
             }
+        }
+        if hooks.isActive(.attnScores(i)) || hooks.isActive(.pattern(i)) {
+            // Hooks see the prompts in order.
+            for p in prompts.indices { attendPrompt(p) { point, pattern in hooks.perPrompt(point, prompt: p, &pattern) } }
+        } else {
+            // Each prompt writes only its own rows of z: the prompts run on all cores.
+            let cost = prompts.reduce(0) { $0 + $1.count * $1.count } * 2 * d
+            Parallel.ranges(prompts.count, cost: cost) { range in for p in range { attendPrompt(p) { _, _ in } } }
         }
         attention.headAblations.apply(to: &z, unitWidth: dHead, promptOffsets: hooks.offsets, firstPositions: computedFrom)
         hooks.tokenwise(.z(i), &z, shape: [heads, dHead])
