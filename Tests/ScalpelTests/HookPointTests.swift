@@ -94,6 +94,13 @@ final class HookPointTests: XCTestCase {
                 XCTAssertTrue(captured.logits[p].isIdentical(to: plain.logits[p]), "\(name) prompt \(p) captured")
                 XCTAssertTrue(untouched.logits[p].isIdentical(to: plain.logits[p]), "\(name) prompt \(p) intervened")
             }
+            // A batch large enough for attention to run its prompts on all cores, against the same
+            // batch with its patterns captured, which runs them in order.
+            var rng = SeededRandom(seed: 5)
+            let many = (0..<64).map { _ in (0..<(8 + Int(rng.next() % UInt64(model.config.nPositions - 7)))).map { _ in Int(rng.next() % UInt64(model.vocabSize)) } }
+            let parallel = try model.run(many, logitsAt: .all)
+            let inOrder = try model.run(many, capture: HookFilter(["blocks.*.attn.hook_pattern"]), logitsAt: .all)
+            for p in many.indices { XCTAssertTrue(parallel.logits[p].isIdentical(to: inOrder.logits[p]), "\(name) prompt \(p) of 64") }
         }
     }
 
