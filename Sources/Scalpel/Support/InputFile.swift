@@ -51,25 +51,29 @@ public enum InputFile {
     }
 
     /// The lines of `text`, whatever its line ends: "\n", "\r\n" or a lone "\r" (old Mac files).
-    /// Split on scalars, not Characters: "\r\n" is one Character, and so is a space followed by a
+    /// Split on bytes, not Characters: "\r\n" is one Character, and so is a space followed by a
     /// combining mark. A final line end does not start another line.
     public static func lines(_ text: String) -> [Substring] {
-        var lines: [Substring] = []
-        let scalars = text.unicodeScalars
-        var start = scalars.startIndex
-        var index = start
-        while index < scalars.endIndex {
-            let scalar = scalars[index]
-            if scalar == "\n" || scalar == "\r" {
-                lines.append(Substring(scalars[start..<index]))
-                index = scalars.index(after: index)
-                if scalar == "\r", index < scalars.endIndex, scalars[index] == "\n" { index = scalars.index(after: index) }
+        lineRanges(text.utf8).map { Substring(text.utf8[$0]) }
+    }
+
+    /// Where the lines of UTF-8 bytes are, their ends left out (as `lines`). "\n" and "\r" are
+    /// single bytes that no multi-byte character contains, so splitting bytes splits characters.
+    public static func lineRanges<Bytes: BidirectionalCollection<UInt8>>(_ bytes: Bytes) -> [Range<Bytes.Index>] {
+        var lines: [Range<Bytes.Index>] = []
+        var start = bytes.startIndex, index = start
+        while index < bytes.endIndex {
+            let byte = bytes[index]
+            if byte == 0x0A || byte == 0x0D {
+                lines.append(start..<index)
+                index = bytes.index(after: index)
+                if byte == 0x0D, index < bytes.endIndex, bytes[index] == 0x0A { index = bytes.index(after: index) }
                 start = index
             } else {
-                index = scalars.index(after: index)
+                index = bytes.index(after: index)
             }
         }
-        if start < scalars.endIndex { lines.append(Substring(scalars[start...])) }
+        if start < bytes.endIndex { lines.append(start..<bytes.endIndex) }
         return lines
     }
 

@@ -47,13 +47,8 @@ extension GPT2Tokenizer {
         var joined: [UInt8] = []
         try data.withUnsafeBytes { raw in
             let bytes = raw.bindMemory(to: UInt8.self)
-            var start = 0, number = 0
-            while start < bytes.count {
-                var end = start
-                while end < bytes.count && bytes[end] != 0x0A && bytes[end] != 0x0D { end += 1 }
-                number += 1
-                let line = UnsafeBufferPointer(rebasing: bytes[start..<end])
-                start = end + (end + 1 < bytes.count && bytes[end] == 0x0D && bytes[end + 1] == 0x0A ? 2 : 1)
+            for (index, range) in InputFile.lineRanges(bytes).enumerated() {
+                let line = UnsafeBufferPointer(rebasing: bytes[range]), number = index + 1
                 if line.isEmpty || (number == 1 && line.starts(with: "#version".utf8)) { continue }
                 // Exactly one space, with a piece on each side.
                 guard let space = line.firstIndex(of: 0x20), space > 0, space < line.count - 1,
