@@ -36,6 +36,44 @@ final class KernelTests: XCTestCase {
         for (got, want) in zip(x, expected) { XCTAssertEqual(Double(got), want, accuracy: 1e-6) }
     }
 
+    /// The eight-lane polynomial path (and the tanhf tail) against the formula in Double, on a
+    /// count that is no multiple of 8 or 16, through each path this CPU has.
+    func testGeluNewLanesMatchTheFormula() {
+        let inputs = (0..<1003).map { Float($0 - 501) / 50 }  // −10.02 … 10.02
+        for avx512 in Kernels.avx512Available ? [false, true] : [false] {
+            var x = inputs
+            Kernels.geluNew(&x, count: x.count, avx512: avx512)
+            for (got, v) in zip(x, inputs.map(Double.init)) {
+                let want = 0.5 * v * (1 + tanh(0.7978845608028654 * (v + 0.044715 * v * v * v)))
+                XCTAssertEqual(Double(got), want, accuracy: 2e-6 * max(1, abs(want)), "gelu_new(\(v)), AVX-512 \(avx512)")
+            }
+        }
+    }
+
+    /// The AVX-512 GELU gives the Swift lanes' bits, on every kind of float: random values over
+    /// many magnitudes, both signs of zero and infinity, NaN, and both sides of the exponential's
+    /// clamps (2u = −87, 88).
+    func testGeluNewAVX512GivesTheSwiftLanesBits() throws {
+        try XCTSkipUnless(Kernels.avx512Available, "this CPU has no AVX-512F: GELU runs the Swift lanes only")
+        var rng = SeededRandom(seed: 31)
+        var inputs: [Float] = [0, -0, .infinity, -.infinity, .nan, .greatestFiniteMagnitude, -.greatestFiniteMagnitude,
+                               .leastNonzeroMagnitude, -.leastNormalMagnitude, 1e20, -1e20, -5.25, 5.5, -6.4, 6.5]
+        for _ in 0..<20_000 {
+            let magnitude = Float(bitPattern: UInt32(truncatingIfNeeded: rng.next()) & 0x7FFF_FFFF)
+            inputs.append(magnitude.isNaN ? 1 : (rng.next() % 2 == 0 ? magnitude : -magnitude))
+            inputs.append(Float(Int(rng.next() % 4001) - 2000) / 100)  // −20 … 20, where it matters
+        }
+        for count in [inputs.count, inputs.count - 3, 17, 9, 8] {
+            var lanes = Array(inputs.prefix(count)), wide = lanes
+            Kernels.geluNew(&lanes, count: count, avx512: false)
+            Kernels.geluNew(&wide, count: count, avx512: true)
+            for i in 0..<count where lanes[i].bitPattern != wide[i].bitPattern && !(lanes[i].isNaN && wide[i].isNaN) {
+                XCTFail("gelu_new(\(inputs[i])): Swift lanes \(lanes[i]), AVX-512 \(wide[i]) (count \(count))")
+                break
+            }
+        }
+    }
+
     func testSoftmaxMasksPastValidLength() {
         var x: [Float] = [1, 2, 100, 0, 0, 0]
         Kernels.softmaxRows(&x, rows: 2, cols: 3, valid: { $0 == 0 ? 2 : 3 })

@@ -16,4 +16,8 @@ void scalpel_sgemm_few_rows(const float *a, const float *b, float *c,
 void scalpel_sgemm_tiled(const float *a, const float *b, float *c,
                          long m, long k, long n, long ldb, long ldc);
 
+/// gelu_new on x[0..<n] in place, with c = sqrt(2/pi): the bits of `Kernels.geluNew`'s eight-lane
+/// Swift, sixteen lanes at a time. Call only when `scalpel_avx512_available()` says so.
+void scalpel_gelu_new(float *x, long n, float c);
+
 #endif
