@@ -129,16 +129,14 @@ public struct Benchmark {
             attributionLayers = layers
         }
         let matmul = matmulRows?.map { timeMatmul(model, rows: $0) }
-        var report = Report(model: name, loadSeconds: loadSeconds,
+        return Report(model: name, loadSeconds: loadSeconds,
                       singlePromptMedianSeconds: Self.median(singleTimes), batchMedianSeconds: batchMedian,
                       batchTokensPerSecond: Double(batch * tokens) / batchMedian, tokens: tokens, batch: batch,
                       peakResidentMB: Self.peakResidentMB(), openBLASCore: OpenBLAS.coreName, lensMedianSeconds: lensMedian,
                       lensPrompts: lensPrompts, matmul: matmul, captureHooks: capture?.patterns.joined(separator: ","),
-                      batchCaptureMedianSeconds: captureMedian, batchAlongsideCaptureMedianSeconds: plainAlongside)
-        report.attributionItems = attribution?.items.count
-        report.attributionNeuronLayers = attributionLayers
-        report.attributionMedianSeconds = attributionMedian
-        return report
+                      batchCaptureMedianSeconds: captureMedian, batchAlongsideCaptureMedianSeconds: plainAlongside,
+                      attributionItems: attribution?.items.count, attributionNeuronLayers: attributionLayers,
+                      attributionMedianSeconds: attributionMedian)
     }
 
     /// One pass of `rows` random rows through every block weight matrix (with its bias), timed

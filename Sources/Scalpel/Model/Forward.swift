@@ -593,16 +593,13 @@ struct ForwardPass {
     func withPrefix(_ computed: Tensor, _ point: HookPoint, prompt p: Int) -> Tensor? {
         let start = hooks.offsets[p], s = computedFrom[p], n = prompts[p].count
         guard s > 0, let prefix else { return nil }
-        let first: Tensor
+        var all = Tensor(uninitialized: [n, d])
         if let cache = prefix.cache {
             guard let cached = cache[point, prefix.sources[p]] else { return nil }
-            first = cached
+            all.mutablePointer.update(from: cached.pointer, count: s * d)
         } else {
-            let sourceStart = hooks.offsets[prefix.sources[p]]
-            first = computed.rows(sourceStart..<(sourceStart + s))
+            all.mutablePointer.update(from: computed.pointer + hooks.offsets[prefix.sources[p]] * d, count: s * d)
         }
-        var all = Tensor(uninitialized: [n, d])
-        all.mutablePointer.update(from: first.pointer, count: s * d)
         (all.mutablePointer + s * d).update(from: computed.pointer + start * d, count: (n - s) * d)
         return all
     }

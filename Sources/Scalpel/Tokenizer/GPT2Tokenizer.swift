@@ -34,10 +34,7 @@ public final class GPT2Tokenizer: @unchecked Sendable {
         let vocabData = (try? JSONSerialization.data(withJSONObject: vocab, options: [.sortedKeys])) ?? Data()
         let mergesText = "#version: 0.2\n" + merges.map { "\($0.0) \($0.1)\n" }.joined()
         var table = PieceTable(capacity: vocab.count)
-        for (piece, id) in vocab.sorted(by: { $0.value < $1.value }) where id >= 0 {
-            var piece = piece
-            _ = piece.withUTF8 { table.insert($0, id: id) }
-        }
+        for (piece, id) in vocab.sorted(by: { $0.value < $1.value }) where id >= 0 { table.insert(piece, id: id) }
         let ids: [(Int32, Int32, Int32)] = merges.compactMap { left, right in
             guard let a = table.id(of: left), let b = table.id(of: right), let merged = table.id(of: left + right) else { return nil }
             return (Int32(a), Int32(b), Int32(merged))

@@ -27,17 +27,20 @@ struct PieceTable {
     /// The bytes of entry `e`, in the order pieces were inserted.
     func piece(entry e: Int) -> ArraySlice<UInt8> { bytes[starts[e]..<starts[e + 1]] }
 
-    /// Adds `piece` with `id`, unless the table holds it already: then returns that entry's id and
-    /// adds nothing. Inserting more than `capacity` pieces is a programming error.
-    mutating func insert(_ piece: UnsafeBufferPointer<UInt8>, id: Int) -> Int? {
-        precondition(2 * (count + 1) <= slots.count, "PieceTable over capacity")
-        let slot = findSlot(piece)
-        if slots[slot] != 0 { return ids[Int(slots[slot]) - 1] }
-        bytes.append(contentsOf: piece)
-        starts.append(bytes.count)
-        ids.append(id)
-        slots[slot] = Int32(count)
-        return nil
+    /// Adds `piece` with `id`. Its callers' keys are unique already (the strict JSON parser refuses
+    /// a repeated key, a dictionary has none), so inserting a piece twice, or more than `capacity`
+    /// pieces, is a programming error.
+    mutating func insert(_ piece: String, id: Int) {
+        var utf8 = piece
+        utf8.withUTF8 { piece in
+            precondition(2 * (count + 1) <= slots.count, "PieceTable over capacity")
+            let slot = findSlot(piece)
+            precondition(slots[slot] == 0, "piece inserted twice")
+            bytes.append(contentsOf: piece)
+            starts.append(bytes.count)
+            ids.append(id)
+            slots[slot] = Int32(count)
+        }
     }
 
     /// The id of `piece`, or nil.

@@ -32,8 +32,7 @@ extension GPT2Tokenizer {
                 throw TokenizerError.vocabDuplicateID(path: path, id: id, first: first, second: second)
             }
             pieceOfID[id] = index
-            var piece = piece
-            _ = piece.withUTF8 { table.insert($0, id: id) }  // never a repeat: the parser refuses repeated keys
+            table.insert(piece, id: id)
         }
         return table
     }
