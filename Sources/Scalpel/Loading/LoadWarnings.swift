@@ -19,8 +19,9 @@ public enum LoadWarnings {
     }
 
     /// The number of NaN and ±Inf values in `tensor` (all exponent bits set): chunks of a million
-    /// values counted on all cores, each in a loop the compiler vectorises. Every weight is read
-    /// once at load, so this pass is a fifth of loading GPT-2 small when it runs on one core.
+    /// values counted on all cores, sixteen at a time. Every weight is read once at load, so this
+    /// pass bounds loading's speed: the plain loop (a compare and branch per value) took 45% of
+    /// `scalpel inspect` on GPT-2 small.
     static func nonFiniteCount(_ tensor: Tensor) -> Int {
         tensor.buffer.withMemoryRebound(to: UInt32.self) { bits in
             let chunk = 1 << 20, chunks = (bits.count + chunk - 1) / chunk
@@ -28,15 +29,25 @@ public enum LoadWarnings {
             counts.withUnsafeMutableBufferPointer { counts in
                 Parallel.ranges(chunks, cost: bits.count) { range in
                     for c in range {
-                        var count = 0
-                        for word in bits[(c * chunk)..<min(bits.count, (c + 1) * chunk)] {
-                            count &+= (word & 0x7F80_0000) == 0x7F80_0000 ? 1 : 0
-                        }
-                        counts[c] = count
+                        counts[c] = nonFiniteCount(UnsafeBufferPointer(rebasing: bits[(c * chunk)..<min(bits.count, (c + 1) * chunk)]))
                     }
                 }
             }
             return counts.reduce(0, +)
         }
+    }
+
+    /// The exponent (bits 23–30) is 255 exactly when (e + 1) >> 8 is 1: a count with no compare.
+    static func nonFiniteCount(_ bits: UnsafeBufferPointer<UInt32>) -> Int {
+        guard let base = bits.baseAddress else { return 0 }
+        var lanes = SIMD16<UInt32>()  // at most 2^20 / 16 per lane
+        let whole = bits.count / 16 * 16
+        for i in stride(from: 0, to: whole, by: 16) {
+            let words = UnsafeRawPointer(base + i).loadUnaligned(as: SIMD16<UInt32>.self)
+            lanes &+= (((words &<< 1) &>> 24) &+ 1) &>> 8
+        }
+        var count = Int(lanes.wrappedSum())
+        for word in bits[whole...] { count += Int((((word &<< 1) &>> 24) &+ 1) &>> 8) }
+        return count
     }
 }
