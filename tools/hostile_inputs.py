@@ -1305,7 +1305,8 @@ def classify_cases(assets: Assets) -> tuple[list[Case], Fuzzer]:
         classify("threshold-keeps-none", ["--dataset", "d.yaml", "--threshold", "999"], ("--threshold 999", "--top-k"), data=one, timeout=120),
         classify("existing-output", ["--dataset", "d.yaml", "--top-k", "2"], ("c.yaml", "--force"), data=one, existing=True),
         classify("report-is-folder", ["--dataset", "d.yaml", "-o", "."], ("'.'", '"."', "."), data=one),
-        classify("report-same-as-page", ["--dataset", "d.yaml", "-o", "c.html"], ("c.html",), data=one),
+        classify("report-named-as-page", ["--dataset", "d.yaml", "-o", "c.html"], ("c.html", "HDF5", "c.h5"), data=one),
+        classify("report-named-json", ["--dataset", "d.yaml", "-o", "c.json"], ("c.json", "HDF5", "c.h5"), data=one),
         classify("ok-one-item", ["--dataset", "d.yaml", "--top-k", "4", "--baselines", "3"], ("error",), data=one,
                  exits=frozenset({0, 1}), timeout=120),
         # --shard K/N: only the head patching; the finishing run's outputs are refused on a part.

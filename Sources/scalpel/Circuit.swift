@@ -44,7 +44,7 @@ struct CircuitCommand: ParsableCommand {
     }
 
     func run() throws {
-        let targets = try reporting.targets(saveModel)
+        let targets = try reporting.targets((saveModel, .hdf5))
         let circuitValue = try Scalpel.Circuit.load(circuit)
         let (model, plan) = try modelOptions.loadWithPlan()
         let kind: MeanKind = pooledMeans ? .pooled : .perPosition

@@ -72,7 +72,7 @@ struct Classify: ParsableCommand {
 
     func run() throws {
         if let shard = sharding.value, let output { return try runPart(shard, output: output) }
-        let targets = try OutputTarget.files([circuitOut, html, plot, output], overwrite: force)
+        let targets = try OutputTarget.files([(circuitOut, .yaml), (html, .html), (plot, .svg), (output, .hdf5)], overwrite: force)
         let (model, plan) = try modelOptions.loadWithPlan()
         let family = try DatasetFiles.resolve(dataset)
         let items = try ContrastItems(dataset: family, model: model, prependBOS: bos.prependBOS)
@@ -115,7 +115,7 @@ struct Classify: ParsableCommand {
     /// `--shard K/N`: step 1's part K of N (the units of `patch --target z --shard K/N`), written as a
     /// patch partial file; the run given every part with --patch-result finishes the pipeline.
     func runPart(_ shard: Shard, output: String) throws {
-        let target = try OutputTarget(output, overwrite: force)
+        let target = try OutputTarget(output, overwrite: force, content: .hdf5)
         let (model, plan) = try modelOptions.loadWithPlan()
         let family = try DatasetFiles.resolve(dataset)
         let items = try ContrastItems(dataset: family, model: model, prependBOS: bos.prependBOS)

@@ -117,7 +117,7 @@ struct Heads: ParsableCommand {
 
     func run() throws {
         let analysis = try analysis()
-        let outputs = try reporting.targets(html)
+        let outputs = try reporting.targets((html, .html))
         let (outputTarget, plotTarget, htmlTarget) = (outputs[0], outputs[1], outputs[2])
         let (model, plan) = try modelOptions.loadWithPlan()
         var items: [PromptItem], tokens: [[Int]]

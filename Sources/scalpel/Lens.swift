@@ -151,7 +151,7 @@ struct Trace: ParsableCommand {
     }
 
     func run() throws {
-        let destination = try OutputTarget(output, overwrite: force)
+        let destination = try OutputTarget(output, overwrite: force, content: .hdf5)
         let (model, plan) = try modelOptions.loadWithPlan()
         var trace = ActivationTrace(hooks: try HookFilter(list: hooks), batchSize: batchSize)
         let points = try trace.hooks.resolve(in: model)

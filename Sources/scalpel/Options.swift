@@ -94,9 +94,10 @@ struct ReportOptions: ParsableArguments {
     @Option(help: "Also draw the results to this .svg file.") var plot: String?
     @Flag(help: "Overwrite existing output files.") var force = false
 
-    /// The targets of -o, --plot and any further files (nil where not asked), checked before any work.
-    func targets(_ more: String?...) throws -> [OutputTarget?] {
-        try OutputTarget.files([output, plot] + more, overwrite: force)
+    /// The targets of -o (HDF5), --plot (SVG) and any further files (nil where not asked), checked
+    /// before any work.
+    func targets(_ more: (path: String?, content: OutputTarget.Content)...) throws -> [OutputTarget?] {
+        try OutputTarget.files([(output, .hdf5), (plot, .svg)] + more, overwrite: force)
     }
 
     /// Says on stderr which files were written.

@@ -61,7 +61,7 @@ struct Merge: ParsableCommand {
     }
 
     func run() throws {
-        let target = try OutputTarget(output, overwrite: force)
+        let target = try OutputTarget(output, overwrite: force, content: .hdf5)
         let kind = try ShardMerge.merge(parts, to: target, output: output)
         FileHandle.standardError.write(Data("wrote \(output) (\(kind.rawValue), \(parts.count) part\(parts.count == 1 ? "" : "s"))\n".utf8))
     }

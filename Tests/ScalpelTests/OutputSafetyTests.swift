@@ -133,6 +133,21 @@ final class OutputSafetyTests: CLITestCase {
                            mentions: ["same", "two outputs"], inWork: true)
     }
 
+    func testAnOutputNamedForAnotherFormatIsRefusedBeforeAnyFolderIsMade() throws {
+        // -o writes HDF5 and --plot SVG: a name announcing JSON or PNG would hold something else.
+        try expectBadInput(["lens", "--prompt", "1 2 3 4", "-o", "new/results.json"], mentions: ["new/results.json", "HDF5", "results.h5"], inWork: true)
+        try expectBadInput(["lens", "--prompt", "1 2 3 4", "--plot", "new/lens.PNG"], mentions: ["new/lens.PNG", "SVG", "lens.svg"], inWork: true)
+        try expectBadInput(["heads", "--pattern", "0.0", "--prompt", "1 2 3 4", "--html", "new/view.svg"], mentions: ["new/view.svg", "HTML", "view.html"], inWork: true)
+        XCTAssertFalse(FileManager.default.fileExists(atPath: work.appendingPathComponent("new").path), "a refused output made its folder")
+        // A fitting extension in any case, none, or one that names no format is taken as given.
+        for name in ["r.H5", "r.hdf5", "r", "r.lens", "r.2026-12-02"] {
+            let result = try inWork(["trace", "--prompt", "1 2", "--hooks", "blocks.0.hook_resid_post", "-o", name])
+            XCTAssertEqual(result.status, 0, "\(name): \(result.stderr)")
+            XCTAssertTrue(FileManager.default.fileExists(atPath: work.appendingPathComponent(name).path), name)
+        }
+        assertSentinelsIntact("outputs named for another format")
+    }
+
     func testPlanNamesCannotLeaveTheOutputsFolder() throws {
         for name in ["../../escape", "/tmp/escape", "a/b", ".hidden", ""] {
             let plan = try writePlan("name: \"\(name)\"\nblocks: [\"0\"]\n")

@@ -4,6 +4,8 @@ import Foundation
 /// A file (or a folder of files, for `export-hf` and `init`) that the user asked Scalpel to write,
 /// checked against DESIGN.md's output-safety contract when it is named, before any work:
 /// - the path names an entry: not `""`, `.`, `..`, nor a path ending in `/`;
+/// - a file's name does not announce another format than the one written (`-o results.json` for an
+///   HDF5 file); names with no extension, or one Scalpel does not know, are taken as given;
 /// - an existing entry is replaced only with `--force`, and only when it is a regular file (for a
 ///   folder output: a folder Scalpel wrote, recognised by its marker file and holding nothing else),
 ///   never a folder of the user's, a symbolic link, a device or a FIFO;
@@ -16,6 +18,27 @@ import Foundation
 public struct OutputTarget: Sendable, Hashable {
     public enum Kind: Sendable { case file, folder }
 
+    /// The format a file output is written in, so that a name announcing another one is refused.
+    public enum Content: String, Sendable {
+        case hdf5 = "an HDF5 file", svg = "an SVG picture", html = "an HTML page", yaml = "a YAML file"
+
+        /// The extensions that fit; the first is suggested.
+        var extensions: [String] {
+            switch self {
+            case .hdf5: return ["h5", "hdf5", "he5"]
+            case .svg: return ["svg"]
+            case .html: return ["html", "htm"]
+            case .yaml: return ["yaml", "yml"]
+            }
+        }
+
+        /// Extensions that name a format (lowercase): one of these that is not among `extensions`
+        /// is a mistake, such as expecting JSON from `-o`.
+        static let announcing: Set<String> = ["h5", "hdf5", "he5", "nc", "svg", "html", "htm", "yaml", "yml", "json", "jsonl",
+                                              "csv", "tsv", "txt", "md", "png", "jpg", "jpeg", "pdf", "safetensors", "bin",
+                                              "pt", "pth", "npy", "npz", "mat", "pkl"]
+    }
+
     public let path: String
     public let kind: Kind
     public let overwrite: Bool
@@ -24,17 +47,18 @@ public struct OutputTarget: Sendable, Hashable {
     /// The marker file in every folder Scalpel writes: JSON naming the tool and the files it wrote.
     public static let folderMarker = ".scalpel-output"
 
-    public init(_ path: String, kind: Kind = .file, overwrite: Bool) throws {
+    public init(_ path: String, kind: Kind = .file, overwrite: Bool, content: Content? = nil) throws {
         self.path = path
         self.kind = kind
         self.overwrite = overwrite
         try checkName()
+        if let content { try check(content) }
         try checkExisting()
         try prepareFolder()
     }
 
-    public init(_ url: URL, kind: Kind = .file, overwrite: Bool) throws {
-        try self.init(url.path, kind: kind, overwrite: overwrite)
+    public init(_ url: URL, kind: Kind = .file, overwrite: Bool, content: Content? = nil) throws {
+        try self.init(url.path, kind: kind, overwrite: overwrite, content: content)
     }
 
     /// A default output path `folder/name.ext` built from a name read from a file (a plan's `name:`),
@@ -46,12 +70,27 @@ public struct OutputTarget: Sendable, Hashable {
         return try OutputTarget("\(folder)/\(name).\(ext)", overwrite: overwrite)
     }
 
+    /// Several file outputs of one command with their formats (nil where not asked), checked before
+    /// any work: each as `init` checks it, and all distinct.
+    public static func files(_ outputs: [(path: String?, content: Content)], overwrite: Bool) throws -> [OutputTarget?] {
+        let targets = try outputs.map { output in try output.path.map { try OutputTarget($0, overwrite: overwrite, content: output.content) } }
+        try checkDistinct(targets.compactMap { $0 })
+        return targets
+    }
+
     // MARK: Checks made when the target is named
 
     private func checkName() throws {
         guard !path.isEmpty else { throw OutputError.emptyPath }
         let last = path.split(separator: "/").last.map(String.init) ?? ""
         guard !path.hasSuffix("/"), last != ".", last != "..", !last.isEmpty else { throw OutputError.notAName(path: path) }
+    }
+
+    private func check(_ content: Content) throws {
+        let ext = url.pathExtension.lowercased()
+        guard Content.announcing.contains(ext), !content.extensions.contains(ext) else { return }
+        let fitting = url.deletingPathExtension().appendingPathExtension(content.extensions[0]).lastPathComponent
+        throw OutputError.wrongExtension(path: path, content: content.rawValue, suggested: fitting)
     }
 
     private func checkExisting() throws {
@@ -143,13 +182,6 @@ public struct OutputTarget: Sendable, Hashable {
         return result
     }
 
-    /// A command's optional file outputs (`-o`, `--plot`, …) as targets, in order (nil where not
-    /// given), checked and distinct, before any work.
-    public static func files(_ paths: [String?], overwrite: Bool) throws -> [OutputTarget?] {
-        let targets = try paths.map { try $0.map { try OutputTarget($0, overwrite: overwrite) } }
-        try checkDistinct(targets.compactMap { $0 })
-        return targets
-    }
 
     /// Checks that several targets of one command are distinct paths.
     public static func checkDistinct(_ targets: [OutputTarget]) throws {
@@ -442,6 +474,7 @@ public enum OutputError: UserFacingError, Equatable {
     case appeared(path: String)
     case duplicate(path: String)
     case unsafeName(name: String, field: String)
+    case wrongExtension(path: String, content: String, suggested: String)
 
     public var message: String {
         switch self {
@@ -463,6 +496,8 @@ public enum OutputError: UserFacingError, Equatable {
             return "\(path) is named for two outputs of this command. Give each output its own path."
         case let .unsafeName(name, field):
             return "\(field) \"\(name)\" cannot name an output file: use one name of letters, digits, '.', '_', '-' or '+' (not starting with '.'), or give the output path with -o."
+        case let .wrongExtension(path, content, suggested):
+            return "\(path): this output is \(content), but its name says .\(URL(fileURLWithPath: path).pathExtension). Name it like \(suggested) (tables, JSON and CSV go to standard output with --format)."
         }
     }
 }
