@@ -1384,6 +1384,10 @@ WRITERS = {
     "heads-plot": ["heads", "--writing", "2.1", "--dataset", "digits", "--plot", "{out}"],
 }
 PLAN = 'name: small\nblocks: ["0-5"]\n'
+# What each output flag writes, and the extensions that name a format (OutputTarget.Content).
+FITTING_EXTENSIONS = {"-o": ["h5", "hdf5", "he5"], "--plot": ["svg"], "--html": ["html", "htm"]}  # first suggested
+ANNOUNCING_EXTENSIONS = {"h5", "hdf5", "he5", "nc", "svg", "html", "htm", "yaml", "yml", "json", "jsonl", "csv", "tsv",
+                         "txt", "md", "png", "jpg", "jpeg", "pdf", "safetensors", "bin", "pt", "pth", "npy", "npz", "mat", "pkl"}
 
 
 def output_cases(assets: Assets) -> tuple[list[Case], Fuzzer]:
@@ -1441,6 +1445,14 @@ def output_cases(assets: Assets) -> tuple[list[Case], Fuzzer]:
                                        exits=frozenset({0, 1}) if is_root else frozenset({1}),
                                        may_change=("ro/new.out",), mentions=("ro",)))
                 cases.append(situation(writer, "long-name", "n" * 300 + ".out", False, mentions=("n" * 40,)))
+            if writer != "export-hf":
+                # A name announcing another format than the one written: refused, its folder not made.
+                fitting = FITTING_EXTENSIONS[next(flag for flag in ("--plot", "--html", "-o") if flag in WRITERS[writer])]
+                rng = random.Random(f"{writer}-{force}")
+                wrong = rng.choice(sorted(ANNOUNCING_EXTENSIONS - set(fitting)))
+                wrong = "".join(c.upper() if rng.random() < 0.5 else c for c in wrong)
+                cases.append(situation(writer, "named-for-another-format", f"new/result.{wrong}", force,
+                                       mentions=(f"new/result.{wrong}", f"result.{fitting[0]}")))
     cases = [c for c in cases if c]
 
     def earlier_export(work: Path) -> None:
