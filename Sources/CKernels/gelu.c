@@ -1,51 +1,66 @@
 // gelu_new(x) = 0.5 x (1 + tanh(sqrt(2/pi) (x + 0.044715 x^3))) sixteen lanes at a time: the same
 // operations in the same order as the eight-lane Swift of `Kernels.geluNew` and `Kernels.exp8`, so
-// every value gets the same bits (tested), only twice as many lanes per instruction. Products and
-// sums stay separate roundings: no fused multiply-add.
+// every value gets the same bits (tested), with more lanes per instruction than the Swift gets
+// (it is compiled for baseline x86-64). Products and sums stay separate roundings: no fused
+// multiply-add.
 //
 //     tanh(u) = 1 − 2 / (e^{2u} + 1)
 //     e^y: y clamped to [−87, 88], y = n·ln2 + r, e^r by its degree-6 Taylor polynomial, 2^n in the
 //          exponent bits (n rounded by adding 1.5·2^23)
 //
-// Compiled for AVX-512F whatever the build flags say; the caller checks the CPU first.
+// One source for both instruction sets: with AVX-512 a v16 is one zmm register, with AVX2 two ymm.
+// Each entry point is compiled for its instruction set whatever the build flags say; the caller
+// checks the CPU first.
 
 #pragma STDC FP_CONTRACT OFF
-#include <immintrin.h>
+#pragma clang diagnostic ignored "-Wpsabi"  // v16 arguments are only those of inlined helpers
 #include "CKernels.h"
 
-__attribute__((target("avx512f")))
-static inline __m512 exp16(__m512 x) {
-    x = _mm512_max_ps(_mm512_set1_ps(-87.0f), x);  // max(c, NaN) is NaN, as the Swift keeps it
-    x = _mm512_min_ps(_mm512_set1_ps(88.0f), x);
-    const __m512 magic = _mm512_set1_ps(12582912.0f);
-    const __m512 shifted = _mm512_add_ps(_mm512_mul_ps(x, _mm512_set1_ps(1.44269504f)), magic);
-    const __m512 n = _mm512_sub_ps(shifted, magic);
-    const __m512 r = _mm512_sub_ps(_mm512_sub_ps(x, _mm512_mul_ps(n, _mm512_set1_ps(0.69314575f))),
-                                   _mm512_mul_ps(n, _mm512_set1_ps(1.4286068e-6f)));
-    __m512 p = _mm512_set1_ps(1.0f / 720);
-    p = _mm512_add_ps(_mm512_mul_ps(p, r), _mm512_set1_ps(1.0f / 120));
-    p = _mm512_add_ps(_mm512_mul_ps(p, r), _mm512_set1_ps(1.0f / 24));
-    p = _mm512_add_ps(_mm512_mul_ps(p, r), _mm512_set1_ps(1.0f / 6));
-    p = _mm512_add_ps(_mm512_mul_ps(p, r), _mm512_set1_ps(0.5f));
-    p = _mm512_add_ps(_mm512_mul_ps(p, r), _mm512_set1_ps(1.0f));
-    p = _mm512_add_ps(_mm512_mul_ps(p, r), _mm512_set1_ps(1.0f));
-    const __m512i bits = _mm512_slli_epi32(
-        _mm512_add_epi32(_mm512_sub_epi32(_mm512_castps_si512(shifted), _mm512_set1_epi32(0x4B400000)), _mm512_set1_epi32(127)), 23);
-    return _mm512_mul_ps(p, _mm512_castsi512_ps(bits));
+typedef float v16 __attribute__((vector_size(64), aligned(4)));     // 16 floats, loaded unaligned
+typedef int i16 __attribute__((vector_size(64), aligned(4)));       // a compare's 16 lanes: −1 or 0
+typedef unsigned u16 __attribute__((vector_size(64), aligned(4)));  // 16 lanes of bits (wrapping, as Swift's &-)
+
+// x where `where` is −1, else c: the Swift's `replace(with:where:)`, so NaN (which compares false) stays.
+static inline __attribute__((always_inline)) v16 replaced(v16 x, i16 where, float c) {
+    return (v16)(((i16)x & ~where) | ((i16)((v16){} + c) & where));  // {} + c: c in every lane
+}
+
+static inline __attribute__((always_inline)) v16 exp16(v16 x) {
+    x = replaced(x, x < -87.0f, -87.0f);
+    x = replaced(x, x > 88.0f, 88.0f);
+    const v16 shifted = x * 1.44269504f + 12582912.0f;
+    const v16 n = shifted - 12582912.0f;
+    const v16 r = x - n * 0.69314575f - n * 1.4286068e-6f;
+    v16 p = (v16){} + 1.0f / 720;
+    p = p * r + 1.0f / 120;
+    p = p * r + 1.0f / 24;
+    p = p * r + 1.0f / 6;
+    p = p * r + 0.5f;
+    p = p * r + 1.0f;
+    p = p * r + 1.0f;
+    const u16 bits = ((u16)shifted - 0x4B400000u + 127u) << 23;
+    return p * (v16)bits;
+}
+
+static inline __attribute__((always_inline)) v16 gelu16(v16 v, float c) {
+    const v16 u = c * (v + 0.044715f * v * v * v);  // left to right, as in the Swift
+    const v16 tanh = 1.0f - 2.0f / (exp16(2.0f * u) + 1.0f);
+    return 0.5f * v * (1.0f + tanh);
+}
+
+// gelu_new on x[0..<n]; the last n mod 16 values go through a padded copy (lanes are independent).
+static inline __attribute__((always_inline)) void gelu(float *x, long n, float c) {
+    long i = 0;
+    for (; i + 16 <= n; i += 16) *(v16 *)(x + i) = gelu16(*(const v16 *)(x + i), c);
+    if (i == n) return;
+    float rest[16] = {0};
+    for (long j = i; j < n; j++) rest[j - i] = x[j];
+    *(v16 *)rest = gelu16(*(const v16 *)rest, c);
+    for (long j = i; j < n; j++) x[j] = rest[j - i];
 }
 
 __attribute__((target("avx512f")))
-void scalpel_gelu_new(float *x, long n, float c) {
-    for (long i = 0; i < n; i += 16) {
-        const __mmask16 lanes = n - i >= 16 ? 0xFFFF : (__mmask16)((1u << (n - i)) - 1);
-        const __m512 v = _mm512_maskz_loadu_ps(lanes, x + i);
-        // u = c · (v + 0.044715 · v · v · v), left to right as in the Swift
-        const __m512 cube = _mm512_mul_ps(_mm512_mul_ps(_mm512_mul_ps(_mm512_set1_ps(0.044715f), v), v), v);
-        const __m512 u = _mm512_mul_ps(_mm512_set1_ps(c), _mm512_add_ps(v, cube));
-        const __m512 one = _mm512_set1_ps(1.0f);
-        const __m512 e = exp16(_mm512_mul_ps(_mm512_set1_ps(2.0f), u));
-        const __m512 tanh = _mm512_sub_ps(one, _mm512_div_ps(_mm512_set1_ps(2.0f), _mm512_add_ps(e, one)));
-        const __m512 y = _mm512_mul_ps(_mm512_mul_ps(_mm512_set1_ps(0.5f), v), _mm512_add_ps(one, tanh));
-        _mm512_mask_storeu_ps(x + i, lanes, y);
-    }
-}
+void scalpel_gelu_new(float *x, long n, float c) { gelu(x, n, c); }
+
+__attribute__((target("avx2")))
+void scalpel_gelu_new_avx2(float *x, long n, float c) { gelu(x, n, c); }

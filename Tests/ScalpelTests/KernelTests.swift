@@ -40,21 +40,26 @@ final class KernelTests: XCTestCase {
     /// count that is no multiple of 8 or 16, through each path this CPU has.
     func testGeluNewLanesMatchTheFormula() {
         let inputs = (0..<1003).map { Float($0 - 501) / 50 }  // −10.02 … 10.02
-        for avx512 in Kernels.avx512Available ? [false, true] : [false] {
+        for lanes in [nil] + Self.geluLanesOfThisCPU {
             var x = inputs
-            Kernels.geluNew(&x, count: x.count, avx512: avx512)
+            Kernels.geluNew(&x, count: x.count, lanes: lanes)
             for (got, v) in zip(x, inputs.map(Double.init)) {
                 let want = 0.5 * v * (1 + tanh(0.7978845608028654 * (v + 0.044715 * v * v * v)))
-                XCTAssertEqual(Double(got), want, accuracy: 2e-6 * max(1, abs(want)), "gelu_new(\(v)), AVX-512 \(avx512)")
+                XCTAssertEqual(Double(got), want, accuracy: 2e-6 * max(1, abs(want)), "gelu_new(\(v)), C lanes \(String(describing: lanes))")
             }
         }
     }
 
-    /// The AVX-512 GELU gives the Swift lanes' bits, on every kind of float: random values over
-    /// many magnitudes, both signs of zero and infinity, NaN, and both sides of the exponential's
-    /// clamps (2u = −87, 88).
-    func testGeluNewAVX512GivesTheSwiftLanesBits() throws {
-        try XCTSkipUnless(Kernels.avx512Available, "this CPU has no AVX-512F: GELU runs the Swift lanes only")
+    /// The C GELUs this CPU runs (AVX-512 only where `SCALPEL_AVX512=0` does not turn it off).
+    static var geluLanesOfThisCPU: [Kernels.Lanes] {
+        Kernels.Lanes.allCases.filter { $0 == .avx512 ? Kernels.avx512Available : Kernels.geluLanes != nil }
+    }
+
+    /// The C GELUs give the Swift lanes' bits, on every kind of float: random values over many
+    /// magnitudes, both signs of zero and infinity, NaN, and both sides of the exponential's clamps
+    /// (2u = −87, 88).
+    func testGeluNewInCGivesTheSwiftLanesBits() throws {
+        try XCTSkipIf(Self.geluLanesOfThisCPU.isEmpty, "this CPU has neither AVX2 nor AVX-512F: GELU runs the Swift lanes only")
         var rng = SeededRandom(seed: 31)
         var inputs: [Float] = [0, -0, .infinity, -.infinity, .nan, .greatestFiniteMagnitude, -.greatestFiniteMagnitude,
                                .leastNonzeroMagnitude, -.leastNormalMagnitude, 1e20, -1e20, -5.25, 5.5, -6.4, 6.5]
@@ -63,13 +68,15 @@ final class KernelTests: XCTestCase {
             inputs.append(magnitude.isNaN ? 1 : (rng.next() % 2 == 0 ? magnitude : -magnitude))
             inputs.append(Float(Int(rng.next() % 4001) - 2000) / 100)  // −20 … 20, where it matters
         }
-        for count in [inputs.count, inputs.count - 3, 17, 9, 8] {
-            var lanes = Array(inputs.prefix(count)), wide = lanes
-            Kernels.geluNew(&lanes, count: count, avx512: false)
-            Kernels.geluNew(&wide, count: count, avx512: true)
-            for i in 0..<count where lanes[i].bitPattern != wide[i].bitPattern && !(lanes[i].isNaN && wide[i].isNaN) {
-                XCTFail("gelu_new(\(inputs[i])): Swift lanes \(lanes[i]), AVX-512 \(wide[i]) (count \(count))")
-                break
+        for c in Self.geluLanesOfThisCPU {
+            for count in [inputs.count, inputs.count - 3, inputs.count - 8, 17, 9, 8] {
+                var swift = Array(inputs.prefix(count)), wide = swift
+                Kernels.geluNew(&swift, count: count, lanes: nil)
+                Kernels.geluNew(&wide, count: count, lanes: c)
+                for i in 0..<count where swift[i].bitPattern != wide[i].bitPattern && !(swift[i].isNaN && wide[i].isNaN) {
+                    XCTFail("gelu_new(\(inputs[i])): Swift lanes \(swift[i]), C \(c) \(wide[i]) (count \(count))")
+                    break
+                }
             }
         }
     }

@@ -20,4 +20,10 @@ void scalpel_sgemm_tiled(const float *a, const float *b, float *c,
 /// Swift, sixteen lanes at a time. Call only when `scalpel_avx512_available()` says so.
 void scalpel_gelu_new(float *x, long n, float c);
 
+/// Whether this CPU (and OS) can run `scalpel_gelu_new_avx2`.
+int scalpel_avx2_available(void);
+
+/// `scalpel_gelu_new` with AVX2: the same bits. Call only when `scalpel_avx2_available()` says so.
+void scalpel_gelu_new_avx2(float *x, long n, float c);
+
 #endif

@@ -189,15 +189,25 @@ public enum Kernels {
         return sum / Float(n)
     }
 
+    /// The instruction sets of the C copy of the Swift GELU lanes (`gelu.c`).
+    public enum Lanes: Sendable, CaseIterable {
+        case avx2, avx512
+    }
+
+    /// The GELU lanes `geluNew` runs: AVX-512F, else AVX2 (also with `SCALPEL_AVX512=0`), else the Swift.
+    public static let geluLanes: Lanes? = avx512Available ? .avx512 : scalpel_avx2_available() != 0 ? .avx2 : nil
+
     /// gelu_new(x) = 0.5 x (1 + tanh(sqrt(2/pi) (x + 0.044715 x^3))), in place, eight lanes at a time,
-    /// with tanh(u) = 1 − 2 / (exp(2u) + 1). With AVX-512 the same operations run sixteen lanes at a
-    /// time in C (`gelu.c`), giving the same bits; the last count mod 8 values use libm's tanhf.
-    public static func geluNew(_ x: UnsafeMutablePointer<Float>, count: Int, avx512: Bool = avx512Available) {
+    /// with tanh(u) = 1 − 2 / (exp(2u) + 1). With AVX2 or AVX-512 (`lanes`) the same operations run
+    /// sixteen lanes at a time in C (`gelu.c`), giving the same bits; either way the last count mod 8
+    /// values use libm's tanhf.
+    public static func geluNew(_ x: UnsafeMutablePointer<Float>, count: Int, lanes: Lanes? = geluLanes) {
         let c = Float((2.0 / Double.pi).squareRoot())
         Parallel.ranges(count / 8, cost: count * 20) { chunks in
-            if avx512 {
-                scalpel_gelu_new(x + chunks.lowerBound * 8, chunks.count * 8, c)
-                return
+            switch lanes {
+            case .avx512?: return scalpel_gelu_new(x + chunks.lowerBound * 8, chunks.count * 8, c)
+            case .avx2?: return scalpel_gelu_new_avx2(x + chunks.lowerBound * 8, chunks.count * 8, c)
+            case nil: break
             }
             for chunk in chunks {
                 let p = UnsafeMutableRawPointer(x + chunk * 8)
