@@ -20,7 +20,8 @@ let package = Package(
         // SHA-256 of source checkpoints, recorded in model archives (libssl-dev).
         .systemLibrary(name: "CCrypto", pkgConfig: "libcrypto",
                        providers: [.apt(["libssl-dev", "pkg-config"])]),
-        // The AVX-512 matrix products (C, for intrinsics): few rows (one prompt) and tiled (a batch).
+        // The C kernels: the AVX-512 matrix products (few rows for one prompt, tiled for a batch),
+        // GELU (AVX-512 or AVX2), LayerNorm's row sums and the non-finite scan of loaded weights.
         // Optimised in debug builds too, so the tests run the code a release build runs.
         .target(name: "CKernels", cSettings: [.unsafeFlags(["-O2"])]),
         // renameat2 (no-replace and exchange renames) for the output-safety contract.

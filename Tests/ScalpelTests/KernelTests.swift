@@ -116,7 +116,7 @@ final class KernelTests: XCTestCase {
     }
 
     func testSingleRowMatmulUsesTheSameFormula() {
-        let k = 300, n = 70_000  // large enough to be split across cores
+        let k = 30, n = 70_000  // large enough to be split across cores (cost k·n ≥ 200,000)
         let a = (0..<k).map { Float($0 % 7) - 3 }, b = (0..<(k * n)).map { Float(($0 * 3) % 5) - 2 }
         let bias = (0..<n).map { Float($0 % 3) }
         var plain = [Float](repeating: 0, count: n), transposed = [Float](repeating: 0, count: n)

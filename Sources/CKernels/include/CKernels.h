@@ -26,4 +26,13 @@ int scalpel_avx2_available(void);
 /// `scalpel_gelu_new` with AVX2: the same bits. Call only when `scalpel_avx2_available()` says so.
 void scalpel_gelu_new_avx2(float *x, long n, float c);
 
+/// Σ x[i] for i < n, in LayerNorm's fixed order (sixteen running sums added in halves, then the rest).
+float scalpel_sum(const float *x, long n);
+
+/// Σ (x[i] − mean)² for i < n, in the same order as `scalpel_sum`.
+float scalpel_sum_of_squares(const float *x, long n, float mean);
+
+/// How many of the n floats whose bits are given are NaN or ±Inf (exponent bits all ones).
+long scalpel_count_non_finite(const unsigned *bits, long n);
+
 #endif

@@ -140,7 +140,7 @@ public enum Kernels {
             for r in part {
                 let xr = x + r * cols
                 let mean = Self.mean(xr, cols)
-                let variance = Self.sum(xr, cols) { ($0 - mean) * ($0 - mean) }
+                let variance = scalpel_sum_of_squares(xr, cols, mean)
                 scale[r] = (variance / Float(cols) + eps).squareRoot()
             }
         }
@@ -182,22 +182,10 @@ public enum Kernels {
         layerNormApply(x, scale: scales, weight: weight, bias: bias, into: y, rows: rows, cols: cols)
     }
 
+    /// The mean of a row, its sum in a fixed order (`row_sums.c`): sixteen running sums, not one
+    /// whose every addition waited on the one before (LayerNorm's three passes were 3% of a circuit sweep).
     static func mean(_ x: UnsafePointer<Float>, _ n: Int) -> Float {
-        sum(x, n) { $0 } / Float(n)
-    }
-
-    /// Σ term(x[i]) in a fixed order: sixteen running sums (x[i] goes to sum i mod 16), added in
-    /// halves (8 + 8, 4 + 4, 2 + 2, 1 + 1), then the last n mod 16 terms in order. One running sum
-    /// waited on each addition's latency: LayerNorm's three passes were 3% of a circuit sweep.
-    @inline(__always)
-    static func sum(_ x: UnsafePointer<Float>, _ n: Int, _ term: (SIMD16<Float>) -> SIMD16<Float>) -> Float {
-        var lanes = SIMD16<Float>()
-        let whole = n / 16 * 16
-        for i in stride(from: 0, to: whole, by: 16) { lanes += term(UnsafeRawPointer(x + i).loadUnaligned(as: SIMD16<Float>.self)) }
-        let eight = lanes.lowHalf + lanes.highHalf, four = eight.lowHalf + eight.highHalf, two = four.lowHalf + four.highHalf
-        var total = two[0] + two[1]
-        for i in whole..<n { total += term(SIMD16(repeating: x[i]))[0] }
-        return total
+        scalpel_sum(x, n) / Float(n)
     }
 
     /// The instruction sets of the C copy of the Swift GELU lanes (`gelu.c`).
