@@ -21,11 +21,6 @@ int scalpel_avx512_available(void) {
     return __builtin_cpu_supports("avx512f");
 }
 
-int scalpel_avx2_available(void) {
-    __builtin_cpu_init();
-    return __builtin_cpu_supports("avx2");
-}
-
 __attribute__((target("avx512f")))
 void scalpel_sgemm_few_rows(const float *a, const float *b, float *c,
                             long m, long k, long n, long ldb, long ldc) {

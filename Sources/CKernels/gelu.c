@@ -59,6 +59,11 @@ static inline __attribute__((always_inline)) void gelu(float *x, long n, float c
     for (long j = i; j < n; j++) x[j] = rest[j - i];
 }
 
+int scalpel_avx2_available(void) {
+    __builtin_cpu_init();
+    return __builtin_cpu_supports("avx2");
+}
+
 __attribute__((target("avx512f")))
 void scalpel_gelu_new(float *x, long n, float c) { gelu(x, n, c); }
 

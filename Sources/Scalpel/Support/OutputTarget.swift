@@ -90,7 +90,7 @@ public struct OutputTarget: Sendable, Hashable {
         let ext = url.pathExtension.lowercased()
         guard Content.announcing.contains(ext), !content.extensions.contains(ext) else { return }
         let fitting = url.deletingPathExtension().appendingPathExtension(content.extensions[0]).lastPathComponent
-        throw OutputError.wrongExtension(path: path, content: content.rawValue, suggested: fitting)
+        throw OutputError.wrongExtension(path: path, content: content, suggested: fitting)
     }
 
     private func checkExisting() throws {
@@ -181,7 +181,6 @@ public struct OutputTarget: Sendable, Hashable {
         try Staging.shared.commitCollected()
         return result
     }
-
 
     /// Checks that several targets of one command are distinct paths.
     public static func checkDistinct(_ targets: [OutputTarget]) throws {
@@ -474,7 +473,7 @@ public enum OutputError: UserFacingError, Equatable {
     case appeared(path: String)
     case duplicate(path: String)
     case unsafeName(name: String, field: String)
-    case wrongExtension(path: String, content: String, suggested: String)
+    case wrongExtension(path: String, content: OutputTarget.Content, suggested: String)
 
     public var message: String {
         switch self {
@@ -497,7 +496,8 @@ public enum OutputError: UserFacingError, Equatable {
         case let .unsafeName(name, field):
             return "\(field) \"\(name)\" cannot name an output file: use one name of letters, digits, '.', '_', '-' or '+' (not starting with '.'), or give the output path with -o."
         case let .wrongExtension(path, content, suggested):
-            return "\(path): this output is \(content), but its name says .\(URL(fileURLWithPath: path).pathExtension). Name it like \(suggested) (tables, JSON and CSV go to standard output with --format)."
+            let streams = content == .hdf5 ? " (tables, JSON and CSV go to standard output with --format)" : ""
+            return "\(path): this output is \(content.rawValue), but its name says .\(URL(fileURLWithPath: path).pathExtension). Name it like \(suggested)\(streams)."
         }
     }
 }
