@@ -14,7 +14,7 @@ struct Build: ParsableCommand {
     func run() throws {
         let plan = try Plan.load(URL(fileURLWithPath: planFile))
         let destination = try output.map { try OutputTarget($0, overwrite: force, content: .hdf5) }
-            ?? OutputTarget.named(plan.name, in: "outputs/models", extension: "h5", field: "\(plan.origin): name", overwrite: force)
+            ?? OutputTarget.named(plan.name, in: "outputs/models", content: .hdf5, field: "\(plan.origin): name", overwrite: force)
         let (base, others) = try Surgeon.loadModels(for: plan, baseOverride: model)
         let built = try Surgeon.build(plan, base: base, others: others)
         try ModelArchive.write(built, plan: plan, to: destination, commandLine: CommandLine.arguments.joined(separator: " "))

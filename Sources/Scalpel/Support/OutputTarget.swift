@@ -62,12 +62,12 @@ public struct OutputTarget: Sendable, Hashable {
     }
 
     /// A default output path `folder/name.ext` built from a name read from a file (a plan's `name:`),
-    /// which must be one path component of safe characters.
-    public static func named(_ name: String, in folder: String, extension ext: String, field: String,
+    /// which must be one path component of safe characters; `ext` is the content's first extension.
+    public static func named(_ name: String, in folder: String, content: Content, field: String,
                              overwrite: Bool) throws -> OutputTarget {
         let safe = name.unicodeScalars.allSatisfy { CharacterSet.alphanumerics.contains($0) && $0.isASCII || "._-+".unicodeScalars.contains($0) }
         guard safe, !name.isEmpty, !name.hasPrefix("."), name.utf8.count <= 200 else { throw OutputError.unsafeName(name: name, field: field) }
-        return try OutputTarget("\(folder)/\(name).\(ext)", overwrite: overwrite)
+        return try OutputTarget("\(folder)/\(name).\(content.extensions[0])", overwrite: overwrite, content: content)
     }
 
     /// Several file outputs of one command with their formats (nil where not asked), checked before
