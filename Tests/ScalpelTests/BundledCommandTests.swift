@@ -24,19 +24,33 @@ final class BundledCommandTests: CLITestCase {
 
     func testBenchReportsEveryMeasureItNames() throws {
         // What bench prints, not how fast: timings are benchmarks, never tests.
-        var arguments = ["bench", "--runs", "1", "--batch-runs", "1", "--batch", "2", "--tokens", "4", "--format", "json"]
-        if Kernels.avx512Available { arguments += ["--matmul-rows", "2,5,40"] }
-        let result = try scalpel(arguments)
+        let result = try scalpel(["bench", "--runs", "1", "--batch-runs", "1", "--batch", "2", "--tokens", "4", "--format", "json",
+                                  "--matmul-rows", "2,5,40"])
         XCTAssertEqual(result.status, 0, result.stderr)
         let json = try XCTUnwrap(JSONSerialization.jsonObject(with: Data(result.stdout.utf8)) as? [String: Any])
         for key in ["load_seconds", "single_prompt_median_seconds", "batch_median_seconds", "lens_median_seconds"] {
             XCTAssertGreaterThan(json[key] as? Double ?? 0, 0, key)
         }
+        let matmul = try XCTUnwrap(json["matmul"] as? [[String: Any]])
+        XCTAssertEqual(matmul.map { $0["rows"] as? Int }, [2, 5, 40])
+        XCTAssertGreaterThan(matmul[2]["sgemm_median_seconds"] as? Double ?? 0, 0)
         if Kernels.avx512Available {
-            let matmul = try XCTUnwrap(json["matmul"] as? [[String: Any]])
-            XCTAssertEqual(matmul.map { $0["rows"] as? Int }, [2, 5, 40])
             XCTAssertEqual(matmul.map { $0["kernel"] as? String }, ["few-rows", "few-rows", "tiled"])
             XCTAssertGreaterThan(matmul[2]["kernel_median_seconds"] as? Double ?? 0, 0)
+        } else {
+            XCTAssertTrue(matmul.allSatisfy { $0["kernel"] == nil }, "no AVX-512 kernel to time on this CPU")
+        }
+        // The bundled model's blocks: 40 rows × Σ 2 · weight elements, from its config.
+        let config = try XCTUnwrap(JSONSerialization.jsonObject(with: Data(contentsOf: ModelLocation.bundledModelURL.appendingPathComponent("config.json"))) as? [String: Any])
+        let d = try XCTUnwrap(config["n_embd"] as? Int), layers = try XCTUnwrap(config["n_layer"] as? Int)
+        let inner = config["n_inner"] as? Int ?? 4 * d
+        let perRow = Double(layers * 2 * (d * 3 * d + d * d + d * inner + inner * d))
+        XCTAssertEqual(matmul[2]["gflop"] as? Double ?? 0, 40 * perRow / 1e9, accuracy: 1e-12)
+        // The peak is measured on every CPU with AVX2 (all of which have FMA) or AVX-512F.
+        XCTAssertEqual(json["fma_peak_gflops"] != nil, Kernels.geluLanes != nil)
+        if let peak = json["fma_peak_gflops"] as? Double {
+            XCTAssertGreaterThan(peak, 0)
+            XCTAssertTrue(["AVX2", "AVX-512"].contains(json["fma_lanes"] as? String), "\(json["fma_lanes"] ?? "none")")
         }
         let bad = try scalpel(["bench", "--matmul-rows", "1,x"])
         XCTAssertEqual(bad.status, 1)

@@ -35,4 +35,13 @@ float scalpel_sum_of_squares(const float *x, long n, float mean);
 /// How many of the n floats whose bits are given are NaN or ±Inf (exponent bits all ones).
 long scalpel_count_non_finite(const unsigned *bits, long n);
 
+/// `rounds` × 12 multiply-adds of 8 lanes (AVX2 with FMA) or 16 lanes (AVX-512F) on this core, for
+/// the CPU's peak (`fma_peak.c`); the result only keeps the work from being dropped. Call only when
+/// the CPU has the instructions (`scalpel_fma_available`, `scalpel_avx512_available`).
+float scalpel_fma_chains_avx2(long rounds);
+float scalpel_fma_chains_avx512(long rounds);
+
+/// Whether this CPU (and OS) can run `scalpel_fma_chains_avx2`: AVX2 and FMA.
+int scalpel_fma_available(void);
+
 #endif

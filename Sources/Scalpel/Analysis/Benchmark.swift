@@ -1,11 +1,12 @@
+import CKernels
 import Foundation
 #if canImport(Glibc)
 import Glibc
 #endif
 
 /// Speed of the forward pass, measured in-process (`scalpel bench`): load time, one-prompt latency,
-/// batch throughput, the logit lens over the study's prompts, and optionally the block weight
-/// products with the AVX-512 kernels against sgemm. Compare with `tools/bench_peer.py`, which runs
+/// batch throughput, the logit lens over the study's prompts, the CPU's multiply-add peak (what
+/// bounds them all), and optionally the block weight products with the AVX-512 kernels against sgemm. Compare with `tools/bench_peer.py`, which runs
 /// Hugging Face PyTorch on the same checkpoint in the same run and prints the ratios.
 public struct Benchmark {
     public var tokens = 16
@@ -45,6 +46,10 @@ public struct Benchmark {
         public var peakResidentMB: Double
         /// The kernels OpenBLAS runs (OPENBLAS_CORETYPE), e.g. "SkylakeX".
         public var openBLASCore: String
+        /// The CPU's single-precision multiply-add peak on all cores, with its widest lanes
+        /// ("AVX2" or "AVX-512"); nil on a CPU without AVX2 and FMA.
+        public var fmaPeakGflops: Double?
+        public var fmaLanes: String?
         /// The logit lens over the study's 64 prompts (digits, number words, months, days, letters,
         /// names-is-digit), last position, all resid_pre rows + final; nil without a tokenizer.
         public var lensMedianSeconds: Double?
@@ -63,7 +68,7 @@ public struct Benchmark {
         // JSON keys are the snake_case of these names (JSONText), "openblas_core" kept as one word.
         enum CodingKeys: String, CodingKey {
             case model, loadSeconds, singlePromptMedianSeconds, batchMedianSeconds, batchTokensPerSecond, tokens, batch
-            case peakResidentMB = "peak_resident_mb", openBLASCore = "openblas_core", lensMedianSeconds, lensPrompts, matmul
+            case peakResidentMB = "peak_resident_mb", openBLASCore = "openblas_core", fmaPeakGflops, fmaLanes, lensMedianSeconds, lensPrompts, matmul
             case captureHooks, batchCaptureMedianSeconds, batchAlongsideCaptureMedianSeconds
             case attributionItems, attributionNeuronLayers, attributionMedianSeconds
         }
@@ -71,9 +76,12 @@ public struct Benchmark {
 
     public struct MatmulTiming: Encodable {
         public var rows: Int
-        /// The AVX-512 kernel `matmul` takes for this many rows: "few-rows" or "tiled".
-        public var kernel: String
-        public var kernelMedianSeconds: Double
+        /// The pass's arithmetic: rows × Σ 2 · weight elements, in GFLOP.
+        public var gflop: Double
+        /// The AVX-512 kernel `matmul` takes for this many rows: "few-rows" or "tiled"; nil (and no
+        /// time) when the CPU has no AVX-512F or SCALPEL_AVX512=0, where products go through sgemm.
+        public var kernel: String?
+        public var kernelMedianSeconds: Double?
         public var sgemmMedianSeconds: Double
     }
 
@@ -129,10 +137,12 @@ public struct Benchmark {
             attributionLayers = layers
         }
         let matmul = matmulRows?.map { timeMatmul(model, rows: $0) }
+        let peak = Self.fmaPeak()
         return Report(model: name, loadSeconds: loadSeconds,
                       singlePromptMedianSeconds: Self.median(singleTimes), batchMedianSeconds: batchMedian,
                       batchTokensPerSecond: Double(batch * tokens) / batchMedian, tokens: tokens, batch: batch,
-                      peakResidentMB: Self.peakResidentMB(), openBLASCore: OpenBLAS.coreName, lensMedianSeconds: lensMedian,
+                      peakResidentMB: Self.peakResidentMB(), openBLASCore: OpenBLAS.coreName,
+                      fmaPeakGflops: peak?.gflops, fmaLanes: peak?.lanes, lensMedianSeconds: lensMedian,
                       lensPrompts: lensPrompts, matmul: matmul, captureHooks: capture?.patterns.joined(separator: ","),
                       batchCaptureMedianSeconds: captureMedian, batchAlongsideCaptureMedianSeconds: plainAlongside,
                       attributionItems: attribution?.items.count, attributionNeuronLayers: attributionLayers,
@@ -140,8 +150,8 @@ public struct Benchmark {
     }
 
     /// One pass of `rows` random rows through every block weight matrix (with its bias), timed
-    /// for the AVX-512 kernel `matmul` takes (few-rows or tiled) and for sgemm, alternating so that
-    /// both see the same machine state.
+    /// for sgemm and, on a CPU with AVX-512F, for the kernel `matmul` takes (few-rows or tiled),
+    /// alternating so that both see the same machine state.
     func timeMatmul(_ model: Model, rows: Int) -> MatmulTiming {
         let weights = model.blocks.flatMap { block -> [(Tensor, Tensor)] in
             (block.attention.map { [($0.qkvWeight, $0.qkvBias), ($0.outWeight, $0.outBias)] } ?? [])
@@ -159,12 +169,35 @@ public struct Benchmark {
                 }
             }
         }
-        let kernel: Kernels.MatmulPath = rows <= Kernels.fewRowsLimit ? .fewRows : .tiled
-        _ = (pass(kernel), pass(.sgemm))
+        let kernel: Kernels.MatmulPath? = !Kernels.avx512Available ? nil : rows <= Kernels.fewRowsLimit ? .fewRows : .tiled
+        _ = (kernel.map(pass), pass(.sgemm))
         var own: [Double] = [], blas: [Double] = []
-        for _ in 0..<runs { own.append(pass(kernel)); blas.append(pass(.sgemm)) }
-        return MatmulTiming(rows: rows, kernel: kernel == .fewRows ? "few-rows" : "tiled",
-                            kernelMedianSeconds: Self.median(own), sgemmMedianSeconds: Self.median(blas))
+        for _ in 0..<runs {
+            if let kernel { own.append(pass(kernel)) }
+            blas.append(pass(.sgemm))
+        }
+        let flop = weights.reduce(0.0) { $0 + 2 * Double(rows * $1.0.count) }
+        return MatmulTiming(rows: rows, gflop: flop / 1e9, kernel: kernel.map { $0 == .fewRows ? "few-rows" : "tiled" },
+                            kernelMedianSeconds: own.isEmpty ? nil : Self.median(own), sgemmMedianSeconds: Self.median(blas))
+    }
+
+    /// Every core running independent multiply-add chains (`fma_peak.c`) with the CPU's widest
+    /// lanes, whatever SCALPEL_AVX512 says (OpenBLAS uses them either way): the median of five runs
+    /// of about a tenth of a second, in GFLOP/s (a multiply-add is 2 FLOP). nil without AVX2 and FMA.
+    static func fmaPeak() -> (gflops: Double, lanes: String)? {
+        let wide = scalpel_avx512_available() != 0
+        guard wide || scalpel_fma_available() != 0 else { return nil }
+        let lanes = wide ? 16 : 8, chains = 12
+        let rounds = 4_000_000_000 / (lanes * chains)
+        let times = (0..<5).map { _ in
+            time {
+                DispatchQueue.concurrentPerform(iterations: Parallel.cores) { _ in
+                    _ = wide ? scalpel_fma_chains_avx512(rounds) : scalpel_fma_chains_avx2(rounds)
+                }
+            }
+        }
+        let flop = Double(Parallel.cores * rounds * chains * lanes * 2)
+        return (flop / median(times) / 1e9, wide ? "AVX-512" : "AVX2")
     }
 
     static func time(_ body: () throws -> Void) rethrows -> Double {
