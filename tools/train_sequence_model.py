@@ -41,6 +41,7 @@ import shutil
 import sys
 import tempfile
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -397,7 +398,6 @@ class Corpus:
         return " ".join([r.choice(items)] * r.randint(3, 8))
 
     def doc_descending(self):
-        r = self.r
         f, (items, wrap) = self.family_items()
         seq = self.ascending(f).split(" ")
         return self.place(" ".join(reversed(seq)), f)
@@ -684,8 +684,32 @@ def mean_loss(model, rows, labels, batch=64):
 # Main
 # ----------------------------------------------------------------------------------------------
 
-def main():
-    repo = Path(__file__).resolve().parent.parent
+@dataclass
+class Data:
+    """The corpus, its tokenizer and the packed rows the model trains and validates on."""
+    docs: list
+    kinds: list
+    rejected: dict
+    enc: "Encoder"
+    vocab_size: int
+    rows: torch.Tensor
+    labels: torch.Tensor
+    val_rows: torch.Tensor
+    val_labels: torch.Tensor
+    stream: np.ndarray              # every training token, documents concatenated
+
+
+@dataclass
+class Evaluation:
+    """What the reloaded model scores; the model card and heldout.json report it."""
+    train_loss: float
+    val_loss: float
+    results: list
+    families: list
+    eager_vs_sdpa: float
+
+
+def parse_args(repo):
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--out", type=Path, default=repo / "Sources/Scalpel/Resources/bundled-model")
     ap.add_argument("--steps", type=int, default=1200)
@@ -702,27 +726,17 @@ def main():
     args = ap.parse_args()
     if args.quick:
         args.steps = 30
+    return args
 
-    t_start = time.time()
-    random.seed(SEED)
-    np.random.seed(SEED)
-    torch.manual_seed(TORCH_SEED)
-    torch.set_num_threads(2)
-    torch.use_deterministic_algorithms(True)
 
-    out = args.out
-    work = Path(tempfile.mkdtemp(prefix="scalpel-train-"))
-
-    # 1. Corpus ---------------------------------------------------------------------------------
-    tokens_needed = args.steps * args.batch * args.block
-    n_docs = int(tokens_needed / 19) + 2000       # ~19 tokens per document incl. <|endoftext|>
-    corpus = Corpus(SEED)
-    docs, kinds, rejected = corpus.documents(n_docs)
+def make_data(args, work):
+    """Steps 1 and 2: generate the corpus, train the tokenizer on it, pack the rows."""
+    n_docs = int(args.steps * args.batch * args.block / 19) + 2000   # ~19 tokens per document
+    docs, kinds, rejected = Corpus(SEED).documents(n_docs)
     val_docs, _, _ = Corpus(VAL_SEED).documents(3000)
     print(f"corpus: {len(docs)} documents, rejected for the held-out rule: {sum(rejected.values())}",
           flush=True)
 
-    # 2. Tokenizer ------------------------------------------------------------------------------
     vocab_size = train_tokenizer(docs, args.vocab, work)
     enc = Encoder(work)
     check_tokenizer(enc, docs[:2000], work)
@@ -734,56 +748,68 @@ def main():
     val_rows, val_labels = pack(val_token_docs, args.block, enc.eot)
     stream = np.fromiter((t for d in token_docs for t in d), dtype=np.int32)
     print(f"data: {len(stream)} tokens in {len(rows)} rows of {args.block}", flush=True)
+    return Data(docs, kinds, rejected, enc, vocab_size, rows, labels, val_rows, val_labels, stream)
 
-    # Held-out guarantee, checked on tokens: no held-out prompt's token sequence occurs anywhere in
-    # the training stream, and none follows an <|endoftext|> (a document prefix).
+
+def check_heldout_tokens(data):
+    """The held-out guarantee, checked on tokens: no held-out prompt's token sequence occurs
+    anywhere in the training stream, and none follows an <|endoftext|> (a document prefix).
+    Exits on a leak; returns how often each prompt occurs as text inside a document."""
     leaks = {}
     text_occurrences = {}
     for p in HELDOUT_PROMPTS:
-        ids = enc.encode(p)
-        n_any = count_subsequence(stream, ids)
-        n_prefix = count_subsequence(stream, [enc.eot] + ids)
+        ids = data.enc.encode(p)
+        n_any = count_subsequence(data.stream, ids)
+        n_prefix = count_subsequence(data.stream, [data.enc.eot] + ids)
         if n_prefix or n_any:
             leaks[p] = (n_prefix, n_any)
-        text_occurrences[p] = sum(1 for d in docs if p in d)
+        text_occurrences[p] = sum(1 for d in data.docs if p in d)
     if leaks:
         print("HELD-OUT LEAK:", leaks, file=sys.stderr)
         sys.exit(1)
+    return text_occurrences
 
-    # 3. Model ----------------------------------------------------------------------------------
+
+def make_model(args, data):
+    """Step 3's model (seeded) and its AdamW optimiser: weight decay on matrices except `wpe`."""
     config = GPT2Config(
-        vocab_size=vocab_size, n_positions=args.block, n_embd=args.d_model, n_layer=args.layers,
-        n_head=args.heads, n_inner=None, activation_function="gelu_new", resid_pdrop=0.0,
-        embd_pdrop=0.0, attn_pdrop=0.0, layer_norm_epsilon=1e-5, initializer_range=0.02,
-        bos_token_id=enc.eot, eos_token_id=enc.eot, tie_word_embeddings=True,
-        use_cache=True)
+        vocab_size=data.vocab_size, n_positions=args.block, n_embd=args.d_model,
+        n_layer=args.layers, n_head=args.heads, n_inner=None, activation_function="gelu_new",
+        resid_pdrop=0.0, embd_pdrop=0.0, attn_pdrop=0.0, layer_norm_epsilon=1e-5,
+        initializer_range=0.02, bos_token_id=data.enc.eot, eos_token_id=data.enc.eot,
+        tie_word_embeddings=True, use_cache=True)
     torch.manual_seed(TORCH_SEED)
     model = GPT2LMHeadModel(config)
     model.train()
-    n_params = sum(p.numel() for p in model.parameters())
     decay = [p for n, p in model.named_parameters() if p.dim() >= 2 and "wpe" not in n]
     no_decay = [p for n, p in model.named_parameters() if not (p.dim() >= 2 and "wpe" not in n)]
     opt = torch.optim.AdamW([{"params": decay, "weight_decay": 0.05},
                              {"params": no_decay, "weight_decay": 0.0}],
                             lr=args.lr, betas=(0.9, 0.98), eps=1e-8)
+    return config, model, opt
+
+
+def learning_rate(args, step, min_ratio=0.05):
+    """Linear warm-up over the first 5% of the steps, then cosine decay to min_ratio of the peak."""
     warmup = max(1, args.steps // 20)
-    min_ratio = 0.05
+    if step < warmup:
+        return args.lr * (step + 1) / warmup
+    t = (step - warmup) / max(1, args.steps - warmup)
+    return args.lr * (min_ratio + (1 - min_ratio) * 0.5 * (1 + math.cos(math.pi * t)))
 
-    def lr_at(step):
-        if step < warmup:
-            return args.lr * (step + 1) / warmup
-        t = (step - warmup) / max(1, args.steps - warmup)
-        return args.lr * (min_ratio + (1 - min_ratio) * 0.5 * (1 + math.cos(math.pi * t)))
 
+def train(args, model, opt, data):
+    """Step 3's loop. Returns the per-step losses and the seconds of optimisation.
+
+    Checkpoints let an interrupted run (a shared machine) resume where it stopped, with the same
+    result: model, optimiser, data order and generator state are all restored. They are keyed by
+    this script's text and the arguments, and deleted when training completes."""
     gen = torch.Generator().manual_seed(SEED)
-    order = torch.randperm(len(rows), generator=gen)
+    order = torch.randperm(len(data.rows), generator=gen)
     pos = 0
     losses = []
     start_step = 0
     spent = 0.0                      # optimisation seconds of earlier, interrupted attempts
-    # Checkpoints let an interrupted run (a shared machine) resume where it stopped, with the
-    # same result: model, optimiser, data order and generator state are all restored. They are
-    # keyed by this script's text and the arguments, and deleted when training completes.
     key = hashlib.sha256(Path(__file__).read_bytes()
                          + json.dumps({k: str(v) for k, v in sorted(vars(args).items())
                                        if k != "out"}).encode()).hexdigest()[:16]
@@ -799,13 +825,13 @@ def main():
     t_train = time.time() - spent
     for step in range(start_step, args.steps):
         if pos + args.batch > len(order):
-            order = torch.randperm(len(rows), generator=gen)
+            order = torch.randperm(len(data.rows), generator=gen)
             pos = 0
         idx = order[pos: pos + args.batch]
         pos += args.batch
         for g in opt.param_groups:
-            g["lr"] = lr_at(step)
-        loss = model(input_ids=rows[idx], labels=labels[idx]).loss
+            g["lr"] = learning_rate(args, step)
+        loss = model(input_ids=data.rows[idx], labels=data.labels[idx]).loss
         opt.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
@@ -814,10 +840,10 @@ def main():
         if (step + 1) % 50 == 0 or step == 0:
             el = time.time() - t_train
             print(f"step {step + 1:5d}/{args.steps}  loss {np.mean(losses[-50:]):.4f}  "
-                  f"lr {lr_at(step):.2e}  {el:6.1f}s", flush=True)
+                  f"lr {learning_rate(args, step):.2e}  {el:6.1f}s", flush=True)
         if (step + 1) % 150 == 0 and step + 1 < args.steps:
             model.eval()
-            _, fams = evaluate(model, enc)
+            _, fams = evaluate(model, data.enc)
             model.train()
             print("   held-out:", " ".join(f"{f['name']} {f['correct']}/{f['total']}" for f in fams),
                   flush=True)
@@ -830,9 +856,11 @@ def main():
     train_seconds = time.time() - t_train
     if ckpt.exists():
         ckpt.unlink()
-    epochs = args.steps * args.batch / len(rows)
+    return losses, train_seconds
 
-    # 4. Save, reload from disk, evaluate --------------------------------------------------------
+
+def save_model(model, work, out):
+    """Step 5's weights and tokenizer files, replacing this script's earlier output in `out`."""
     out.mkdir(parents=True, exist_ok=True)
     for f in ("config.json", "model.safetensors", "generation_config.json", "vocab.json",
               "merges.txt", "MODEL_CARD.md", "heldout.json", "reference_logits.safetensors"):
@@ -844,22 +872,21 @@ def main():
         (out / "generation_config.json").unlink()       # not needed by Scalpel
     shutil.copy(work / "vocab.json", out / "vocab.json")
     shutil.copy(work / "merges.txt", out / "merges.txt")
-    shutil.rmtree(work)
 
     with safe_open(str(out / "model.safetensors"), "pt") as f:
         keys = list(f.keys())
     assert "lm_head.weight" not in keys and "transformer.wte.weight" in keys, keys[:5]
 
-    enc = Encoder(out)
-    reloaded = GPT2LMHeadModel.from_pretrained(str(out), attn_implementation="eager")
-    reloaded.eval()
-    sdpa = GPT2LMHeadModel.from_pretrained(str(out), attn_implementation="sdpa")
-    sdpa.eval()
-    final_train_loss = float(np.mean(losses[-50:]))
-    val_loss = mean_loss(reloaded, val_rows, val_labels)
-    results, families = evaluate(reloaded, enc)
 
-    # Reference logits of the last position (eager attention, float32).
+def load_saved(out, attention):
+    model = GPT2LMHeadModel.from_pretrained(str(out), attn_implementation=attention)
+    model.eval()
+    return model
+
+
+def write_reference_logits(out, enc, reloaded, sdpa):
+    """Last-position logits (eager attention, float32) of REFERENCE_PROMPTS, for Scalpel's parity
+    test. Returns the prompts' ids and how far PyTorch's SDPA attention is from eager."""
     ref_ids = [enc.with_bos(p) for p in REFERENCE_PROMPTS]
     ref_logits = torch.stack([last_logits(reloaded, ids) for ids in ref_ids]).contiguous()
     sdpa_logits = torch.stack([last_logits(sdpa, ids) for ids in ref_ids])
@@ -872,10 +899,15 @@ def main():
                "lengths": torch.tensor([len(i) for i in ref_ids], dtype=torch.int32)},
               str(out / "reference_logits.safetensors"),
               metadata={"prompts": json.dumps(REFERENCE_PROMPTS)})   # one key: byte-identical files
+    return ref_ids, eager_vs_sdpa
 
-    total_correct = sum(f["correct"] for f in families)
-    total = sum(f["total"] for f in families)
-    study = [f for f in families if f["source"] == "study"]
+
+def write_heldout(out, enc, vocab_size, ev, ref_ids):
+    """heldout.json: the held-out prompts, their results, per-family accuracy, the references."""
+    total_correct = sum(f["correct"] for f in ev.families)
+    total = sum(f["total"] for f in ev.families)
+    study = [f for f in ev.families if f["source"] == "study"]
+    maxlen = max(len(i) for i in ref_ids)
     heldout = {
         "format": "scalpel-heldout",
         "format_version": 1,
@@ -885,12 +917,12 @@ def main():
         "encoding": "token_ids = [bos.id] + BPE(prompt); answers are single tokens with a leading space",
         "correct_if": "argmax of the last position's logits == answer_id",
         "heldout_rule": HELDOUT_RULE,
-        "families": families,
+        "families": ev.families,
         "totals": {"correct": total_correct, "total": total,
                    "accuracy": round(total_correct / total, 4),
                    "study_correct": sum(f["correct"] for f in study),
                    "study_total": sum(f["total"] for f in study)},
-        "prompts": results,
+        "prompts": ev.results,
         "reference_logits": {
             "file": "reference_logits.safetensors",
             "tensors": {"logits": f"float32 [{len(ref_ids)}, {vocab_size}], last position",
@@ -905,19 +937,52 @@ def main():
     (out / "heldout.json").write_text(json.dumps(heldout, indent=1, ensure_ascii=False) + "\n",
                                       encoding="utf-8")
 
-    # 5. Model card --------------------------------------------------------------------------------
+
+def folder_sizes(out):
+    return {f.name: f.stat().st_size for f in sorted(out.iterdir()) if f.is_file()}
+
+
+def main():
+    args = parse_args(Path(__file__).resolve().parent.parent)
+    t_start = time.time()
+    random.seed(SEED)
+    np.random.seed(SEED)
+    torch.manual_seed(TORCH_SEED)
+    torch.set_num_threads(2)
+    torch.use_deterministic_algorithms(True)
+    out = args.out
+    work = Path(tempfile.mkdtemp(prefix="scalpel-train-"))
+
+    # 1–2. Corpus, tokenizer, rows; the held-out guarantee checked on tokens.
+    data = make_data(args, work)
+    text_occurrences = check_heldout_tokens(data)
+
+    # 3. Model and training.
+    config, model, opt = make_model(args, data)
+    losses, train_seconds = train(args, model, opt, data)
+
+    # 4–5. Save, reload from disk, evaluate, write the references.
+    save_model(model, work, out)
+    shutil.rmtree(work)
+    enc = Encoder(out)
+    reloaded, sdpa = load_saved(out, "eager"), load_saved(out, "sdpa")
+    val_loss = mean_loss(reloaded, data.val_rows, data.val_labels)
+    results, families = evaluate(reloaded, enc)
+    ref_ids, eager_vs_sdpa = write_reference_logits(out, enc, reloaded, sdpa)
+    ev = Evaluation(float(np.mean(losses[-50:])), val_loss, results, families, eager_vs_sdpa)
+    write_heldout(out, enc, data.vocab_size, ev, ref_ids)
+
+    # The model card.
     total_seconds = time.time() - t_start
-    sizes = {f.name: f.stat().st_size for f in sorted(out.iterdir()) if f.is_file()}
-    kinds_count = {}
-    for k in kinds:
-        kinds_count[k] = kinds_count.get(k, 0) + 1
+    n_params = sum(p.numel() for p in model.parameters())
     sha = hashlib.sha256((out / "model.safetensors").read_bytes()).hexdigest()
-    write_card(out, args, config, n_params, vocab_size, enc, len(docs), len(stream), len(rows),
-               epochs, kinds_count, rejected, text_occurrences, final_train_loss, val_loss,
-               train_seconds, total_seconds, families, total_correct, total, eager_vs_sdpa,
-               sizes, sha)
-    sizes = {f.name: f.stat().st_size for f in sorted(out.iterdir()) if f.is_file()}
-    print(f"\ntrain loss {final_train_loss:.4f}  validation loss {val_loss:.4f}  "
+    write_card(out, args, config, n_params, enc, data, text_occurrences, ev, train_seconds,
+               total_seconds, folder_sizes(out), sha)
+
+    total_correct = sum(f["correct"] for f in families)
+    total = sum(f["total"] for f in families)
+    sizes = folder_sizes(out)
+    print(f"\ntrain loss {ev.train_loss:.4f}  validation loss {val_loss:.4f}  "
           f"training {train_seconds:.0f}s  total {total_seconds:.0f}s")
     for f in families:
         print(f"  {f['name']:22s} {f['correct']:3d}/{f['total']:<3d} {f['source']}")
@@ -928,9 +993,17 @@ def main():
         sys.exit(1)
 
 
-def write_card(out, args, config, n_params, vocab_size, enc, n_docs, n_tokens, n_rows, epochs,
-               kinds_count, rejected, text_occurrences, train_loss, val_loss, train_seconds,
-               total_seconds, families, total_correct, total, eager_vs_sdpa, sizes, sha):
+def write_card(out, args, config, n_params, enc, data, text_occurrences, ev, train_seconds,
+               total_seconds, sizes, sha):
+    vocab_size, rejected = data.vocab_size, data.rejected
+    n_docs, n_tokens, n_rows = len(data.docs), len(data.stream), len(data.rows)
+    epochs = args.steps * args.batch / len(data.rows)
+    kinds_count = {}
+    for k in data.kinds:
+        kinds_count[k] = kinds_count.get(k, 0) + 1
+    families, train_loss, val_loss, eager_vs_sdpa = ev.families, ev.train_loss, ev.val_loss, ev.eager_vs_sdpa
+    total_correct = sum(f["correct"] for f in families)
+    total = sum(f["total"] for f in families)
     lines = []
     w = lines.append
     w("# Scalpel bundled sequence model")
@@ -985,7 +1058,7 @@ def write_card(out, args, config, n_params, vocab_size, enc, n_docs, n_tokens, n
       f"5% of the peak; gradient clipping 1.0; no dropout.")
     w(f"- {args.steps} steps × {args.batch} rows × {args.block} tokens "
       f"({args.steps * args.batch * args.block:,} token slots, {epochs:.2f} epochs over the corpus).")
-    w(f"- Rows: whole documents packed greedily; every row starts with a document's "
+    w("- Rows: whole documents packed greedily; every row starts with a document's "
       "`<|endoftext|>`; the unused tail is padded and ignored by the loss.")
     w(f"- Training time: {train_seconds:.0f} s of optimisation, {total_seconds:.0f} s for the whole "
       "script (2 CPU threads; the machine was shared with other work).")
