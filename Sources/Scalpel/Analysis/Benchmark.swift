@@ -6,8 +6,9 @@ import Glibc
 
 /// Speed of the forward pass, measured in-process (`scalpel bench`): load time, one-prompt latency,
 /// batch throughput, the logit lens over the study's prompts, the CPU's multiply-add peak (what
-/// bounds them all), and optionally the block weight products with the AVX-512 kernels against sgemm. Compare with `tools/bench_peer.py`, which runs
-/// Hugging Face PyTorch on the same checkpoint in the same run and prints the ratios.
+/// bounds them all), and optionally the block weight products through sgemm and the AVX-512
+/// kernels. Compare with `tools/bench_peer.py`, which runs Hugging Face PyTorch on the same
+/// checkpoint in the same run and prints the ratios.
 public struct Benchmark {
     public var tokens = 16
     public var batch = 32
