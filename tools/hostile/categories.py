@@ -29,7 +29,7 @@ CATEGORIES: dict[str, Callable[[Assets], tuple[list[Case], Fuzzer]]] = {
     "file-size": file_size_cases,
     "non-regular": non_regular_cases,
     "low-memory": memory_cases,
-    "shard_cases": shard_cases,
+    "shard": shard_cases,
 }
 
 
