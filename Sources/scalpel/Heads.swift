@@ -115,10 +115,32 @@ struct Heads: ParsableCommand {
         return try DatasetFiles.load(URL(fileURLWithPath: prompts!)).flatMap(\.items)
     }
 
+    /// What every analysis of a run shares: the model, the prompts as given and as tokens, the
+    /// provenance written with each file, and where the outputs go (nil: not asked for).
+    struct Inputs {
+        let model: Model
+        let items: [PromptItem]
+        let tokens: [[Int]]
+        let prompts: PromptsGroup
+        let attributes: [String: String]
+        let output: OutputTarget?, plot: OutputTarget?, html: OutputTarget?
+    }
+
     func run() throws {
         let analysis = try analysis()
+        let inputs = try loadInputs()
+        switch analysis {
+        case let .pattern(chosen): try runPattern(chosen, inputs)
+        case let .detect(detectors): try runDetection(detectors, inputs)
+        case .copyScores: try runCopyScores(inputs)
+        case let .writing(head): try runWriting(head, inputs)
+        }
+        reporting.sayWritten(html)
+    }
+
+    /// The outputs checked first (before any work), then the model and the prompts.
+    func loadInputs() throws -> Inputs {
         let outputs = try reporting.targets((html, .html))
-        let (outputTarget, plotTarget, htmlTarget) = (outputs[0], outputs[1], outputs[2])
         let (model, plan) = try modelOptions.loadWithPlan()
         var items: [PromptItem], tokens: [[Int]]
         if let randomRepeated {
@@ -129,96 +151,111 @@ struct Heads: ParsableCommand {
             items = try self.items()
             tokens = try items.map { try model.encode(prompt: $0.prompt, prependBOS: bos.prependBOS) }
         }
-        let promptsGroup = PromptsGroup(items: items, tokens: tokens, tokenText: model.tokenText)
-        let attributes = try provenanceAttributes(model: model, plan: plan)
-        let firstScored = bos.prependBOS ? 1 : 0
-        switch analysis {
-        case let .pattern(chosen):
-            try AttentionPatterns.validate(chosen, in: model)
-            try AttentionPatterns.validate(prompts: tokens)
-            let destination = try AttentionPatterns.destination(dest, length: tokens[0].count)
-            let progress = ProgressBar(total: tokens.count, label: "pattern")
-            let patterns = try AttentionPatterns.collect(model, prompts: tokens, heads: chosen, progress: progress.update)
-            progress.finish()
-            let title = "Attention · \(model.name) · heads \(chosen.map(\.description).joined(separator: ", "))"
-            try OutputTarget.together {
-                if let outputTarget {
-                    try AttentionFile.write(patterns, destination: destination, prompts: promptsGroup, to: outputTarget, attributes: attributes)
-                }
-                if let plotTarget { try plotTarget.write(Data(AttentionPlot.svg(patterns, destination: destination, title: title).utf8)) }
-                if let htmlTarget {
-                    try htmlTarget.write(Data(AttentionViewer.html(patterns, destination: destination, title: title, model: model.name).utf8))
-                }
+        return Inputs(model: model, items: items, tokens: tokens,
+                      prompts: PromptsGroup(items: items, tokens: tokens, tokenText: model.tokenText),
+                      attributes: try provenanceAttributes(model: model, plan: plan),
+                      output: outputs[0], plot: outputs[1], html: outputs[2])
+    }
+
+    /// The first position scored by the copy and writing scores: after BOS when there is one.
+    var firstScored: Int { bos.prependBOS ? 1 : 0 }
+
+    func runPattern(_ chosen: [HeadIndex], _ inputs: Inputs) throws {
+        let (model, tokens) = (inputs.model, inputs.tokens)
+        try AttentionPatterns.validate(chosen, in: model)
+        try AttentionPatterns.validate(prompts: tokens)
+        let destination = try AttentionPatterns.destination(dest, length: tokens[0].count)
+        let progress = ProgressBar(total: tokens.count, label: "pattern")
+        let patterns = try AttentionPatterns.collect(model, prompts: tokens, heads: chosen, progress: progress.update)
+        progress.finish()
+        let title = "Attention · \(model.name) · heads \(chosen.map(\.description).joined(separator: ", "))"
+        try OutputTarget.together {
+            if let output = inputs.output {
+                try AttentionFile.write(patterns, destination: destination, prompts: inputs.prompts, to: output, attributes: inputs.attributes)
             }
-            try HeadsOutput.pattern(patterns, destination: destination, model: model, format: reporting.format, top: top ?? 5)
-        case let .detect(detectors):
-            var detection = HeadDetection(detectors: detectors, excludeBOS: excludeBOS, excludeCurrentToken: excludeCurrentToken)
-            if detectors.contains(.sameFamily) {
-                detection.families = try families.map { TokenFamilies.from(try SequenceFamilies.load(URL(fileURLWithPath: $0)), tokens: tokens, text: model.tokenText) }
-                    ?? TokenFamilies.byText(tokens: tokens, text: model.tokenText)
+            if let plot = inputs.plot { try plot.write(Data(AttentionPlot.svg(patterns, destination: destination, title: title).utf8)) }
+            if let html = inputs.html {
+                try html.write(Data(AttentionViewer.html(patterns, destination: destination, title: title, model: model.name).utf8))
             }
-            sharding.hint(work: tokens.count, unit: "prompts", limit: ShardAdvice.promptsAbove, output: reporting.output)
-            // --shard K/N: batches b of prompts with b mod N = K − 1 (the detectors' batches: the same bits as one run).
-            let selected = sharding.value?.indices(of: tokens.count, block: HeadDetection.batchSize)
-            let progress = ProgressBar(total: selected?.count ?? tokens.count, label: "detect")
-            let scores = try detection.scores(model, prompts: tokens, selected: selected, progress: { done, _ in progress.update(done) })
-            progress.finish()
-            let grids = scores.grids()
-            let shardGroup = selected.map { PromptsGroup(items: $0.map { items[$0] }, tokens: $0.map { tokens[$0] }, tokenText: model.tokenText) }
-            let partial = try sharding.run(block: HeadDetection.batchSize).map {
-                try HeadsShard.mark(scores, detection: detection, run: $0, total: tokens.count, prompts: shardGroup!, attributes: attributes)
-            }
-            try OutputTarget.together {
-                if let outputTarget {
-                    try HeadsFile.write(grids, detection: detection, prompts: shardGroup ?? promptsGroup, to: outputTarget, attributes: attributes,
-                                        partial: partial)
-                }
-                if let plotTarget {
-                    let names = detectors.map(\.rawValue)
-                    try plotTarget.write(Data(HeadsPlot.grids(Array(zip(names, grids)), title: "\(names.joined(separator: ", ")) heads · \(model.name)",
-                                                              legend: "score (share of attention)").utf8))
-                }
-            }
-            sharding.notePartial(share: "\(scores.prompts.count) of \(tokens.count) prompts", output: reporting.output)
-            try HeadsOutput.detection(grids, detection: detection, model: model, prompts: scores.prompts.count, format: reporting.format, top: top ?? 10)
-        case .copyScores:
-            let answers = try items.enumerated().map { index, item -> Int in
-                guard let answer = item.answer else { throw HeadsError.missingAnswer(item: index) }
-                return try model.answerID(answer)
-            }
-            let tableHeads = try heads.map { try HeadIndex.list($0, in: model) } ?? []
-            sharding.hint(work: HeadGrid.heads(of: model).count * tokens.reduce(0) { $0 + max(0, $1.count - firstScored) },
-                          unit: "head-positions", limit: ShardAdvice.headPositionsAbove, output: reporting.output)
-            // --shard K/N: layers l with l mod N = K − 1 (a layer's heads are scanned together: the same bits as one run).
-            let layers = sharding.value?.indices(of: model.blocks.count)
-            let progress = ProgressBar(total: HeadGrid.heads(of: model).count, label: "copy scores")
-            let result = try CopyScores(sign: Float(sign), tableHeads: tableHeads)
-                .run(model, prompts: tokens, answers: answers, firstScored: firstScored, layers: layers) { done, total in progress.update(done, of: total) }
-            progress.finish()
-            let partial = try sharding.run().map {
-                try HeadsShard.mark(result, layers: layers!, run: $0, total: model.blocks.count, prompts: promptsGroup, attributes: attributes)
-            }
-            try OutputTarget.together {
-                if let outputTarget { try HeadsFile.write(result, prompts: promptsGroup, to: outputTarget, attributes: attributes, partial: partial) }
-                if let plotTarget {
-                    try plotTarget.write(Data(HeadsPlot.grids([("copy", result.copy), ("next", result.next)],
-                                                              title: "OV copy and next scores\(sign < 0 ? " (sign −1)" : "") · \(model.name)",
-                                                              legend: "share of \(result.positions) positions in the top \(result.k)").utf8))
-                }
-            }
-            sharding.notePartial(share: "layers \(layers?.map(String.init).joined(separator: ", ") ?? "") of \(model.blocks.count) (the other layers' heads are blank)", output: reporting.output)
-            try HeadsOutput.copyScores(result, model: model, format: reporting.format, top: top ?? 10)
-        case let .writing(head):
-            try head.check(in: model)
-            let result = try WritingScatter(head: head).run(model, prompts: tokens, firstScored: firstScored)
-            try OutputTarget.together {
-                if let outputTarget { try HeadsFile.write(result, prompts: promptsGroup, to: outputTarget, attributes: attributes) }
-                if let plotTarget {
-                    try plotTarget.write(Data(HeadsPlot.writing(result, tokenText: model.tokenText, title: "Head \(head) writing directions · \(model.name)").utf8))
-                }
-            }
-            try HeadsOutput.writing(result, model: model, format: reporting.format, top: top ?? 10)
         }
-        reporting.sayWritten(html)
+        try HeadsOutput.pattern(patterns, destination: destination, model: model, format: reporting.format, top: top ?? 5)
+    }
+
+    func runDetection(_ detectors: [HeadDetector], _ inputs: Inputs) throws {
+        let (model, items, tokens) = (inputs.model, inputs.items, inputs.tokens)
+        var detection = HeadDetection(detectors: detectors, excludeBOS: excludeBOS, excludeCurrentToken: excludeCurrentToken)
+        if detectors.contains(.sameFamily) {
+            detection.families = try families.map { TokenFamilies.from(try SequenceFamilies.load(URL(fileURLWithPath: $0)), tokens: tokens, text: model.tokenText) }
+                ?? TokenFamilies.byText(tokens: tokens, text: model.tokenText)
+        }
+        sharding.hint(work: tokens.count, unit: "prompts", limit: ShardAdvice.promptsAbove, output: reporting.output)
+        // --shard K/N: batches b of prompts with b mod N = K − 1 (the detectors' batches: the same bits as one run).
+        let selected = sharding.value?.indices(of: tokens.count, block: HeadDetection.batchSize)
+        let progress = ProgressBar(total: selected?.count ?? tokens.count, label: "detect")
+        let scores = try detection.scores(model, prompts: tokens, selected: selected, progress: { done, _ in progress.update(done) })
+        progress.finish()
+        let grids = scores.grids()
+        let shardGroup = selected.map { PromptsGroup(items: $0.map { items[$0] }, tokens: $0.map { tokens[$0] }, tokenText: model.tokenText) }
+        let partial = try sharding.run(block: HeadDetection.batchSize).map {
+            try HeadsShard.mark(scores, detection: detection, run: $0, total: tokens.count, prompts: shardGroup!, attributes: inputs.attributes)
+        }
+        try OutputTarget.together {
+            if let output = inputs.output {
+                try HeadsFile.write(grids, detection: detection, prompts: shardGroup ?? inputs.prompts, to: output, attributes: inputs.attributes,
+                                    partial: partial)
+            }
+            if let plot = inputs.plot {
+                let names = detectors.map(\.rawValue)
+                try plot.write(Data(HeadsPlot.grids(Array(zip(names, grids)), title: "\(names.joined(separator: ", ")) heads · \(model.name)",
+                                                    legend: "score (share of attention)").utf8))
+            }
+        }
+        sharding.notePartial(share: "\(scores.prompts.count) of \(tokens.count) prompts", output: reporting.output)
+        try HeadsOutput.detection(grids, detection: detection, model: model, prompts: scores.prompts.count, format: reporting.format, top: top ?? 10)
+    }
+
+    func runCopyScores(_ inputs: Inputs) throws {
+        let (model, tokens) = (inputs.model, inputs.tokens)
+        let answers = try inputs.items.enumerated().map { index, item -> Int in
+            guard let answer = item.answer else { throw HeadsError.missingAnswer(item: index) }
+            return try model.answerID(answer)
+        }
+        let tableHeads = try heads.map { try HeadIndex.list($0, in: model) } ?? []
+        sharding.hint(work: HeadGrid.heads(of: model).count * tokens.reduce(0) { $0 + max(0, $1.count - firstScored) },
+                      unit: "head-positions", limit: ShardAdvice.headPositionsAbove, output: reporting.output)
+        // --shard K/N: layers l with l mod N = K − 1 (a layer's heads are scanned together: the same bits as one run).
+        let layers = sharding.value?.indices(of: model.blocks.count)
+        let progress = ProgressBar(total: HeadGrid.heads(of: model).count, label: "copy scores")
+        let result = try CopyScores(sign: Float(sign), tableHeads: tableHeads)
+            .run(model, prompts: tokens, answers: answers, firstScored: firstScored, layers: layers) { done, total in progress.update(done, of: total) }
+        progress.finish()
+        let partial = try sharding.run().map {
+            try HeadsShard.mark(result, layers: layers!, run: $0, total: model.blocks.count, prompts: inputs.prompts, attributes: inputs.attributes)
+        }
+        try OutputTarget.together {
+            if let output = inputs.output {
+                try HeadsFile.write(result, prompts: inputs.prompts, to: output, attributes: inputs.attributes, partial: partial)
+            }
+            if let plot = inputs.plot {
+                try plot.write(Data(HeadsPlot.grids([("copy", result.copy), ("next", result.next)],
+                                                    title: "OV copy and next scores\(sign < 0 ? " (sign −1)" : "") · \(model.name)",
+                                                    legend: "share of \(result.positions) positions in the top \(result.k)").utf8))
+            }
+        }
+        sharding.notePartial(share: "layers \(layers?.map(String.init).joined(separator: ", ") ?? "") of \(model.blocks.count) (the other layers' heads are blank)", output: reporting.output)
+        try HeadsOutput.copyScores(result, model: model, format: reporting.format, top: top ?? 10)
+    }
+
+    func runWriting(_ head: HeadIndex, _ inputs: Inputs) throws {
+        let model = inputs.model
+        try head.check(in: model)
+        let result = try WritingScatter(head: head).run(model, prompts: inputs.tokens, firstScored: firstScored)
+        try OutputTarget.together {
+            if let output = inputs.output { try HeadsFile.write(result, prompts: inputs.prompts, to: output, attributes: inputs.attributes) }
+            if let plot = inputs.plot {
+                try plot.write(Data(HeadsPlot.writing(result, tokenText: model.tokenText, title: "Head \(head) writing directions · \(model.name)").utf8))
+            }
+        }
+        try HeadsOutput.writing(result, model: model, format: reporting.format, top: top ?? 10)
     }
 }
